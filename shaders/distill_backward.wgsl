@@ -1,0 +1,91 @@
+// distill_backward.wgsl — gradients of the distillation loss with respect to the student's and
+// (when asked) the teacher's logits, from the row statistics that distill_forward.wgsl saved.
+//
+// With w_b = rowWeight · dy_b (dy_b = dy for a scalar upstream gradient), σ = softmax(s),
+// q = softmax(s / T), p = softmax(t / T) (each one exponential, from the saved log-sums):
+//   ∂L/∂s_bc = w_b [ α (σ_c · Σ_j y_j − y_c) + (1 − α) (k / T) (q_c − p_c) ]
+//   ∂L/∂t_bc = w_b (1 − α) (k / T) · p_c (log p_c − log q_c − KL_b)
+// A row flagged NaN gets NaN in both gradients; a row with an out-of-range integer label gets
+// NaN in the student's gradient (the teacher's does not depend on the labels).
+//
+// Bindings (group 0):
+//   0 student f32[B·C] read     1 teacher f32[B·C] read     2 labels u32[B] or u32[B·C] read
+//   3 params Params uniform     4 stats f32[B·8] read       5 dy f32[1] or f32[B] read
+//   6 gradStudent f32[B·C] read_write    7 gradTeacher f32[B·C] read_write
+// (An output that is not asked for is bound to a 4-byte placeholder and never written.)
+//
+// Thread plan: as in distill_forward.wgsl, a workgroup is TILE_ROWS × TILE_COLS = 256
+// invocations; the grid's y dimension walks the rows (TILE_ROWS per workgroup, in steps of
+// gridRows · TILE_ROWS) and its x dimension covers a row in chunks of
+// TILE_COLS · ELEMENTS_PER_THREAD classes. No reductions, no barriers: each element's
+// gradient needs only its row's statistics. Exponentials per element: σ, q and p, three (two
+// when only the teacher's gradient is written).
+
+@group(0) @binding(0) var<storage, read> student: array<f32>;
+@group(0) @binding(1) var<storage, read> teacher: array<f32>;
+@group(0) @binding(2) var<storage, read> labels: array<u32>;
+@group(0) @binding(3) var<uniform> params: Params;
+@group(0) @binding(4) var<storage, read> stats: array<f32>;
+@group(0) @binding(5) var<storage, read> dy: array<f32>;
+@group(0) @binding(6) var<storage, read_write> gradStudent: array<f32>;
+@group(0) @binding(7) var<storage, read_write> gradTeacher: array<f32>;
+
+override TILE_COLS: u32 = 256u;
+override DENSE_LABELS: bool = false;
+override WRITE_STUDENT_GRAD: bool = true;
+override WRITE_TEACHER_GRAD: bool = false;
+const WORKGROUP_SIZE: u32 = 256u;
+const ELEMENTS_PER_THREAD: u32 = 4u;
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let tileRows = WORKGROUP_SIZE / TILE_COLS;
+  let classes = params.classes;
+  let invT = params.invTemperature;
+  let klGradWeight = params.klWeight * invT;
+  let firstCol = wg.x * TILE_COLS * ELEMENTS_PER_THREAD + lid % TILE_COLS;
+
+  for (var row = wg.y * tileRows + lid / TILE_COLS; row < params.batch;
+       row += params.gridRows * tileRows) {
+    let st = row * STATS_STRIDE;
+    let ms = stats[st + 0u];
+    let mt = stats[st + 1u];
+    let logZ1 = stats[st + 2u];
+    let logZS = stats[st + 3u];
+    let logZT = stats[st + 4u];
+    let kl = stats[st + 5u];
+    let labelSum = stats[st + 6u];
+    let flags = u32(stats[st + 7u]);
+    var w = params.rowWeight * dy[select(0u, row, params.dyPerRow != 0u)];
+    var wStudent = w;
+    if ((flags & FLAG_NAN) != 0u) { w = quietNan(); wStudent = w; }
+    if ((flags & FLAG_BAD_LABEL) != 0u) { wStudent = quietNan(); }
+    var label = -1;
+    if (!DENSE_LABELS) { label = labelIndex(labels[row]); }
+    let base = row * classes;
+
+    for (var k = 0u; k < ELEMENTS_PER_THREAD; k++) {
+      let c = firstCol + k * TILE_COLS;
+      if (c >= classes) { break; }
+      let e = base + c;
+      let d = student[e] - ms;
+      let logQ = d * invT - logZS;
+      let logP = (teacher[e] - mt) * invT - logZT;
+      let p = exp(logP);
+      if (WRITE_STUDENT_GRAD) {
+        var y = 0.0;
+        if (DENSE_LABELS) {
+          y = labelValue(labels[e]);
+        } else if (i32(c) == label) {
+          y = 1.0;
+        }
+        let sigma = exp(d - logZ1);
+        let g = params.alpha * (sigma * labelSum - y) + klGradWeight * (exp(logQ) - p);
+        gradStudent[e] = wStudent * g;
+      }
+      if (WRITE_TEACHER_GRAD) {
+        gradTeacher[e] = w * klGradWeight * p * (logP - logQ - kl);
+      }
+    }
+  }
+}

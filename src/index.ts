@@ -1,0 +1,26 @@
+/**
+ * tfjs-fused-distill: the knowledge-distillation loss and its gradient as fused WGSL kernels
+ * on TensorFlow.js' WebGPU backend. Importing this module registers the kernels and their
+ * gradient; it touches no `window` or `document`, so it imports cleanly in Node and browsers.
+ */
+import { registerFusedDistillation } from './kernels/register.js';
+
+registerFusedDistillation();
+
+export { distillationLoss } from './op.js';
+export { stockDistillationLoss, KERAS_EPSILON } from './stock.js';
+export {
+  referenceDistillationLoss,
+  type ReferenceInput,
+  type ReferenceResult,
+} from './reference.js';
+export {
+  DEFAULT_CONFIG,
+  TESTED_TEMPERATURE_RANGE,
+  type DistillationLossConfig,
+  type Reduction,
+  type ResolvedConfig,
+} from './config.js';
+export { MAX_CLASSES } from './validate.js';
+export { choosePlan, type DistillPlan } from './kernels/plan.js';
+export { FUSED_DISTILLATION_LOSS, FUSED_DISTILLATION_LOSS_GRAD } from './kernels/names.js';

@@ -1,0 +1,22 @@
+/** Kernel names and attributes of the fused op, shared by the op, its gradient and backends. */
+import type { Reduction } from '../config.js';
+
+/** Forward: inputs {labels, studentLogits, teacherLogits}; outputs [value, rowStats [B, 8]]. */
+export const FUSED_DISTILLATION_LOSS = 'FusedDistillationLoss';
+/** Backward: inputs {dy, labels, studentLogits, teacherLogits, rowStats}; outputs the gradients asked for. */
+export const FUSED_DISTILLATION_LOSS_GRAD = 'FusedDistillationLossGrad';
+
+/** Floats of row statistics per row (see shaders/distill_common.wgsl). */
+export const ROW_STATS_WIDTH = 8;
+
+/** Attributes of both kernels (a flat record, as tfjs kernel attributes must be). */
+export interface DistillAttrs {
+  alpha: number;
+  temperature: number;
+  temperatureSquared: boolean;
+  reduction: Reduction;
+  /** Forward: the teacher's logits are on the active tape, so backward writes both gradients at once. */
+  teacherGradHint: boolean;
+  /** Backward: which gradients to write. */
+  gradients: 'student' | 'teacher' | 'both';
+}

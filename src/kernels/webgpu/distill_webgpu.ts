@@ -1,0 +1,147 @@
+/**
+ * The fused distillation kernels on tfjs' WebGPU backend: one kernel config per kernel name,
+ * each turning tensors and attributes into dispatches of the WGSL in shaders/.
+ */
+import type { KernelBackend, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import commonWgsl from '../../../shaders/distill_common.wgsl?raw';
+import forwardWgsl from '../../../shaders/distill_forward.wgsl?raw';
+import backwardWgsl from '../../../shaders/distill_backward.wgsl?raw';
+import reduceWgsl from '../../../shaders/distill_reduce.wgsl?raw';
+import { klFactor } from '../../config.js';
+import {
+  FUSED_DISTILLATION_LOSS,
+  FUSED_DISTILLATION_LOSS_GRAD,
+  ROW_STATS_WIDTH,
+  type DistillAttrs,
+} from '../names.js';
+import { choosePlan } from '../plan.js';
+import type { UniformField } from './backend_internals.js';
+import { dispatchKernel, type KernelSource } from './dispatch.js';
+
+const FORWARD_CODE = `${commonWgsl}\n${forwardWgsl}`;
+const BACKWARD_CODE = `${commonWgsl}\n${backwardWgsl}`;
+const REDUCE_CODE = `${commonWgsl}\n${reduceWgsl}`;
+
+/** The `Params` uniform of shaders/distill_common.wgsl, field by field. */
+function params(
+  attrs: DistillAttrs,
+  batch: number,
+  classes: number,
+  dyPerRow: boolean,
+  gridRows: number,
+): UniformField[] {
+  const klWeight = (1 - attrs.alpha) * klFactor(attrs);
+  const rowWeight = attrs.reduction === 'mean' ? 1 / batch : 1;
+  return [
+    { type: 'uint32', data: [batch] },
+    { type: 'uint32', data: [classes] },
+    { type: 'float32', data: [attrs.alpha] },
+    { type: 'float32', data: [1 / attrs.temperature] },
+    { type: 'float32', data: [klWeight] },
+    { type: 'float32', data: [rowWeight] },
+    { type: 'uint32', data: [dyPerRow ? 1 : 0] },
+    { type: 'uint32', data: [gridRows] },
+  ];
+}
+
+function shapeOf(t: TensorInfo): [number, number] {
+  return [t.shape[0]!, t.shape[1]!];
+}
+
+const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
+  const backend = b as KernelBackend;
+  const { labels, studentLogits, teacherLogits } = inputs as Record<string, TensorInfo>;
+  const a = attrs as unknown as DistillAttrs;
+  const [batch, classes] = shapeOf(studentLogits!);
+  const reduceToScalar = a.reduction !== 'none';
+  const plan = choosePlan(batch, classes, reduceToScalar);
+  const denseLabels = labels!.dtype === 'float32';
+  const forward: KernelSource = {
+    name: 'distill_forward',
+    code: FORWARD_CODE,
+    constants: {
+      TILE_COLS: plan.tileCols,
+      DENSE_LABELS: denseLabels,
+      BATCH_IN_WORKGROUP: plan.batchInWorkgroup,
+    },
+  };
+  const uniforms = params(a, batch, classes, false, plan.forwardGrid[1]);
+  const [losses, stats] = dispatchKernel(
+    backend,
+    forward,
+    [
+      { kind: 'input', tensor: studentLogits! },
+      { kind: 'input', tensor: teacherLogits! },
+      { kind: 'input', tensor: labels! },
+      { kind: 'uniform', fields: uniforms },
+      { kind: 'output', shape: plan.batchInWorkgroup ? [] : [batch], dtype: 'float32' },
+      { kind: 'output', shape: [batch, ROW_STATS_WIDTH], dtype: 'float32' },
+    ],
+    plan.forwardGrid,
+  ) as [TensorInfo, TensorInfo];
+  if (!reduceToScalar || plan.batchInWorkgroup) return [losses, stats];
+
+  const reduce: KernelSource = { name: 'distill_reduce', code: REDUCE_CODE, constants: {} };
+  const [value] = dispatchKernel(
+    backend,
+    reduce,
+    [
+      { kind: 'input', tensor: losses },
+      { kind: 'uniform', fields: uniforms },
+      { kind: 'output', shape: [], dtype: 'float32' },
+    ],
+    [1, 1, 1],
+  );
+  backend.disposeData(losses.dataId);
+  return [value!, stats];
+};
+
+const backwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
+  const backend = b as KernelBackend;
+  const { dy, labels, studentLogits, teacherLogits, rowStats } = inputs as Record<
+    string,
+    TensorInfo
+  >;
+  const a = attrs as unknown as DistillAttrs;
+  const [batch, classes] = shapeOf(studentLogits!);
+  const plan = choosePlan(batch, classes, a.reduction !== 'none');
+  const writeStudent = a.gradients !== 'teacher';
+  const writeTeacher = a.gradients !== 'student';
+  const backward: KernelSource = {
+    name: 'distill_backward',
+    code: BACKWARD_CODE,
+    constants: {
+      TILE_COLS: plan.tileCols,
+      DENSE_LABELS: labels!.dtype === 'float32',
+      WRITE_STUDENT_GRAD: writeStudent,
+      WRITE_TEACHER_GRAD: writeTeacher,
+    },
+  };
+  const dyPerRow = dy!.shape.length === 1 && batch > 1;
+  const gradShape = [batch, classes];
+  return dispatchKernel(
+    backend,
+    backward,
+    [
+      { kind: 'input', tensor: studentLogits! },
+      { kind: 'input', tensor: teacherLogits! },
+      { kind: 'input', tensor: labels! },
+      { kind: 'uniform', fields: params(a, batch, classes, dyPerRow, plan.backwardGrid[1]) },
+      { kind: 'input', tensor: rowStats! },
+      { kind: 'input', tensor: dy! },
+      writeStudent
+        ? { kind: 'output', shape: gradShape, dtype: 'float32' }
+        : { kind: 'placeholder' },
+      writeTeacher
+        ? { kind: 'output', shape: gradShape, dtype: 'float32' }
+        : { kind: 'placeholder' },
+    ],
+    plan.backwardGrid,
+  );
+};
+
+export const webgpuKernelConfigs: KernelConfig[] = [
+  { kernelName: FUSED_DISTILLATION_LOSS, backendName: 'webgpu', kernelFunc: forwardKernel },
+  { kernelName: FUSED_DISTILLATION_LOSS_GRAD, backendName: 'webgpu', kernelFunc: backwardKernel },
+];
+

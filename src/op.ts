@@ -1,0 +1,85 @@
+/**
+ * `distillationLoss`: the public op. Checks its inputs, then runs the fused kernels where
+ * they are registered (webgpu) and the exact stock-op composition elsewhere.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { resolveConfig, type DistillationLossConfig } from './config.js';
+import { composedDistillationLoss } from './composed.js';
+import { FUSED_DISTILLATION_LOSS, type DistillAttrs } from './kernels/names.js';
+import { checkInputs, MAX_CLASSES } from './validate.js';
+
+interface EngineInternals {
+  isTapeOn(): boolean;
+  state: { activeTape: { outputs: tf.Tensor[] }[] | null };
+}
+
+/**
+ * Whether a gradient for the teacher's logits can be asked for: they come out of an op
+ * recorded on the active tape, or are a trainable variable. Then the backward kernel writes
+ * both gradients in one dispatch; otherwise it writes the student's alone, and a later
+ * request for the teacher's still works (one more dispatch).
+ */
+function teacherMayNeedGradient(teacherLogits: tf.Tensor): boolean {
+  const engine = tf.engine() as unknown as EngineInternals;
+  if (!engine.isTapeOn()) return false;
+  if (teacherLogits instanceof tf.Variable && teacherLogits.trainable) return true;
+  const id = teacherLogits.id;
+  return (engine.state.activeTape ?? []).some((node) => node.outputs.some((o) => o.id === id));
+}
+
+function maxBindingBytes(): number {
+  const backend = tf.backend() as unknown as { device?: GPUDevice };
+  return backend.device?.limits.maxStorageBufferBindingSize ?? Number.POSITIVE_INFINITY;
+}
+
+/**
+ * The knowledge-distillation loss (Hinton et al. 2015), fused on WebGPU:
+ *
+ *   ℓ_b = α · CE(y_b, softmax(s_b)) + (1 − α) · k · KL(softmax(t_b / T) ‖ softmax(s_b / T)),
+ *   k = T² (temperatureSquared, default) or 1; the result is mean_b ℓ_b, Σ_b ℓ_b or `[B]`.
+ *
+ * Differentiable with respect to both logits (exact gradients; the teacher's is computed only
+ * when the tape asks for it). Labels are constants. An integer label outside `[0, C)` makes
+ * its row's loss NaN (it is never used as an address).
+ *
+ * @param labels int32 `[B]` class indices, or float32 `[B, C]` one-hot / soft labels.
+ * @param studentLogits float32 `[B, C]`.
+ * @param teacherLogits float32 `[B, C]`.
+ * @param config `{alpha = 0.1, temperature = 10, temperatureSquared = true, reduction = 'mean'}`.
+ * @returns a scalar for 'mean' / 'sum', a `[B]` vector for 'none'.
+ */
+export function distillationLoss(
+  labels: tf.Tensor,
+  studentLogits: tf.Tensor,
+  teacherLogits: tf.Tensor,
+  config?: DistillationLossConfig,
+): tf.Tensor {
+  const op = 'distillationLoss';
+  const shapes = checkInputs(labels, studentLogits, teacherLogits, op, MAX_CLASSES);
+  const cfg = resolveConfig(config, op);
+  const backendName = tf.getBackend();
+  if (!tf.getKernel(FUSED_DISTILLATION_LOSS, backendName)) {
+    return composedDistillationLoss(labels, studentLogits, teacherLogits, shapes, cfg);
+  }
+  const bytes = shapes.batch * shapes.classes * 4;
+  const limit = maxBindingBytes();
+  if (bytes > limit) {
+    throw new RangeError(
+      `${op}: studentLogits [${shapes.batch}, ${shapes.classes}] takes ${bytes} bytes, more than ` +
+        `this adapter's maxStorageBufferBindingSize (${limit}); split the batch`,
+    );
+  }
+  const attrs: DistillAttrs = {
+    ...cfg,
+    teacherGradHint: teacherMayNeedGradient(teacherLogits),
+    gradients: 'student',
+  };
+  return tf.tidy(() => {
+    const [value] = tf.engine().runKernel(
+      FUSED_DISTILLATION_LOSS,
+      { labels, studentLogits, teacherLogits },
+      attrs as unknown as tf.NamedAttrMap,
+    ) as tf.Tensor[];
+    return value!;
+  });
+}

@@ -1,0 +1,35 @@
+/**
+ * Backend selection for tests. `useWebGPU()` fails loudly when no WebGPU adapter exists:
+ * CI always has a software one (lavapipe or SwiftShader), so a missing adapter is a defect,
+ * never a reason to skip.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-webgpu';
+import { describeAdapter } from '../../tools/webgpu-node.js';
+
+let printed = false;
+
+export async function useWebGPU(): Promise<void> {
+  const gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+  if (!gpu) throw new Error('navigator.gpu is missing: test/setup/webgpu.ts did not run');
+  const adapter = await gpu.requestAdapter();
+  if (!adapter) {
+    throw new Error(
+      'No WebGPU adapter: install the software stack with `bash scripts/setup-headless.sh`',
+    );
+  }
+  const ok = await tf.setBackend('webgpu');
+  if (!ok || tf.getBackend() !== 'webgpu') {
+    throw new Error('tfjs could not initialise its webgpu backend on this adapter');
+  }
+  if (!printed) {
+    printed = true;
+    const info = describeAdapter(adapter.info, process.env.VK_ICD_FILENAMES ?? 'dawn default');
+    console.log(`[webgpu] adapter: ${info.description}`);
+  }
+}
+
+export async function useCpu(): Promise<void> {
+  await tf.setBackend('cpu');
+}
