@@ -1,6 +1,12 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  resolve: {
+    // Benchmarks and tests import the package by its name, as an app would; under vitest that
+    // name is the TypeScript source (WGSL inlined through `?raw`), under Node it is dist/.
+    alias: { 'tfjs-fused-distill': fileURLToPath(new URL('./src/index.ts', import.meta.url)) },
+  },
   test: {
     include: ['test/**/*.test.ts'],
     // Dawn (the `webgpu` package) is a native addon: one process per test file is the
@@ -9,6 +15,5 @@ export default defineConfig({
     setupFiles: ['test/setup/webgpu.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
-    reporters: ['default'],
   },
 });

@@ -20,8 +20,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { distillationLoss } from '../src/index.js';
-import { stockDistillationLoss } from '../src/stock.js';
+import { distillationLoss, stockDistillationLoss } from '../src/index.js';
 
 /** The configuration a distillation loss receives (a subset of the library's config). */
 export interface DistillationLossFnConfig {

@@ -9,41 +9,45 @@
 // NaN in the student's gradient (the teacher's does not depend on the labels).
 //
 // Bindings (group 0):
-//   0 student f32[B·C] read     1 teacher f32[B·C] read     2 labels u32[B] or u32[B·C] read
-//   3 params Params uniform     4 stats f32[B·8] read       5 dy f32[1] or f32[B] read
-//   6 gradStudent f32[B·C] read_write    7 gradTeacher f32[B·C] read_write
-// (An output that is not asked for is bound to a 4-byte placeholder and never written.)
+//   0 student Chunk[B·C/CHUNK] read      1 teacher Chunk[B·C/CHUNK] read
+//   2 labelIndices i32[B] read           3 denseLabels Chunk[B·C/CHUNK] read
+//   4 params Params uniform              5 stats f32[B·8] read
+//   6 dy f32[1] or f32[B] read
+//   7 gradStudent Chunk[B·C/CHUNK] read_write      8 gradTeacher Chunk[B·C/CHUNK] read_write
+// (A label or gradient binding that this specialisation does not use is bound to a 16-byte
+// placeholder and never touched.)
 //
 // Thread plan: as in distill_forward.wgsl, a workgroup is TILE_ROWS × TILE_COLS = 256
 // invocations; the grid's y dimension walks the rows (TILE_ROWS per workgroup, in steps of
-// gridRows · TILE_ROWS) and its x dimension covers a row in chunks of
-// TILE_COLS · ELEMENTS_PER_THREAD classes. No reductions, no barriers: each element's
-// gradient needs only its row's statistics. Exponentials per element: σ, q and p, three (two
-// when only the teacher's gradient is written).
+// gridRows · TILE_ROWS) and its x dimension covers a row in spans of
+// TILE_COLS · CHUNKS_PER_THREAD chunks. No reductions, no barriers: each element's gradient
+// needs only its row's statistics. Exponentials per element: σ, q and p, three (two when only
+// the teacher's gradient is written).
 
-@group(0) @binding(0) var<storage, read> student: array<f32>;
-@group(0) @binding(1) var<storage, read> teacher: array<f32>;
-@group(0) @binding(2) var<storage, read> labels: array<u32>;
-@group(0) @binding(3) var<uniform> params: Params;
-@group(0) @binding(4) var<storage, read> stats: array<f32>;
-@group(0) @binding(5) var<storage, read> dy: array<f32>;
-@group(0) @binding(6) var<storage, read_write> gradStudent: array<f32>;
-@group(0) @binding(7) var<storage, read_write> gradTeacher: array<f32>;
+@group(0) @binding(0) var<storage, read> student: array<Chunk>;
+@group(0) @binding(1) var<storage, read> teacher: array<Chunk>;
+@group(0) @binding(2) var<storage, read> labelIndices: array<i32>;
+@group(0) @binding(3) var<storage, read> denseLabels: array<Chunk>;
+@group(0) @binding(4) var<uniform> params: Params;
+@group(0) @binding(5) var<storage, read> stats: array<f32>;
+@group(0) @binding(6) var<storage, read> dy: array<f32>;
+@group(0) @binding(7) var<storage, read_write> gradStudent: array<Chunk>;
+@group(0) @binding(8) var<storage, read_write> gradTeacher: array<Chunk>;
 
 override TILE_COLS: u32 = 256u;
 override DENSE_LABELS: bool = false;
 override WRITE_STUDENT_GRAD: bool = true;
 override WRITE_TEACHER_GRAD: bool = false;
 const WORKGROUP_SIZE: u32 = 256u;
-const ELEMENTS_PER_THREAD: u32 = 4u;
+const CHUNKS_PER_THREAD: u32 = 4u;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let tileRows = WORKGROUP_SIZE / TILE_COLS;
-  let classes = params.classes;
+  let chunksPerRow = params.classes / CHUNK;
   let invT = params.invTemperature;
   let klGradWeight = params.klWeight * invT;
-  let firstCol = wg.x * TILE_COLS * ELEMENTS_PER_THREAD + lid % TILE_COLS;
+  let firstChunk = wg.x * TILE_COLS * CHUNKS_PER_THREAD + lid % TILE_COLS;
 
   for (var row = wg.y * tileRows + lid / TILE_COLS; row < params.batch;
        row += params.gridRows * tileRows) {
@@ -57,34 +61,34 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let labelSum = stats[st + 6u];
     let flags = u32(stats[st + 7u]);
     var w = params.rowWeight * dy[select(0u, row, params.dyPerRow != 0u)];
+    if ((flags & FLAG_NAN) != 0u) { w = quietNan(); }
     var wStudent = w;
-    if ((flags & FLAG_NAN) != 0u) { w = quietNan(); wStudent = w; }
     if ((flags & FLAG_BAD_LABEL) != 0u) { wStudent = quietNan(); }
     var label = -1;
-    if (!DENSE_LABELS) { label = labelIndex(labels[row]); }
-    let base = row * classes;
+    if (!DENSE_LABELS && WRITE_STUDENT_GRAD) { label = labelIndices[row]; }
+    let base = row * chunksPerRow;
 
-    for (var k = 0u; k < ELEMENTS_PER_THREAD; k++) {
-      let c = firstCol + k * TILE_COLS;
-      if (c >= classes) { break; }
+    for (var k = 0u; k < CHUNKS_PER_THREAD; k++) {
+      let c = firstChunk + k * TILE_COLS;
+      if (c >= chunksPerRow) { break; }
       let e = base + c;
-      let d = student[e] - ms;
-      let logQ = d * invT - logZS;
-      let logP = (teacher[e] - mt) * invT - logZT;
+      let d = student[e] - Chunk(ms);
+      let logQ = d * invT - Chunk(logZS);
+      let logP = (teacher[e] - Chunk(mt)) * invT - Chunk(logZT);
       let p = exp(logP);
       if (WRITE_STUDENT_GRAD) {
-        var y = 0.0;
+        var y: Chunk;
         if (DENSE_LABELS) {
-          y = labelValue(labels[e]);
-        } else if (i32(c) == label) {
-          y = 1.0;
+          y = denseLabels[e];
+        } else {
+          y = chunkOneHot(c * CHUNK, label);
         }
-        let sigma = exp(d - logZ1);
+        let sigma = exp(d - Chunk(logZ1));
         let g = params.alpha * (sigma * labelSum - y) + klGradWeight * (exp(logQ) - p);
         gradStudent[e] = wStudent * g;
       }
       if (WRITE_TEACHER_GRAD) {
-        gradTeacher[e] = w * klGradWeight * p * (logP - logQ - kl);
+        gradTeacher[e] = w * klGradWeight * p * (logP - logQ - Chunk(kl));
       }
     }
   }

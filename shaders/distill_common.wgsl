@@ -1,16 +1,18 @@
-// distill_common.wgsl — declarations shared by every distillation kernel; it is prepended to
-// each kernel's source (whole-file concatenation, never splicing inside a function).
+// distill_common.wgsl — declarations shared by every distillation kernel; prepended to each
+// kernel's source (whole-file concatenation, never splicing inside a function), after the
+// chunk file (distill_chunk_vec4.wgsl or distill_chunk_scalar.wgsl).
 //
 // Maths, per row b, with s = student logits, t = teacher logits, y = labels, T = temperature,
-// m_s = max_c s_c, m_t = max_c t_c, u_c = (s_c − m_s)/T, v_c = (t_c − m_t)/T:
-//   Z1 = Σ_c exp(s_c − m_s)     ZS = Σ_c exp(u_c)     ZT = Σ_c exp(v_c)
-//   CE_b = Σ_c y_c · log Z1 − Σ_c y_c (s_c − m_s)              (= −Σ y log softmax(s))
-//   KL_b = Σ_c p_c (log p_c − log q_c) = (Σ_c exp(v_c)(v_c − u_c)) / ZT − log ZT + log ZS
-//   ℓ_b  = α · CE_b + (1 − α) · k · KL_b                       (k = T² or 1)
-// Everything is taken relative to the row maxima, so no exponent overflows and the large
-// common part of the logits (a row shifted by 1e4) cancels exactly before any rounding.
+// m_s = max_c s_c, m_t = max_c t_c, d_c = s_c − m_s, u_c = d_c / T, v_c = (t_c − m_t) / T:
+//   Z1 = Σ_c exp(d_c)          ZS = Σ_c exp(u_c)          ZT = Σ_c exp(v_c)
+//   A  = Σ_c exp(v_c) · (t_c − s_c) / T
+//   CE_b = Σ_c y_c · log Z1 − Σ_c y_c d_c                  (= −Σ y log softmax(s))
+//   KL_b = Σ_c p_c (log p_c − log q_c) = A / ZT − (m_t − m_s) / T − log ZT + log ZS
+//   ℓ_b  = α · CE_b + (1 − α) · k · KL_b                   (k = T² or 1)
+// Everything is taken relative to the row maxima, so no exponent overflows, and a large
+// common part of the logits (a row shifted by 1e4) cancels before any rounding.
 //
-// Row statistics (8 floats per row), written by the forward kernels, read by the backward one:
+// Row statistics (8 floats per row), written by the forward kernel, read by the backward one:
 //   [m_s, m_t, log Z1, log ZS, log ZT, KL_b, Σ_c y_c, flags]
 // flags (stored as a float): 1 = the row holds a NaN (logits or dense labels),
 // 2 = an integer label is outside [0, C); both make the row's loss NaN.
@@ -33,25 +35,12 @@ struct Params {
 const STATS_STRIDE: u32 = 8u;
 const FLAG_NAN: u32 = 1u;
 const FLAG_BAD_LABEL: u32 = 2u;
-
-// WGSL lets an implementation assume that no NaN is present, so `x != x` may be folded away;
-// the bit pattern cannot be.
-fn isNan(x: f32) -> bool {
-  return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
-}
+// The running maxima start here rather than at −∞, which WGSL lets an implementation assume
+// away; logits are expected above it.
+const LOWEST_LOGIT: f32 = -1.0e30;
 
 // A runtime (not const) bit pattern: WGSL rejects a NaN constant expression.
 fn quietNan() -> f32 {
   var bits = 0x7fc00000u;
   return bitcast<f32>(bits);
 }
-
-// Labels arrive as raw 32-bit words: int32 class indices or float32 dense labels.
-fn labelIndex(word: u32) -> i32 {
-  return bitcast<i32>(word);
-}
-
-fn labelValue(word: u32) -> f32 {
-  return bitcast<f32>(word);
-}
-

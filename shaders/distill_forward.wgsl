@@ -1,81 +1,126 @@
 // distill_forward.wgsl — forward pass of the distillation loss: per-row losses (or their
 // reduction over the batch) and per-row statistics for the backward kernel.
 //
-// Forward, per row b (see distill_common.wgsl for the notation):
-//   ℓ_b = α · (Σ y · log Z1 − Σ y (s − m_s)) + (1 − α) k · (Σ exp(v)(v − u) / ZT − log ZT + log ZS)
+// Forward, per row b (notation of distill_common.wgsl):
+//   ℓ_b = α · (Σ y · log Z1 − Σ y d) + (1 − α) k · (A / ZT − (m_t − m_s) / T − log ZT + log ZS)
 //   output: ℓ_b for 'none'; rowWeight · Σ_b ℓ_b for 'mean' (rowWeight = 1/B) and 'sum'.
 // Gradients: not here. distill_backward.wgsl computes them from the statistics saved below,
 // so a forward pass that no tape will differentiate writes nothing of size B × C.
 //
 // Bindings (group 0):
-//   0 student  f32[B·C]   read         1 teacher f32[B·C]  read
-//   2 labels   u32[B] (int32 indices) or u32[B·C] (float32 dense labels, as bits)   read
-//   3 params   Params     uniform
-//   4 losses   f32[B] per-row losses, or f32[1] when BATCH_IN_WORKGROUP            read_write
-//   5 stats    f32[B·8] row statistics                                            read_write
+//   0 student  Chunk[B·C/CHUNK] read          1 teacher Chunk[B·C/CHUNK] read
+//   2 labelIndices i32[B] read (index labels; a placeholder otherwise)
+//   3 denseLabels  Chunk[B·C/CHUNK] read (float labels; a placeholder otherwise)
+//   4 params   Params uniform
+//   5 losses   f32[B] per-row losses, or f32[1] when BATCH_IN_WORKGROUP        read_write
+//   6 stats    f32[B·8] row statistics                                         read_write
 //
 // Thread plan: a workgroup of TILE_ROWS × TILE_COLS = 256 invocations; each group of TILE_COLS
-// invocations owns one row and strides over its classes. TILE_COLS = 1 (small C, e.g. MNIST's
-// 10) is a thread per row with no barrier inside a row; TILE_COLS = 256 (large C) is a
-// workgroup per row with shared-memory tree reductions. Two sweeps over the row: maxima (no
-// exponential), then the sums (three exponentials per element, see rowTerm). When
-// BATCH_IN_WORKGROUP, one workgroup visits every row and reduces the losses itself: forward
-// in one dispatch. Otherwise rows are spread over the grid's y dimension and
+// invocations owns one row and strides over its chunks (vec4s when C % 4 == 0). TILE_COLS = 1
+// (small C, e.g. MNIST's 10) is a thread per row with no barrier inside a row; TILE_COLS = 256
+// (large C) is a workgroup per row whose invocations merge their partial states in a
+// shared-memory tree. One sweep over the row: the maxima are running maxima and the sums are
+// rescaled when a maximum grows (online softmax), so s and t are read once. Exponentials: three
+// per element (exp d, exp u, exp v) plus three per chunk for the rescaling. When
+// BATCH_IN_WORKGROUP, one workgroup visits every row and reduces the losses itself: the
+// forward pass is one dispatch. Otherwise rows are spread over the grid's y dimension and
 // distill_reduce.wgsl sums the per-row losses when a scalar is asked for.
 
-@group(0) @binding(0) var<storage, read> student: array<f32>;
-@group(0) @binding(1) var<storage, read> teacher: array<f32>;
-@group(0) @binding(2) var<storage, read> labels: array<u32>;
-@group(0) @binding(3) var<uniform> params: Params;
-@group(0) @binding(4) var<storage, read_write> losses: array<f32>;
-@group(0) @binding(5) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(0) var<storage, read> student: array<Chunk>;
+@group(0) @binding(1) var<storage, read> teacher: array<Chunk>;
+@group(0) @binding(2) var<storage, read> labelIndices: array<i32>;
+@group(0) @binding(3) var<storage, read> denseLabels: array<Chunk>;
+@group(0) @binding(4) var<uniform> params: Params;
+@group(0) @binding(5) var<storage, read_write> losses: array<f32>;
+@group(0) @binding(6) var<storage, read_write> stats: array<f32>;
 
 override TILE_COLS: u32 = 256u;
 override DENSE_LABELS: bool = false;
 override BATCH_IN_WORKGROUP: bool = false;
 const WORKGROUP_SIZE: u32 = 256u;
 
-var<workgroup> sharedMax: array<vec2<f32>, WORKGROUP_SIZE>;
+// One invocation's share of a row, relative to its own running maxima.
+struct RowState {
+  ms: f32,
+  mt: f32,
+  z1: f32,        // Σ exp(s − ms)
+  zs: f32,        // Σ exp((s − ms) / T)
+  zt: f32,        // Σ exp((t − mt) / T)
+  a: f32,         // Σ exp((t − mt) / T) · (t − s) / T
+  labelDot: f32,  // Σ y (s − ms)
+  labelSum: f32,  // Σ y
+}
+
+var<workgroup> sharedState: array<RowState, WORKGROUP_SIZE>;
 var<workgroup> sharedFlags: array<u32, WORKGROUP_SIZE>;
-var<workgroup> sharedSums: array<RowSums, WORKGROUP_SIZE>;
 var<workgroup> sharedLoss: array<f32, WORKGROUP_SIZE>;
 
-// The running sums of one row (or of one thread's share of a row), all relative to the row
-// maxima, which are known before the sums start.
-struct RowSums {
-  z1: f32,
-  zs: f32,
-  zt: f32,
-  // Σ exp(v_c)(v_c − u_c)
-  klNumerator: f32,
-  // Σ y_c (s_c − m_s) (dense labels), or s_label − m_s (index labels)
-  labelDot: f32,
-  // Σ y_c (dense labels), 1 (index labels)
-  labelSum: f32,
+fn emptyState() -> RowState {
+  return RowState(LOWEST_LOGIT, LOWEST_LOGIT, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
 }
 
-fn addRowSums(a: RowSums, b: RowSums) -> RowSums {
-  return RowSums(
-    a.z1 + b.z1, a.zs + b.zs, a.zt + b.zt,
-    a.klNumerator + b.klNumerator, a.labelDot + b.labelDot, a.labelSum + b.labelSum);
+// Folds one chunk into a state: new maxima, old sums rescaled to them, the chunk's terms added.
+fn addChunk(st: RowState, s: Chunk, t: Chunk, y: Chunk, invT: f32) -> RowState {
+  let ms = max(st.ms, chunkMax(s));
+  let mt = max(st.mt, chunkMax(t));
+  let shiftS = st.ms - ms;
+  let shiftT = (st.mt - mt) * invT;
+  let scaleT = exp(shiftT);
+  let d = s - Chunk(ms);
+  let ev = exp((t - Chunk(mt)) * invT);
+  return RowState(
+    ms,
+    mt,
+    st.z1 * exp(shiftS) + chunkSum(exp(d)),
+    st.zs * exp(shiftS * invT) + chunkSum(exp(d * invT)),
+    st.zt * scaleT + chunkSum(ev),
+    st.a * scaleT + chunkSum(ev * (t - s)) * invT,
+    st.labelDot + st.labelSum * shiftS + chunkSum(y * d),
+    st.labelSum + chunkSum(y));
 }
 
-// One class's contribution. Three exponentials per element: the fewest the sums allow.
-fn rowTerm(s: f32, t: f32, ms: f32, mt: f32, invT: f32) -> RowSums {
-  let d = s - ms;
-  let u = d * invT;
-  let v = (t - mt) * invT;
-  let ev = exp(v);
-  return RowSums(exp(d), exp(u), ev, ev * (v - u), 0.0, 0.0);
+// Merges two states (the workgroup tree): both rescaled to the larger maxima.
+fn mergeStates(p: RowState, q: RowState, invT: f32) -> RowState {
+  let ms = max(p.ms, q.ms);
+  let mt = max(p.mt, q.mt);
+  let ps = p.ms - ms;
+  let qs = q.ms - ms;
+  let pt = exp((p.mt - mt) * invT);
+  let qt = exp((q.mt - mt) * invT);
+  return RowState(
+    ms,
+    mt,
+    p.z1 * exp(ps) + q.z1 * exp(qs),
+    p.zs * exp(ps * invT) + q.zs * exp(qs * invT),
+    p.zt * pt + q.zt * qt,
+    p.a * pt + q.a * qt,
+    (p.labelDot + p.labelSum * ps) + (q.labelDot + q.labelSum * qs),
+    p.labelSum + q.labelSum);
 }
 
-// Turns a row's maxima and sums into its loss and its statistics for the backward pass.
-fn finishRow(row: u32, ms: f32, mt: f32, sums: RowSums, flags: u32) -> f32 {
-  let logZ1 = log(sums.z1);
-  let logZS = log(sums.zs);
-  let logZT = log(sums.zt);
-  let kl = sums.klNumerator / sums.zt - logZT + logZS;
-  let ce = sums.labelSum * logZ1 - sums.labelDot;
+// Index labels contribute one term, read once per row by the row's first invocation.
+// An out-of-range label is never used as an address: it flags the row instead.
+fn withIndexLabel(row: u32, st: RowState, flags: ptr<function, u32>) -> RowState {
+  let label = labelIndices[row];
+  var out = st;
+  out.labelSum = 1.0;
+  out.labelDot = 0.0;
+  if (label < 0 || u32(label) >= params.classes) {
+    *flags = *flags | FLAG_BAD_LABEL;
+  } else {
+    let e = row * params.classes + u32(label);
+    out.labelDot = chunkLane(student[e / CHUNK], e % CHUNK) - st.ms;
+  }
+  return out;
+}
+
+// Turns a row's merged state into its loss and its statistics for the backward pass.
+fn finishRow(row: u32, st: RowState, flags: u32) -> f32 {
+  let logZ1 = log(st.z1);
+  let logZS = log(st.zs);
+  let logZT = log(st.zt);
+  let kl = st.a / st.zt - (st.mt - st.ms) * params.invTemperature - logZT + logZS;
+  let ce = st.labelSum * logZ1 - st.labelDot;
   var loss = params.alpha * ce + params.klWeight * kl;
   var klOut = kl;
   if ((flags & FLAG_NAN) != 0u) {
@@ -86,30 +131,15 @@ fn finishRow(row: u32, ms: f32, mt: f32, sums: RowSums, flags: u32) -> f32 {
     loss = quietNan();
   }
   let base = row * STATS_STRIDE;
-  stats[base + 0u] = ms;
-  stats[base + 1u] = mt;
+  stats[base + 0u] = st.ms;
+  stats[base + 1u] = st.mt;
   stats[base + 2u] = logZ1;
   stats[base + 3u] = logZS;
   stats[base + 4u] = logZT;
   stats[base + 5u] = klOut;
-  stats[base + 6u] = sums.labelSum;
+  stats[base + 6u] = st.labelSum;
   stats[base + 7u] = f32(flags);
   return loss;
-}
-
-// Index labels contribute one term, read once per row by the row's first invocation.
-fn indexLabelTerm(row: u32, ms: f32, sums: RowSums, flags: ptr<function, u32>) -> RowSums {
-  let label = labelIndex(labels[row]);
-  var out = sums;
-  out.labelSum = 1.0;
-  // An out-of-range label is never used as an address: it flags the row instead.
-  if (label < 0 || u32(label) >= params.classes) {
-    *flags = *flags | FLAG_BAD_LABEL;
-    out.labelDot = 0.0;
-  } else {
-    out.labelDot = student[row * params.classes + u32(label)] - ms;
-  }
-  return out;
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -117,7 +147,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let tileRows = WORKGROUP_SIZE / TILE_COLS;
   let r = lid / TILE_COLS;
   let col = lid % TILE_COLS;
-  let classes = params.classes;
+  let chunksPerRow = params.classes / CHUNK;
   let invT = params.invTemperature;
   var firstRow = wg.y * tileRows;
   var rowStep = params.gridRows * tileRows;
@@ -132,73 +162,45 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   for (var rowBase = firstRow; rowBase < params.batch; rowBase += rowStep) {
     let row = rowBase + r;
     let rowActive = row < params.batch;
-    let base = row * classes;
+    let base = row * chunksPerRow;
 
-    // Sweep 1: maxima and NaN flags.
-    var ms = -3.402823e38;
-    var mt = -3.402823e38;
+    var st = emptyState();
     var flags = 0u;
     if (rowActive) {
-      for (var c = col; c < classes; c += TILE_COLS) {
+      for (var c = col; c < chunksPerRow; c += TILE_COLS) {
         let s = student[base + c];
         let t = teacher[base + c];
-        ms = max(ms, s);
-        mt = max(mt, t);
-        if (isNan(s) || isNan(t)) { flags = flags | FLAG_NAN; }
-      }
-    }
-    if (TILE_COLS > 1u) {
-      sharedMax[lid] = vec2<f32>(ms, mt);
-      sharedFlags[lid] = flags;
-      workgroupBarrier();
-      for (var stride = TILE_COLS / 2u; stride > 0u; stride = stride / 2u) {
-        if (col < stride) {
-          sharedMax[lid] = max(sharedMax[lid], sharedMax[lid + stride]);
-          sharedFlags[lid] = sharedFlags[lid] | sharedFlags[lid + stride];
-        }
-        workgroupBarrier();
-      }
-      ms = sharedMax[r * TILE_COLS].x;
-      mt = sharedMax[r * TILE_COLS].y;
-      flags = sharedFlags[r * TILE_COLS];
-    }
-
-    // Sweep 2: the sums, relative to the maxima.
-    var sums = RowSums(0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
-    if (rowActive) {
-      for (var c = col; c < classes; c += TILE_COLS) {
-        let s = student[base + c];
-        sums = addRowSums(sums, rowTerm(s, teacher[base + c], ms, mt, invT));
+        var y = Chunk(0.0);
         if (DENSE_LABELS) {
-          let y = labelValue(labels[base + c]);
-          if (isNan(y)) { flags = flags | FLAG_NAN; }
-          sums.labelDot += y * (s - ms);
-          sums.labelSum += y;
+          y = denseLabels[base + c];
+          if (chunkHasNan(y)) { flags = flags | FLAG_NAN; }
         }
+        if (chunkHasNan(s) || chunkHasNan(t)) { flags = flags | FLAG_NAN; }
+        st = addChunk(st, s, t, y, invT);
       }
     }
     if (TILE_COLS > 1u) {
-      sharedSums[lid] = sums;
+      sharedState[lid] = st;
       sharedFlags[lid] = flags;
       workgroupBarrier();
       for (var stride = TILE_COLS / 2u; stride > 0u; stride = stride / 2u) {
         if (col < stride) {
-          sharedSums[lid] = addRowSums(sharedSums[lid], sharedSums[lid + stride]);
+          sharedState[lid] = mergeStates(sharedState[lid], sharedState[lid + stride], invT);
           sharedFlags[lid] = sharedFlags[lid] | sharedFlags[lid + stride];
         }
         workgroupBarrier();
       }
-      sums = sharedSums[r * TILE_COLS];
+      st = sharedState[r * TILE_COLS];
       flags = sharedFlags[r * TILE_COLS];
-      // The next row's sweep 1 writes sharedFlags, whose row slot was just read above: wait.
+      // The next row writes these arrays; every invocation must have read its row's slot.
       workgroupBarrier();
     }
 
     if (rowActive && col == 0u) {
       if (!DENSE_LABELS) {
-        sums = indexLabelTerm(row, ms, sums, &flags);
+        st = withIndexLabel(row, st, &flags);
       }
-      let loss = finishRow(row, ms, mt, sums, flags);
+      let loss = finishRow(row, st, flags);
       if (BATCH_IN_WORKGROUP) {
         lossAcc += loss;
       } else {

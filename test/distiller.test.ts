@@ -18,7 +18,7 @@ import {
   type DistillerOptions,
 } from '../bench/distiller.js';
 import { buildStudent, buildTeacher, setWeightsFrom } from '../bench/models.js';
-import { stockDistillationLoss } from '../src/stock.js';
+import { distillationLoss, stockDistillationLoss } from '../src/index.js';
 
 const BATCH = 4;
 /** Narrow teacher for training steps (the full one is ~1.4 M parameters, slow on CPU). */
@@ -125,6 +125,20 @@ describe('Distiller.trainStep', () => {
     // Adam moves every parameter with a non-zero gradient: almost all of them here.
     expect(changed / total).toBeGreaterThan(0.9);
     tf.dispose([x, y]);
+  });
+
+  it("defaults to the library's fused loss, which also runs on CPU and matches 'stock'", async () => {
+    const a = setup({ loss: undefined }, 60);
+    const b = setup({ loss: 'stock' }, 61);
+    expect(a.distiller.lossFn).toBe(distillationLoss);
+    setWeightsFrom(b.student, a.student);
+    setWeightsFrom(b.teacher, a.teacher);
+    const { x, y } = data(BATCH, 14);
+    const fused = a.distiller.trainStep(x, y).loss;
+    const stock = b.distiller.trainStep(x, y).loss;
+    // The stock loss clips probabilities at 1e-7 (Keras); at T = 10 none is that small.
+    relClose((await fused.data())[0], (await stock.data())[0], 1e-4);
+    tf.dispose([fused, stock, x, y]);
   });
 
   it('passes int32 [B] labels, [B, C] logits and the loss config to the injected loss', () => {

@@ -25,11 +25,15 @@ export type Binding =
   | { readonly kind: 'input'; readonly tensor: TensorInfo }
   | { readonly kind: 'output'; readonly shape: number[]; readonly dtype: DataType }
   | { readonly kind: 'uniform'; readonly fields: UniformField[] }
-  /** A binding the kernel declares but this specialisation never touches. */
-  | { readonly kind: 'placeholder' };
+  /**
+   * A binding the kernel declares but this specialisation never touches. Read-only and
+   * writable placeholders are distinct buffers: WebGPU forbids one buffer in both roles
+   * within a dispatch.
+   */
+  | { readonly kind: 'placeholder'; readonly access: 'read' | 'write' };
 
 const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
-const placeholders = new WeakMap<GPUDevice, GPUBuffer>();
+const placeholders = new WeakMap<GPUDevice, Record<'read' | 'write', GPUBuffer>>();
 
 function pipelineFor(device: GPUDevice, kernel: KernelSource): GPUComputePipeline {
   let cache = pipelines.get(device);
@@ -56,13 +60,15 @@ function pipelineFor(device: GPUDevice, kernel: KernelSource): GPUComputePipelin
   return pipeline;
 }
 
-function placeholderBuffer(device: GPUDevice): GPUBuffer {
-  let buffer = placeholders.get(device);
-  if (!buffer) {
-    buffer = device.createBuffer({ label: 'fused-distill placeholder', size: 16, usage: GPUBufferUsage.STORAGE });
-    placeholders.set(device, buffer);
+function placeholderBuffer(device: GPUDevice, access: 'read' | 'write'): GPUBuffer {
+  let buffers = placeholders.get(device);
+  if (!buffers) {
+    const make = (label: string) =>
+      device.createBuffer({ label, size: 16, usage: GPUBufferUsage.STORAGE });
+    buffers = { read: make('fused-distill placeholder (read)'), write: make('fused-distill placeholder (write)') };
+    placeholders.set(device, buffers);
   }
-  return buffer;
+  return buffers[access];
 }
 
 function record(
@@ -118,7 +124,7 @@ export function dispatchKernel(
       case 'uniform':
         return { binding: i, resource: backend.makeUniforms(binding.fields) };
       case 'placeholder':
-        return { binding: i, resource: { buffer: placeholderBuffer(backend.device) } };
+        return { binding: i, resource: { buffer: placeholderBuffer(backend.device, binding.access) } };
     }
   });
   record(backend, pipeline, entries, grid);

@@ -3,6 +3,8 @@
  * each turning tensors and attributes into dispatches of the WGSL in shaders/.
  */
 import type { KernelBackend, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import chunkScalarWgsl from '../../../shaders/distill_chunk_scalar.wgsl?raw';
+import chunkVec4Wgsl from '../../../shaders/distill_chunk_vec4.wgsl?raw';
 import commonWgsl from '../../../shaders/distill_common.wgsl?raw';
 import forwardWgsl from '../../../shaders/distill_forward.wgsl?raw';
 import backwardWgsl from '../../../shaders/distill_backward.wgsl?raw';
@@ -16,11 +18,12 @@ import {
 } from '../names.js';
 import { choosePlan } from '../plan.js';
 import type { UniformField } from './backend_internals.js';
-import { dispatchKernel, type KernelSource } from './dispatch.js';
+import { dispatchKernel, type Binding, type KernelSource } from './dispatch.js';
 
-const FORWARD_CODE = `${commonWgsl}\n${forwardWgsl}`;
-const BACKWARD_CODE = `${commonWgsl}\n${backwardWgsl}`;
-const REDUCE_CODE = `${commonWgsl}\n${reduceWgsl}`;
+/** A kernel's full source: the chunk file for the plan, the shared declarations, the kernel. */
+function source(kernel: string, chunk: 1 | 4): string {
+  return [chunk === 4 ? chunkVec4Wgsl : chunkScalarWgsl, commonWgsl, kernel].join('\n');
+}
 
 /** The `Params` uniform of shaders/distill_common.wgsl, field by field. */
 function params(
@@ -44,6 +47,13 @@ function params(
   ];
 }
 
+/** Bindings 2 and 3 of both kernels: int32 class indices, or float32 dense labels. */
+function labelBindings(labels: TensorInfo): Binding[] {
+  return labels.dtype === 'int32'
+    ? [{ kind: 'input', tensor: labels }, { kind: 'placeholder', access: 'read' }]
+    : [{ kind: 'placeholder', access: 'read' }, { kind: 'input', tensor: labels }];
+}
+
 function shapeOf(t: TensorInfo): [number, number] {
   return [t.shape[0]!, t.shape[1]!];
 }
@@ -57,8 +67,8 @@ const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
   const plan = choosePlan(batch, classes, reduceToScalar);
   const denseLabels = labels!.dtype === 'float32';
   const forward: KernelSource = {
-    name: 'distill_forward',
-    code: FORWARD_CODE,
+    name: `distill_forward_x${plan.chunk}`,
+    code: source(forwardWgsl, plan.chunk),
     constants: {
       TILE_COLS: plan.tileCols,
       DENSE_LABELS: denseLabels,
@@ -72,7 +82,7 @@ const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
     [
       { kind: 'input', tensor: studentLogits! },
       { kind: 'input', tensor: teacherLogits! },
-      { kind: 'input', tensor: labels! },
+      ...labelBindings(labels!),
       { kind: 'uniform', fields: uniforms },
       { kind: 'output', shape: plan.batchInWorkgroup ? [] : [batch], dtype: 'float32' },
       { kind: 'output', shape: [batch, ROW_STATS_WIDTH], dtype: 'float32' },
@@ -81,7 +91,11 @@ const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
   ) as [TensorInfo, TensorInfo];
   if (!reduceToScalar || plan.batchInWorkgroup) return [losses, stats];
 
-  const reduce: KernelSource = { name: 'distill_reduce', code: REDUCE_CODE, constants: {} };
+  const reduce: KernelSource = {
+    name: 'distill_reduce',
+    code: source(reduceWgsl, 1),
+    constants: {},
+  };
   const [value] = dispatchKernel(
     backend,
     reduce,
@@ -108,8 +122,8 @@ const backwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
   const writeStudent = a.gradients !== 'teacher';
   const writeTeacher = a.gradients !== 'student';
   const backward: KernelSource = {
-    name: 'distill_backward',
-    code: BACKWARD_CODE,
+    name: `distill_backward_x${plan.chunk}`,
+    code: source(backwardWgsl, plan.chunk),
     constants: {
       TILE_COLS: plan.tileCols,
       DENSE_LABELS: labels!.dtype === 'float32',
@@ -125,16 +139,16 @@ const backwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
     [
       { kind: 'input', tensor: studentLogits! },
       { kind: 'input', tensor: teacherLogits! },
-      { kind: 'input', tensor: labels! },
+      ...labelBindings(labels!),
       { kind: 'uniform', fields: params(a, batch, classes, dyPerRow, plan.backwardGrid[1]) },
       { kind: 'input', tensor: rowStats! },
       { kind: 'input', tensor: dy! },
       writeStudent
         ? { kind: 'output', shape: gradShape, dtype: 'float32' }
-        : { kind: 'placeholder' },
+        : { kind: 'placeholder', access: 'write' },
       writeTeacher
         ? { kind: 'output', shape: gradShape, dtype: 'float32' }
-        : { kind: 'placeholder' },
+        : { kind: 'placeholder', access: 'write' },
     ],
     plan.backwardGrid,
   );

@@ -1,0 +1,30 @@
+// distill_chunk_vec4.wgsl — the "chunk" a distillation kernel loads at once when every row
+// starts on a 16-byte boundary (C % 4 == 0): four classes as a vec4. Prepended, as a whole
+// file, instead of distill_chunk_scalar.wgsl; the kernels are written once against `Chunk`.
+// (On lavapipe a vec4 load costs about what a scalar load does, so this halves a pass.)
+
+alias Chunk = vec4<f32>;
+const CHUNK: u32 = 4u;
+
+fn chunkSum(x: Chunk) -> f32 {
+  return (x.x + x.y) + (x.z + x.w);
+}
+
+fn chunkMax(x: Chunk) -> f32 {
+  return max(max(x.x, x.y), max(x.z, x.w));
+}
+
+fn chunkHasNan(x: Chunk) -> bool {
+  return any((bitcast<vec4<u32>>(x) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u));
+}
+
+// 1 where class firstClass + lane equals label, else 0.
+fn chunkOneHot(firstClass: u32, label: i32) -> Chunk {
+  let classes = vec4<i32>(vec4<u32>(firstClass) + vec4<u32>(0u, 1u, 2u, 3u));
+  return select(Chunk(0.0), Chunk(1.0), classes == vec4<i32>(label));
+}
+
+// Component `lane` (0..3) of a chunk.
+fn chunkLane(x: Chunk, lane: u32) -> f32 {
+  return x[lane];
+}
