@@ -18,3 +18,11 @@ async function time(name: string, f: () => tf.Tensor, n = 10) {
 await time('forward', () => distillationLoss(y, s, t));
 await time('fwd+bwd', () => tf.tidy(() => { const r = tf.valueAndGrads((x: tf.Tensor) => distillationLoss(y, x, t) as tf.Scalar)([s]); tf.dispose(r.grads); return r.value; }));
 await time('fwd+bwd both', () => tf.tidy(() => { const r = tf.valueAndGrads((x: tf.Tensor, z: tf.Tensor) => distillationLoss(y, x, z) as tf.Scalar)([s, t]); tf.dispose(r.grads); return r.value; }));
+const bm = (tf.backend() as any).bufferManager;
+console.log('buffers used/free', bm.numUsedBuffers, bm.numFreeBuffers, bm.numBytesUsed, bm.numBytesAllocated);
+for (let i = 0; i < 3; i++) { const o = tf.tidy(() => { const r = tf.valueAndGrads((x: tf.Tensor) => distillationLoss(y, x, t) as tf.Scalar)([s]); tf.dispose(r.grads); return r.value; }); await o.data(); o.dispose(); }
+console.log('buffers used/free', bm.numUsedBuffers, bm.numFreeBuffers, bm.numBytesUsed, bm.numBytesAllocated);
+const dyG = tf.add(tf.scalar(1), tf.scalar(0)); await dyG.data();
+await time('fwd+bwd gpu dy', () => tf.tidy(() => { const r = tf.valueAndGrads((x: tf.Tensor) => distillationLoss(y, x, t) as tf.Scalar)([s], dyG as tf.Scalar); tf.dispose(r.grads); return r.value; }));
+await time('fwd+bwd again', () => tf.tidy(() => { const r = tf.valueAndGrads((x: tf.Tensor) => distillationLoss(y, x, t) as tf.Scalar)([s]); tf.dispose(r.grads); return r.value; }));
+await time('fwd+bwd keepgrad', () => tf.tidy(() => { const r = tf.valueAndGrads((x: tf.Tensor) => distillationLoss(y, x, t) as tf.Scalar)([s]); return r.grads[0]!.sum(); }));

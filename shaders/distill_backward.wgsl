@@ -1,5 +1,8 @@
 // distill_backward.wgsl — gradients of the distillation loss with respect to the student's and
-// (when asked) the teacher's logits, from the row statistics that distill_forward.wgsl saved.
+// the teacher's logits, recomputed from the row statistics that distill_forward.wgsl saved.
+// Used when the forward pass did not write a gradient that turns out to be needed (the
+// teacher's logits were not on the tape when the loss ran); the common case scales the
+// gradients the forward pass wrote.
 //
 // With w_b = rowWeight · dy_b (dy_b = dy for a scalar upstream gradient), σ = softmax(s),
 // q = softmax(s / T), p = softmax(t / T) (each one exponential, from the saved log-sums):
@@ -38,32 +41,23 @@ override TILE_COLS: u32 = 256u;
 override DENSE_LABELS: bool = false;
 override WRITE_STUDENT_GRAD: bool = true;
 override WRITE_TEACHER_GRAD: bool = false;
-const WORKGROUP_SIZE: u32 = 256u;
-const CHUNKS_PER_THREAD: u32 = 4u;
+override WORKGROUP_SIZE: u32 = 256u;
+override CHUNKS_PER_THREAD: u32 = 4u;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let tileRows = WORKGROUP_SIZE / TILE_COLS;
   let chunksPerRow = params.classes / CHUNK;
-  let invT = params.invTemperature;
-  let klGradWeight = params.klWeight * invT;
   let firstChunk = wg.x * TILE_COLS * CHUNKS_PER_THREAD + lid % TILE_COLS;
 
   for (var row = wg.y * tileRows + lid / TILE_COLS; row < params.batch;
        row += params.gridRows * tileRows) {
-    let st = row * STATS_STRIDE;
-    let ms = stats[st + 0u];
-    let mt = stats[st + 1u];
-    let logZ1 = stats[st + 2u];
-    let logZS = stats[st + 3u];
-    let logZT = stats[st + 4u];
-    let kl = stats[st + 5u];
-    let labelSum = stats[st + 6u];
-    let flags = u32(stats[st + 7u]);
-    var w = params.rowWeight * dy[select(0u, row, params.dyPerRow != 0u)];
-    if ((flags & FLAG_NAN) != 0u) { w = quietNan(); }
-    var wStudent = w;
-    if ((flags & FLAG_BAD_LABEL) != 0u) { wStudent = quietNan(); }
+    let at = row * STATS_STRIDE;
+    let rs = RowStats(stats[at + 0u], stats[at + 1u], stats[at + 2u], stats[at + 3u],
+                      stats[at + 4u], stats[at + 5u], stats[at + 6u], u32(stats[at + 7u]));
+    let w = params.rowWeight * dy[select(0u, row, params.dyPerRow != 0u)];
+    let wStudent = studentWeight(w, rs);
+    let wTeacher = teacherWeight(w, rs);
     var label = -1;
     if (!DENSE_LABELS && WRITE_STUDENT_GRAD) { label = labelIndices[row]; }
     let base = row * chunksPerRow;
@@ -72,10 +66,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       let c = firstChunk + k * TILE_COLS;
       if (c >= chunksPerRow) { break; }
       let e = base + c;
-      let d = student[e] - Chunk(ms);
-      let logQ = d * invT - Chunk(logZS);
-      let logP = (teacher[e] - Chunk(mt)) * invT - Chunk(logZT);
-      let p = exp(logP);
+      let s = student[e];
+      let t = teacher[e];
       if (WRITE_STUDENT_GRAD) {
         var y: Chunk;
         if (DENSE_LABELS) {
@@ -83,12 +75,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         } else {
           y = chunkOneHot(c * CHUNK, label);
         }
-        let sigma = exp(d - Chunk(logZ1));
-        let g = params.alpha * (sigma * labelSum - y) + klGradWeight * (exp(logQ) - p);
-        gradStudent[e] = wStudent * g;
+        gradStudent[e] = wStudent * studentGradChunk(s, t, y, rs);
       }
       if (WRITE_TEACHER_GRAD) {
-        gradTeacher[e] = w * klGradWeight * p * (logP - logQ - Chunk(kl));
+        gradTeacher[e] = wTeacher * teacherGradChunk(s, t, rs);
       }
     }
   }

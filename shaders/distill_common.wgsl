@@ -44,3 +44,49 @@ fn quietNan() -> f32 {
   var bits = 0x7fc00000u;
   return bitcast<f32>(bits);
 }
+
+// A row's statistics as the gradient formulas need them.
+struct RowStats {
+  ms: f32,
+  mt: f32,
+  logZ1: f32,
+  logZS: f32,
+  logZT: f32,
+  kl: f32,
+  labelSum: f32,
+  flags: u32,
+}
+
+// Gradients of one chunk at unit upstream weight (callers multiply by w_b), with
+// σ = exp(d − log Z1), q = exp(u − log ZS), p = exp(v − log ZT):
+//   ∂ℓ/∂s = α (σ · Σ y − y) + (1 − α) (k / T) (q − p)
+//   ∂ℓ/∂t = (1 − α) (k / T) · p (log p − log q − KL)
+// Three exponentials for the student's gradient, two for the teacher's (shared when both are
+// written: the compiler sees the same pure expressions).
+fn studentGradChunk(s: Chunk, t: Chunk, y: Chunk, rs: RowStats) -> Chunk {
+  let invT = params.invTemperature;
+  let d = s - Chunk(rs.ms);
+  let q = exp(d * invT - Chunk(rs.logZS));
+  let p = exp((t - Chunk(rs.mt)) * invT - Chunk(rs.logZT));
+  let sigma = exp(d - Chunk(rs.logZ1));
+  return params.alpha * (sigma * rs.labelSum - y) + (params.klWeight * invT) * (q - p);
+}
+
+fn teacherGradChunk(s: Chunk, t: Chunk, rs: RowStats) -> Chunk {
+  let invT = params.invTemperature;
+  let logQ = (s - Chunk(rs.ms)) * invT - Chunk(rs.logZS);
+  let logP = (t - Chunk(rs.mt)) * invT - Chunk(rs.logZT);
+  return (params.klWeight * invT) * exp(logP) * (logP - logQ - Chunk(rs.kl));
+}
+
+// The weights a row's gradients are multiplied by: NaN for a row flagged NaN (both) or with
+// an out-of-range label (the student's only).
+fn studentWeight(w: f32, rs: RowStats) -> f32 {
+  if ((rs.flags & (FLAG_NAN | FLAG_BAD_LABEL)) != 0u) { return quietNan(); }
+  return w;
+}
+
+fn teacherWeight(w: f32, rs: RowStats) -> f32 {
+  if ((rs.flags & FLAG_NAN) != 0u) { return quietNan(); }
+  return w;
+}

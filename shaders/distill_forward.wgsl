@@ -1,11 +1,14 @@
 // distill_forward.wgsl — forward pass of the distillation loss: per-row losses (or their
-// reduction over the batch) and per-row statistics for the backward kernel.
+// reduction over the batch), per-row statistics and, when a tape records the op, the
+// gradients at unit upstream gradient (as Liger-Kernel does: the backward pass then only
+// scales them by dy, or hands them over untouched when dy is the implicit 1 of a loss).
 //
 // Forward, per row b (notation of distill_common.wgsl):
 //   ℓ_b = α · (Σ y · log Z1 − Σ y d) + (1 − α) k · (A / ZT − (m_t − m_s) / T − log ZT + log ZS)
 //   output: ℓ_b for 'none'; rowWeight · Σ_b ℓ_b for 'mean' (rowWeight = 1/B) and 'sum'.
-// Gradients: not here. distill_backward.wgsl computes them from the statistics saved below,
-// so a forward pass that no tape will differentiate writes nothing of size B × C.
+// Gradients (WRITE_STUDENT_GRAD / WRITE_TEACHER_GRAD), written as rowWeight · ∂ℓ_b/∂·:
+//   ∂ℓ_b/∂s_c = α (σ_c Σ y − y_c) + (1 − α) (k / T) (q_c − p_c)
+//   ∂ℓ_b/∂t_c = (1 − α) (k / T) · p_c (log p_c − log q_c − KL_b)   (see distill_common.wgsl)
 //
 // Bindings (group 0):
 //   0 student  Chunk[B·C/CHUNK] read          1 teacher Chunk[B·C/CHUNK] read
@@ -14,6 +17,8 @@
 //   4 params   Params uniform
 //   5 losses   f32[B] per-row losses, or f32[1] when BATCH_IN_WORKGROUP        read_write
 //   6 stats    f32[B·8] row statistics                                         read_write
+//   7 gradStudent Chunk[B·C/CHUNK], 8 gradTeacher Chunk[B·C/CHUNK]          read_write
+//     (each a 16-byte placeholder, never touched, when its gradient is not written)
 //
 // Thread plan: a workgroup of TILE_ROWS × TILE_COLS = 256 invocations; each group of TILE_COLS
 // invocations owns one row and strides over its chunks (vec4s when C % 4 == 0). TILE_COLS = 1
@@ -21,7 +26,9 @@
 // (large C) is a workgroup per row whose invocations merge their partial states in a
 // shared-memory tree. One sweep over the row: the maxima are running maxima and the sums are
 // rescaled when a maximum grows (online softmax), so s and t are read once. Exponentials: three
-// per element (exp d, exp u, exp v) plus three per chunk for the rescaling. When
+// per element (exp d, exp u, exp v) plus three per chunk for the rescaling. With gradients, a
+// second sweep over the row (still in cache: the row group has just read it) writes them, three
+// more exponentials per element; the backward pass then reads nothing of size B × C. When
 // BATCH_IN_WORKGROUP, one workgroup visits every row and reduces the losses itself: the
 // forward pass is one dispatch. Otherwise rows are spread over the grid's y dimension and
 // distill_reduce.wgsl sums the per-row losses when a scalar is asked for.
@@ -33,11 +40,15 @@
 @group(0) @binding(4) var<uniform> params: Params;
 @group(0) @binding(5) var<storage, read_write> losses: array<f32>;
 @group(0) @binding(6) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(7) var<storage, read_write> gradStudent: array<Chunk>;
+@group(0) @binding(8) var<storage, read_write> gradTeacher: array<Chunk>;
 
 override TILE_COLS: u32 = 256u;
 override DENSE_LABELS: bool = false;
 override BATCH_IN_WORKGROUP: bool = false;
-const WORKGROUP_SIZE: u32 = 256u;
+override WRITE_STUDENT_GRAD: bool = false;
+override WRITE_TEACHER_GRAD: bool = false;
+override WORKGROUP_SIZE: u32 = 256u;
 
 // One invocation's share of a row, relative to its own running maxima.
 struct RowState {
@@ -114,32 +125,61 @@ fn withIndexLabel(row: u32, st: RowState, flags: ptr<function, u32>) -> RowState
   return out;
 }
 
-// Turns a row's merged state into its loss and its statistics for the backward pass.
-fn finishRow(row: u32, st: RowState, flags: u32) -> f32 {
-  let logZ1 = log(st.z1);
+// A row's merged state as statistics: the log-sums and KL_b.
+fn rowStats(st: RowState, flags: u32) -> RowStats {
   let logZS = log(st.zs);
   let logZT = log(st.zt);
   let kl = st.a / st.zt - (st.mt - st.ms) * params.invTemperature - logZT + logZS;
-  let ce = st.labelSum * logZ1 - st.labelDot;
-  var loss = params.alpha * ce + params.klWeight * kl;
-  var klOut = kl;
-  if ((flags & FLAG_NAN) != 0u) {
+  return RowStats(st.ms, st.mt, log(st.z1), logZS, logZT, kl, st.labelSum, flags);
+}
+
+// ℓ_b from the statistics (the CE term needs the label term of the state), and the
+// statistics written out for the backward kernel.
+fn finishRow(row: u32, st: RowState, rs: RowStats) -> f32 {
+  let ce = st.labelSum * rs.logZ1 - st.labelDot;
+  var loss = params.alpha * ce + params.klWeight * rs.kl;
+  var klOut = rs.kl;
+  if ((rs.flags & FLAG_NAN) != 0u) {
     loss = quietNan();
     klOut = quietNan();
   }
-  if ((flags & FLAG_BAD_LABEL) != 0u) {
+  if ((rs.flags & FLAG_BAD_LABEL) != 0u) {
     loss = quietNan();
   }
   let base = row * STATS_STRIDE;
-  stats[base + 0u] = st.ms;
-  stats[base + 1u] = st.mt;
-  stats[base + 2u] = logZ1;
-  stats[base + 3u] = logZS;
-  stats[base + 4u] = logZT;
+  stats[base + 0u] = rs.ms;
+  stats[base + 1u] = rs.mt;
+  stats[base + 2u] = rs.logZ1;
+  stats[base + 3u] = rs.logZS;
+  stats[base + 4u] = rs.logZT;
   stats[base + 5u] = klOut;
-  stats[base + 6u] = st.labelSum;
-  stats[base + 7u] = f32(flags);
+  stats[base + 6u] = rs.labelSum;
+  stats[base + 7u] = f32(rs.flags);
   return loss;
+}
+
+// Sweep 2 (only when a tape records the op): the row's gradients at upstream weight rowWeight.
+fn writeGradients(row: u32, base: u32, col: u32, chunksPerRow: u32, rs: RowStats) {
+  var label = -1;
+  if (!DENSE_LABELS) { label = labelIndices[row]; }
+  let wStudent = studentWeight(params.rowWeight, rs);
+  let wTeacher = teacherWeight(params.rowWeight, rs);
+  for (var c = col; c < chunksPerRow; c += TILE_COLS) {
+    let s = student[base + c];
+    let t = teacher[base + c];
+    if (WRITE_STUDENT_GRAD) {
+      var y: Chunk;
+      if (DENSE_LABELS) {
+        y = denseLabels[base + c];
+      } else {
+        y = chunkOneHot(c * CHUNK, label);
+      }
+      gradStudent[base + c] = wStudent * studentGradChunk(s, t, y, rs);
+    }
+    if (WRITE_TEACHER_GRAD) {
+      gradTeacher[base + c] = wTeacher * teacherGradChunk(s, t, rs);
+    }
+  }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -196,16 +236,21 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       workgroupBarrier();
     }
 
+    if (rowActive && !DENSE_LABELS) {
+      // Every invocation of the row group reads the label: sweep 2 needs its flag too.
+      st = withIndexLabel(row, st, &flags);
+    }
+    let rs = rowStats(st, flags);
     if (rowActive && col == 0u) {
-      if (!DENSE_LABELS) {
-        st = withIndexLabel(row, st, &flags);
-      }
-      let loss = finishRow(row, st, flags);
+      let loss = finishRow(row, st, rs);
       if (BATCH_IN_WORKGROUP) {
         lossAcc += loss;
       } else {
         losses[row] = loss;
       }
+    }
+    if (rowActive && (WRITE_STUDENT_GRAD || WRITE_TEACHER_GRAD)) {
+      writeGradients(row, base, col, chunksPerRow, rs);
     }
   }
 

@@ -14,17 +14,20 @@ interface EngineInternals {
 }
 
 /**
- * Whether a gradient for the teacher's logits can be asked for: they come out of an op
- * recorded on the active tape, or are a trainable variable. Then the backward kernel writes
- * both gradients in one dispatch; otherwise it writes the student's alone, and a later
- * request for the teacher's still works (one more dispatch).
+ * Which gradients the forward kernel writes. Without a tape, none. Under a tape, the
+ * student's; the teacher's too when its logits can be differentiated (they come out of an op
+ * recorded on the tape, or are a trainable variable). A teacher gradient asked for anyway is
+ * still exact: the backward pass then recomputes it from the saved row statistics.
  */
-function teacherMayNeedGradient(teacherLogits: tf.Tensor): boolean {
+function gradientsToWrite(teacherLogits: tf.Tensor): DistillAttrs['writeGradients'] {
   const engine = tf.engine() as unknown as EngineInternals;
-  if (!engine.isTapeOn()) return false;
-  if (teacherLogits instanceof tf.Variable && teacherLogits.trainable) return true;
+  if (!engine.isTapeOn()) return 'none';
+  if (teacherLogits instanceof tf.Variable && teacherLogits.trainable) return 'both';
   const id = teacherLogits.id;
-  return (engine.state.activeTape ?? []).some((node) => node.outputs.some((o) => o.id === id));
+  const onTape = (engine.state.activeTape ?? []).some((node) =>
+    node.outputs.some((o) => o.id === id),
+  );
+  return onTape ? 'both' : 'student';
 }
 
 function maxBindingBytes(): number {
@@ -39,7 +42,8 @@ function maxBindingBytes(): number {
  *   k = T² (temperatureSquared, default) or 1; the result is mean_b ℓ_b, Σ_b ℓ_b or `[B]`.
  *
  * Differentiable with respect to both logits (exact gradients; the teacher's is computed only
- * when the tape asks for it). Labels are constants. An integer label outside `[0, C)` makes
+ * when the tape can ask for it). Labels are constants. Under a tape the forward kernel also
+ * writes the gradients, so the backward pass is at most one scaling by the upstream gradient. An integer label outside `[0, C)` makes
  * its row's loss NaN (it is never used as an address).
  *
  * @param labels int32 `[B]` class indices, or float32 `[B, C]` one-hot / soft labels.
@@ -71,7 +75,7 @@ export function distillationLoss(
   }
   const attrs: DistillAttrs = {
     ...cfg,
-    teacherGradHint: teacherMayNeedGradient(teacherLogits),
+    writeGradients: gradientsToWrite(teacherLogits),
     gradients: 'student',
   };
   return tf.tidy(() => {

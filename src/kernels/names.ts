@@ -1,7 +1,11 @@
 /** Kernel names and attributes of the fused op, shared by the op, its gradient and backends. */
 import type { Reduction } from '../config.js';
 
-/** Forward: inputs {labels, studentLogits, teacherLogits}; outputs [value, rowStats [B, 8]]. */
+/**
+ * Forward: inputs {labels, studentLogits, teacherLogits}; outputs [value, rowStats [B, 8]]
+ * followed, when `writeGradients` asks, by the student's and the teacher's gradients at unit
+ * upstream gradient (`[B, C]` each).
+ */
 export const FUSED_DISTILLATION_LOSS = 'FusedDistillationLoss';
 /** Backward: inputs {dy, labels, studentLogits, teacherLogits, rowStats}; outputs the gradients asked for. */
 export const FUSED_DISTILLATION_LOSS_GRAD = 'FusedDistillationLossGrad';
@@ -15,8 +19,11 @@ export interface DistillAttrs {
   temperature: number;
   temperatureSquared: boolean;
   reduction: Reduction;
-  /** Forward: the teacher's logits are on the active tape, so backward writes both gradients at once. */
-  teacherGradHint: boolean;
+  /**
+   * Forward: which gradients to write alongside the loss. 'none' without a tape; 'student'
+   * under a tape; 'both' when the teacher's logits are on the tape too.
+   */
+  writeGradients: 'none' | 'student' | 'both';
   /** Backward: which gradients to write. */
   gradients: 'student' | 'teacher' | 'both';
 }

@@ -16,7 +16,7 @@ import {
   ROW_STATS_WIDTH,
   type DistillAttrs,
 } from '../names.js';
-import { choosePlan } from '../plan.js';
+import { choosePlan, classifyAdapter, type DistillPlan } from '../plan.js';
 import type { UniformField } from './backend_internals.js';
 import { dispatchKernel, type Binding, type KernelSource } from './dispatch.js';
 
@@ -54,6 +54,12 @@ function labelBindings(labels: TensorInfo): Binding[] {
     : [{ kind: 'placeholder', access: 'read' }, { kind: 'input', tensor: labels }];
 }
 
+function planFor(backend: KernelBackend, batch: number, classes: number, reduction: string): DistillPlan {
+  const info = (backend as unknown as { adapterInfo?: { vendor?: string; architecture?: string } })
+    .adapterInfo;
+  return choosePlan(batch, classes, reduction !== 'none', classifyAdapter(info));
+}
+
 function shapeOf(t: TensorInfo): [number, number] {
   return [t.shape[0]!, t.shape[1]!];
 }
@@ -64,19 +70,25 @@ const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
   const a = attrs as unknown as DistillAttrs;
   const [batch, classes] = shapeOf(studentLogits!);
   const reduceToScalar = a.reduction !== 'none';
-  const plan = choosePlan(batch, classes, reduceToScalar);
+  const plan = planFor(backend, batch, classes, a.reduction);
   const denseLabels = labels!.dtype === 'float32';
+  const writeStudent = a.writeGradients !== 'none';
+  const writeTeacher = a.writeGradients === 'both';
+  const gradShape = [batch, classes];
   const forward: KernelSource = {
     name: `distill_forward_x${plan.chunk}`,
     code: source(forwardWgsl, plan.chunk),
     constants: {
+      WORKGROUP_SIZE: plan.workgroupSize,
       TILE_COLS: plan.tileCols,
       DENSE_LABELS: denseLabels,
       BATCH_IN_WORKGROUP: plan.batchInWorkgroup,
+      WRITE_STUDENT_GRAD: writeStudent,
+      WRITE_TEACHER_GRAD: writeTeacher,
     },
   };
   const uniforms = params(a, batch, classes, false, plan.forwardGrid[1]);
-  const [losses, stats] = dispatchKernel(
+  const [losses, stats, ...grads] = dispatchKernel(
     backend,
     forward,
     [
@@ -86,10 +98,16 @@ const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
       { kind: 'uniform', fields: uniforms },
       { kind: 'output', shape: plan.batchInWorkgroup ? [] : [batch], dtype: 'float32' },
       { kind: 'output', shape: [batch, ROW_STATS_WIDTH], dtype: 'float32' },
+      writeStudent
+        ? { kind: 'output', shape: gradShape, dtype: 'float32' }
+        : { kind: 'placeholder', access: 'write' },
+      writeTeacher
+        ? { kind: 'output', shape: gradShape, dtype: 'float32' }
+        : { kind: 'placeholder', access: 'write' },
     ],
     plan.forwardGrid,
-  ) as [TensorInfo, TensorInfo];
-  if (!reduceToScalar || plan.batchInWorkgroup) return [losses, stats];
+  ) as [TensorInfo, TensorInfo, ...TensorInfo[]];
+  if (!reduceToScalar || plan.batchInWorkgroup) return [losses, stats, ...grads];
 
   const reduce: KernelSource = {
     name: 'distill_reduce',
@@ -107,7 +125,7 @@ const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
     [1, 1, 1],
   );
   backend.disposeData(losses.dataId);
-  return [value!, stats];
+  return [value!, stats, ...grads];
 };
 
 const backwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
@@ -118,13 +136,15 @@ const backwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
   >;
   const a = attrs as unknown as DistillAttrs;
   const [batch, classes] = shapeOf(studentLogits!);
-  const plan = choosePlan(batch, classes, a.reduction !== 'none');
+  const plan = planFor(backend, batch, classes, a.reduction);
   const writeStudent = a.gradients !== 'teacher';
   const writeTeacher = a.gradients !== 'student';
   const backward: KernelSource = {
     name: `distill_backward_x${plan.chunk}`,
     code: source(backwardWgsl, plan.chunk),
     constants: {
+      WORKGROUP_SIZE: plan.workgroupSize,
+      CHUNKS_PER_THREAD: plan.chunksPerThread,
       TILE_COLS: plan.tileCols,
       DENSE_LABELS: labels!.dtype === 'float32',
       WRITE_STUDENT_GRAD: writeStudent,
