@@ -20,7 +20,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { distillationLoss, stockDistillationLoss } from '../src/index.js';
+// By package name, as an app would: under tsx this is the built dist/ (the sources' `?raw` WGSL
+// imports need Vite), under vitest an alias of src/index.ts.
+import { distillationLoss, stockDistillationLoss } from 'tfjs-fused-distill';
 
 /** The configuration a distillation loss receives (a subset of the library's config). */
 export interface DistillationLossFnConfig {
@@ -249,6 +251,20 @@ export class Distiller {
       tf.dispose(parts);
     }
     return this.cache;
+  }
+
+  /**
+   * 'cached' mode: adopts teacher logits `[N, C]` computed by the caller, e.g. chunk by chunk
+   * from images kept in host memory (60,000 MNIST images are 188 MB as float32, more than one
+   * GPU storage buffer may hold on many adapters). Replaces an earlier cache; the Distiller
+   * takes ownership of `logits` (disposed by {@link clearCache} / {@link dispose}).
+   */
+  setCachedLogits(logits: tf.Tensor2D): void {
+    if (logits.rank !== 2) {
+      throw new Error(`setCachedLogits: expected [N, C] logits, got shape [${logits.shape}]`);
+    }
+    if (logits !== this.cache) this.clearCache();
+    this.cache = logits;
   }
 
   /** The cached teacher logits `[N, C]`, or null before {@link cacheTeacherLogits}. */

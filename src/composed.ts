@@ -22,7 +22,11 @@ export function composedDistillationLoss(
       const idx = labels as tf.Tensor1D;
       const oneHot = tf.cast(tf.oneHot(idx, shapes.classes), 'float32');
       const valid = tf.logicalAnd(tf.greaterEqual(idx, 0), tf.less(idx, shapes.classes));
-      ce = tf.where(valid, tf.neg(tf.sum(tf.mul(oneHot, logSigma), -1)), tf.fill([shapes.batch], NaN));
+      ce = tf.where(
+        valid,
+        tf.neg(tf.sum(tf.mul(oneHot, logSigma), -1)),
+        tf.fill([shapes.batch], NaN),
+      );
     } else {
       ce = tf.neg(tf.sum(tf.mul(labels, logSigma), -1));
     }

@@ -42,7 +42,10 @@ export const DEFAULT_CONFIG: ResolvedConfig = {
 export const TESTED_TEMPERATURE_RANGE = [0.05, 100] as const;
 
 /** Fills in defaults and throws a descriptive error for a bad field. */
-export function resolveConfig(config: DistillationLossConfig = {}, op = 'distillationLoss'): ResolvedConfig {
+export function resolveConfig(
+  config: DistillationLossConfig = {},
+  op = 'distillationLoss',
+): ResolvedConfig {
   if (config === null || typeof config !== 'object') {
     throw new TypeError(`${op}: config must be an object, got ${String(config)}`);
   }

@@ -79,11 +79,13 @@ export function distillationLoss(
     gradients: 'student',
   };
   return tf.tidy(() => {
-    const [value] = tf.engine().runKernel(
-      FUSED_DISTILLATION_LOSS,
-      { labels, studentLogits, teacherLogits },
-      attrs as unknown as tf.NamedAttrMap,
-    ) as tf.Tensor[];
+    const [value] = tf
+      .engine()
+      .runKernel(
+        FUSED_DISTILLATION_LOSS,
+        { labels, studentLogits, teacherLogits },
+        attrs as unknown as tf.NamedAttrMap,
+      ) as tf.Tensor[];
     return value!;
   });
 }

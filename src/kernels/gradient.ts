@@ -7,7 +7,12 @@
  * backward kernel from the saved row statistics.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { FUSED_DISTILLATION_LOSS, FUSED_DISTILLATION_LOSS_GRAD, type DistillAttrs } from './names.js';
+import {
+  FUSED_DISTILLATION_LOSS,
+  FUSED_DISTILLATION_LOSS_GRAD,
+  FUSED_DISTILLATION_LOSS_SCALE,
+  type DistillAttrs,
+} from './names.js';
 
 /** True when every entry of dy is 1 and its values still live on the CPU (no GPU read). */
 function isUnitOnCpu(dy: tf.Tensor): boolean {
@@ -20,10 +25,18 @@ function isUnitOnCpu(dy: tf.Tensor): boolean {
   return true;
 }
 
-/** dy · g, with dy a scalar or one entry per row. */
-function scale(g: tf.Tensor, dy: tf.Tensor): tf.Tensor {
-  if (isUnitOnCpu(dy)) return tf.clone(g);
-  return dy.rank === 0 ? tf.mul(g, dy) : tf.mul(g, tf.reshape(dy, [g.shape[0]!, 1]));
+/**
+ * dy · each written gradient, in one dispatch whether one or two were written (or none when dy
+ * is a CPU-side 1). Returns tensors that the caller owns.
+ */
+function scaleWritten(written: tf.Tensor[], dy: tf.Tensor, attrs: DistillAttrs): tf.Tensor[] {
+  if (isUnitOnCpu(dy)) return written.map((g) => tf.clone(g));
+  const inputs: Record<string, tf.Tensor> = { dy, studentGrad: written[0]! };
+  if (written[1]) inputs.teacherGrad = written[1];
+  const out = tf
+    .engine()
+    .runKernel(FUSED_DISTILLATION_LOSS_SCALE, inputs, attrs as unknown as tf.NamedAttrMap);
+  return Array.isArray(out) ? out : [out as tf.Tensor];
 }
 
 function recompute(
@@ -47,8 +60,12 @@ export const fusedDistillationGradConfig: tf.GradConfig = {
     const dy = (Array.isArray(dys) ? dys[0] : dys) as tf.Tensor;
     const [labels, studentLogits, teacherLogits, rowStats, ...written] = saved as tf.Tensor[];
     const a = attrs as unknown as DistillAttrs;
-    const studentGrad = a.writeGradients !== 'none' ? written[0] : undefined;
-    const teacherGrad = a.writeGradients === 'both' ? written[1] : undefined;
+    // Scaled now, once for both: closures run one by one, and an unused result is disposed
+    // with the backward pass's scope.
+    const [studentGrad, teacherGrad] =
+      a.writeGradients === 'none'
+        ? []
+        : scaleWritten(written.slice(0, a.writeGradients === 'both' ? 2 : 1), dy, a);
     const inputs = () => ({
       dy,
       labels: labels!,
@@ -62,10 +79,8 @@ export const fusedDistillationGradConfig: tf.GradConfig = {
           'distillationLoss: labels are constants; no gradient flows into them (compute them outside the tape or wrap them in tf.stopGradient)',
         );
       },
-      studentLogits: () =>
-        studentGrad ? scale(studentGrad, dy) : recompute(inputs(), a, 'student'),
-      teacherLogits: () =>
-        teacherGrad ? scale(teacherGrad, dy) : recompute(inputs(), a, 'teacher'),
+      studentLogits: () => studentGrad ?? recompute(inputs(), a, 'student'),
+      teacherLogits: () => teacherGrad ?? recompute(inputs(), a, 'teacher'),
     };
   },
 };

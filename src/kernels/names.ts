@@ -10,6 +10,9 @@ export const FUSED_DISTILLATION_LOSS = 'FusedDistillationLoss';
 /** Backward: inputs {dy, labels, studentLogits, teacherLogits, rowStats}; outputs the gradients asked for. */
 export const FUSED_DISTILLATION_LOSS_GRAD = 'FusedDistillationLossGrad';
 
+/** Scale: inputs {dy, studentGrad, teacherGrad?}; outputs dy · each gradient given. */
+export const FUSED_DISTILLATION_LOSS_SCALE = 'FusedDistillationLossScale';
+
 /** Floats of row statistics per row (see shaders/distill_common.wgsl). */
 export const ROW_STATS_WIDTH = 8;
 

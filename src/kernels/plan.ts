@@ -102,7 +102,9 @@ export function choosePlan(
 }
 
 /** Software rasterisers report themselves in the adapter's vendor / architecture strings. */
-export function classifyAdapter(info: { vendor?: string; architecture?: string } | undefined): AdapterClass {
+export function classifyAdapter(
+  info: { vendor?: string; architecture?: string } | undefined,
+): AdapterClass {
   const text = `${info?.vendor ?? ''} ${info?.architecture ?? ''}`.toLowerCase();
   return /software|swiftshader|llvmpipe|lavapipe|cpu/.test(text) ? 'cpu' : 'gpu';
 }

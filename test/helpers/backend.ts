@@ -9,6 +9,35 @@ import '@tensorflow/tfjs-backend-webgpu';
 import { describeAdapter } from '../../tools/webgpu-node.js';
 
 let printed = false;
+const recordedGpuErrors: string[] = [];
+const watchedDevices = new WeakSet<GPUDevice>();
+
+/** WebGPU errors that no error scope caught since the process started (validation, OOM…). */
+export function uncapturedGpuErrors(): readonly string[] {
+  return recordedGpuErrors;
+}
+
+/** The GPUDevice of tfjs' WebGPU backend. */
+export function tfDevice(): GPUDevice {
+  return (tf.backend() as unknown as { device: GPUDevice }).device;
+}
+
+/**
+ * Runs `fn` inside a validation error scope on tfjs' device (and fences with tfjs' own reads
+ * inside fn) and throws if WebGPU reported a validation error.
+ */
+export async function withValidationScope<T>(fn: () => Promise<T>): Promise<T> {
+  const device = tfDevice();
+  device.pushErrorScope('validation');
+  let result: T;
+  try {
+    result = await fn();
+  } finally {
+    const error = await device.popErrorScope();
+    if (error) throw new Error(`WebGPU validation error: ${error.message}`);
+  }
+  return result;
+}
 
 export async function useWebGPU(): Promise<void> {
   const gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
@@ -22,6 +51,13 @@ export async function useWebGPU(): Promise<void> {
   const ok = await tf.setBackend('webgpu');
   if (!ok || tf.getBackend() !== 'webgpu') {
     throw new Error('tfjs could not initialise its webgpu backend on this adapter');
+  }
+  const device = tfDevice();
+  if (!watchedDevices.has(device)) {
+    watchedDevices.add(device);
+    device.addEventListener('uncapturederror', (event) => {
+      recordedGpuErrors.push((event as GPUUncapturedErrorEvent).error.message);
+    });
   }
   if (!printed) {
     printed = true;

@@ -65,7 +65,10 @@ function placeholderBuffer(device: GPUDevice, access: 'read' | 'write'): GPUBuff
   if (!buffers) {
     const make = (label: string) =>
       device.createBuffer({ label, size: 16, usage: GPUBufferUsage.STORAGE });
-    buffers = { read: make('fused-distill placeholder (read)'), write: make('fused-distill placeholder (write)') };
+    buffers = {
+      read: make('fused-distill placeholder (read)'),
+      write: make('fused-distill placeholder (write)'),
+    };
     placeholders.set(device, buffers);
   }
   return buffers[access];
@@ -124,7 +127,10 @@ export function dispatchKernel(
       case 'uniform':
         return { binding: i, resource: backend.makeUniforms(binding.fields) };
       case 'placeholder':
-        return { binding: i, resource: { buffer: placeholderBuffer(backend.device, binding.access) } };
+        return {
+          binding: i,
+          resource: { buffer: placeholderBuffer(backend.device, binding.access) },
+        };
     }
   });
   record(backend, pipeline, entries, grid);

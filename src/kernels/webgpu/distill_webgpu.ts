@@ -9,14 +9,21 @@ import commonWgsl from '../../../shaders/distill_common.wgsl?raw';
 import forwardWgsl from '../../../shaders/distill_forward.wgsl?raw';
 import backwardWgsl from '../../../shaders/distill_backward.wgsl?raw';
 import reduceWgsl from '../../../shaders/distill_reduce.wgsl?raw';
+import scaleWgsl from '../../../shaders/distill_scale.wgsl?raw';
 import { klFactor } from '../../config.js';
 import {
   FUSED_DISTILLATION_LOSS,
   FUSED_DISTILLATION_LOSS_GRAD,
+  FUSED_DISTILLATION_LOSS_SCALE,
   ROW_STATS_WIDTH,
   type DistillAttrs,
 } from '../names.js';
-import { choosePlan, classifyAdapter, type DistillPlan } from '../plan.js';
+import {
+  choosePlan,
+  classifyAdapter,
+  MAX_WORKGROUPS_PER_DIMENSION,
+  type DistillPlan,
+} from '../plan.js';
 import type { UniformField } from './backend_internals.js';
 import { dispatchKernel, type Binding, type KernelSource } from './dispatch.js';
 
@@ -50,11 +57,22 @@ function params(
 /** Bindings 2 and 3 of both kernels: int32 class indices, or float32 dense labels. */
 function labelBindings(labels: TensorInfo): Binding[] {
   return labels.dtype === 'int32'
-    ? [{ kind: 'input', tensor: labels }, { kind: 'placeholder', access: 'read' }]
-    : [{ kind: 'placeholder', access: 'read' }, { kind: 'input', tensor: labels }];
+    ? [
+        { kind: 'input', tensor: labels },
+        { kind: 'placeholder', access: 'read' },
+      ]
+    : [
+        { kind: 'placeholder', access: 'read' },
+        { kind: 'input', tensor: labels },
+      ];
 }
 
-function planFor(backend: KernelBackend, batch: number, classes: number, reduction: string): DistillPlan {
+function planFor(
+  backend: KernelBackend,
+  batch: number,
+  classes: number,
+  reduction: string,
+): DistillPlan {
   const info = (backend as unknown as { adapterInfo?: { vendor?: string; architecture?: string } })
     .adapterInfo;
   return choosePlan(batch, classes, reduction !== 'none', classifyAdapter(info));
@@ -174,8 +192,43 @@ const backwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
   );
 };
 
+const scaleKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
+  const backend = b as KernelBackend;
+  const { dy, studentGrad, teacherGrad } = inputs as Record<string, TensorInfo | undefined>;
+  const a = attrs as unknown as DistillAttrs;
+  const [batch, classes] = shapeOf(studentGrad!);
+  const plan = planFor(backend, batch, classes, a.reduction);
+  const chunks = (batch * classes) / plan.chunk;
+  const groups = Math.ceil(chunks / (plan.workgroupSize * plan.chunksPerThread));
+  const gridX = Math.min(groups, MAX_WORKGROUPS_PER_DIMENSION);
+  const gridY = Math.min(Math.ceil(groups / gridX), MAX_WORKGROUPS_PER_DIMENSION);
+  const dyPerRow = dy!.shape.length === 1 && batch > 1;
+  const shape = [batch, classes];
+  return dispatchKernel(
+    backend,
+    {
+      name: `distill_scale_x${plan.chunk}`,
+      code: source(scaleWgsl, plan.chunk),
+      constants: { WORKGROUP_SIZE: plan.workgroupSize, SCALE_TEACHER: teacherGrad !== undefined },
+    },
+    [
+      { kind: 'input', tensor: studentGrad! },
+      teacherGrad
+        ? { kind: 'input', tensor: teacherGrad }
+        : { kind: 'placeholder', access: 'read' },
+      { kind: 'input', tensor: dy! },
+      { kind: 'uniform', fields: params(a, batch, classes, dyPerRow, gridY) },
+      { kind: 'output', shape, dtype: 'float32' },
+      teacherGrad
+        ? { kind: 'output', shape, dtype: 'float32' }
+        : { kind: 'placeholder', access: 'write' },
+    ],
+    [gridX, gridY, 1],
+  );
+};
+
 export const webgpuKernelConfigs: KernelConfig[] = [
+  { kernelName: FUSED_DISTILLATION_LOSS_SCALE, backendName: 'webgpu', kernelFunc: scaleKernel },
   { kernelName: FUSED_DISTILLATION_LOSS, backendName: 'webgpu', kernelFunc: forwardKernel },
   { kernelName: FUSED_DISTILLATION_LOSS_GRAD, backendName: 'webgpu', kernelFunc: backwardKernel },
 ];
-

@@ -1,0 +1,251 @@
+/**
+ * The distillation benchmark (`npm run bench`): the Keras knowledge-distillation protocol on
+ * MNIST, with the fused WGSL loss and with the stock-op loss, on the current WebGPU adapter.
+ * Prints a table; writes JSON and CSV under bench/results/ (see bench/protocol.ts).
+ *
+ *   npm run bench                               # 'full' on a GPU, 'quick' on a software one
+ *   npm run bench -- --preset smoke --data-dir ../shared/data/mnist
+ *   npm run bench -- --save-teacher teacher.json, then --teacher teacher.json to reuse it
+ *
+ * Ctrl-C stops after the current step and writes what finished with `complete: false`.
+ */
+import { Command, Option } from 'commander';
+import cliProgress from 'cli-progress';
+import * as tf from '@tensorflow/tfjs-core';
+// tfjs-layers registers the gradients of every stock op (tfjs-core alone registers none).
+import '@tensorflow/tfjs-layers';
+import { loadMnist, type MnistDataset } from './data/mnist-node.js';
+import { initNodeWebGPU } from './lib/node-webgpu.js';
+import { choosePreset, PRESET_NAMES, resolveSettings, type SettingOverrides } from './presets.js';
+import {
+  formatReport,
+  limitSplit,
+  loadTeacherCheckpoint,
+  runDistillBenchmark,
+  writeReport,
+  type BenchData,
+  type EpochProgress,
+  type EpochRecord,
+  type LoadedTeacher,
+  type ProgressSink,
+  type StepProgress,
+} from './protocol.js';
+import type { TeacherLogitsMode } from './distiller.js';
+
+/** The parsed command line. */
+interface CliOptions {
+  preset?: string;
+  batchSize?: number;
+  epochsTeacher?: number;
+  epochsDistill?: number;
+  epochsScratch?: number;
+  trainLimit?: number;
+  testLimit?: number;
+  seed?: number;
+  dataDir?: string;
+  dataset: MnistDataset;
+  teacher?: string;
+  saveTeacher?: string;
+  teacherLogits?: TeacherLogitsMode;
+  json?: string;
+  out: string;
+  progress: boolean;
+}
+
+/** Exit status of an interrupted run (128 + SIGINT), as shells report Ctrl-C. */
+const EXIT_INTERRUPTED = 130;
+
+function integer(flag: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n)) throw new Error(`${flag} expects an integer, got "${value}"`);
+    return n;
+  };
+}
+
+const program = new Command()
+  .name('bench')
+  .description(
+    'Knowledge distillation on MNIST with the fused and the stock distillation loss, ' +
+      'on the current WebGPU adapter (the Keras example protocol)',
+  )
+  .addOption(
+    new Option('--preset <name>', 'full | quick | smoke (default: by adapter)').choices(
+      PRESET_NAMES,
+    ),
+  )
+  .option('--batch-size <n>', 'batch size (default 64)', integer('--batch-size'))
+  .option('--epochs-teacher <n>', 'teacher epochs (preset default)', integer('--epochs-teacher'))
+  .option(
+    '--epochs-distill <n>',
+    'distillation epochs (preset default)',
+    integer('--epochs-distill'),
+  )
+  .option('--epochs-scratch <n>', 'scratch epochs (preset default)', integer('--epochs-scratch'))
+  .option('--train-limit <n>', 'use the first N training images', integer('--train-limit'))
+  .option('--test-limit <n>', 'use the first N test images', integer('--test-limit'))
+  .option('--seed <n>', 'seed of the initial weights and the batch order', integer('--seed'))
+  .option('--data-dir <dir>', 'folder with the four IDX files (else MNIST_DIR, else the cache)')
+  .addOption(
+    new Option('--dataset <name>', 'dataset').choices(['mnist', 'fashion-mnist']).default('mnist'),
+  )
+  .option('--teacher <path>', 'load a saved teacher and skip teacher training')
+  .option('--save-teacher <path>', 'save the trained teacher (atomically)')
+  .addOption(
+    new Option('--teacher-logits <mode>', 'teacher forward every step, or once up front').choices([
+      'per-step',
+      'cached',
+    ]),
+  )
+  .option('--json <path>', 'write the JSON result here (default: in --out)')
+  .option('--out <dir>', 'results directory', 'bench/results')
+  .option('--no-progress', 'no progress bars (a line per epoch instead)');
+
+/** A cli-progress bar per epoch: loss, accuracy, steps/s and ETA. */
+function barProgress(): ProgressSink {
+  let bar: cliProgress.SingleBar | null = null;
+  return {
+    epochStart(info: EpochProgress) {
+      bar = new cliProgress.SingleBar({
+        format:
+          '{run} epoch {epoch} [{bar}] {value}/{total} | loss {loss} | acc {acc} | ' +
+          '{sps} steps/s | ETA {eta_formatted}',
+        stream: process.stderr,
+        hideCursor: null,
+        etaBuffer: 20,
+      });
+      bar.start(info.steps, 0, {
+        run: info.run,
+        epoch: `${info.epoch}/${info.epochs}`,
+        loss: '…',
+        acc: '…',
+        sps: '…',
+      });
+    },
+    step(info: StepProgress) {
+      const payload: Record<string, string> = { sps: info.stepsPerSecond.toFixed(2) };
+      if (info.loss !== undefined) payload.loss = info.loss.toFixed(4);
+      if (info.accuracy !== undefined) payload.acc = `${(100 * info.accuracy).toFixed(1)}%`;
+      bar?.update(info.done, payload);
+    },
+    epochEnd() {
+      bar?.stop();
+      bar = null;
+    },
+  };
+}
+
+/** One line per epoch, for logs and pipes. */
+function lineProgress(): ProgressSink {
+  return {
+    epochStart: () => undefined,
+    step: () => undefined,
+    epochEnd(info: EpochProgress & { record: EpochRecord }) {
+      const r = info.record;
+      process.stderr.write(
+        `${info.run} epoch ${info.epoch}/${info.epochs}: ${r.steps} steps, loss ${r.loss.toFixed(4)}, ` +
+          `acc ${(100 * r.accuracy).toFixed(2)} %, ${((r.steps * 1000) / r.wallMs).toFixed(2)} steps/s, ` +
+          `${(r.wallMs / 1000).toFixed(1)} s, ${r.memory.numTensors} tensors\n`,
+      );
+    },
+  };
+}
+
+function overrides(opts: CliOptions): SettingOverrides {
+  return {
+    batchSize: opts.batchSize,
+    epochsTeacher: opts.epochsTeacher,
+    epochsDistill: opts.epochsDistill,
+    epochsScratch: opts.epochsScratch,
+    trainLimit: opts.trainLimit,
+    testLimit: opts.testLimit,
+    seed: opts.seed,
+    teacherLogits: opts.teacherLogits,
+  };
+}
+
+/** Loads the dataset (flag → env → cache → download) and cuts it to the limits. */
+async function loadData(
+  opts: CliOptions,
+  trainLimit: number | null,
+  testLimit: number | null,
+): Promise<BenchData> {
+  const mnist = await loadMnist({ dataset: opts.dataset, dataDir: opts.dataDir });
+  return {
+    name: mnist.dataset,
+    source: mnist.source,
+    train: limitSplit(mnist.train, trainLimit),
+    test: limitSplit(mnist.test, testLimit),
+  };
+}
+
+/** Ctrl-C once: stop after the current step; twice: quit at once. */
+function abortOnSigint(): AbortController {
+  const controller = new AbortController();
+  process.on('SIGINT', () => {
+    if (controller.signal.aborted) process.exit(EXIT_INTERRUPTED);
+    process.stderr.write('\nSIGINT: stopping after the current step (Ctrl-C again to quit now)\n');
+    controller.abort();
+  });
+  return controller;
+}
+
+function loadTeacher(opts: CliOptions): LoadedTeacher | undefined {
+  if (opts.teacher === undefined) return undefined;
+  const teacher = loadTeacherCheckpoint(opts.teacher);
+  if (teacher.info.dataset !== opts.dataset) {
+    teacher.model.dispose();
+    throw new Error(
+      `${opts.teacher}: the teacher was trained on ${teacher.info.dataset}, not ${opts.dataset}`,
+    );
+  }
+  return teacher;
+}
+
+async function main(): Promise<number> {
+  const opts = program.parse().opts<CliOptions>();
+  const env = await initNodeWebGPU();
+  console.log(`adapter: ${env.adapter.description}${env.software ? ' (software)' : ''}`);
+  const { preset, reason } = choosePreset(opts.preset, env.software, env.adapter.description);
+  console.log(`preset: ${preset.name}: ${preset.summary}\n  why: ${reason}`);
+  for (const r of preset.reductions) console.log(`  reduced: ${r}`);
+  console.log(`  expected: ${preset.estimate}`);
+  const settings = resolveSettings(preset, overrides(opts));
+  const teacher = loadTeacher(opts);
+  if (teacher) settings.teacherFilters = teacher.info.filters;
+  const data = await loadData(opts, settings.trainLimit, settings.testLimit);
+  console.log(`data: ${data.name} from ${data.source}`);
+  const controller = abortOnSigint();
+  const report = await runDistillBenchmark({
+    settings,
+    data,
+    meta: {
+      presetReason: reason,
+      reductions: preset.reductions,
+      adapter: env.adapter,
+      software: env.software,
+      flags: { ...opts },
+    },
+    teacher,
+    saveTeacherPath: opts.saveTeacher,
+    signal: controller.signal,
+    progress: opts.progress && process.stderr.isTTY ? barProgress() : lineProgress(),
+    log: (line) => process.stderr.write(`${line}\n`),
+  });
+  console.log('');
+  console.log(formatReport(report));
+  const files = writeReport(report, opts.out, opts.json);
+  console.log(`wrote ${files.json}, ${files.csv} and ${files.curvesCsv}`);
+  if (tf.memory().numTensors !== 0) {
+    console.log(`note: ${tf.memory().numTensors} tensors still allocated after the run`);
+  }
+  return report.complete ? 0 : EXIT_INTERRUPTED;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,302 @@
+/**
+ * Presets of the distillation benchmark (bench/distill.ts): the same protocol code, at three
+ * sizes. `full` is the Keras example's protocol exactly; `quick` and `smoke` shrink it so that
+ * it fits a software WebGPU adapter, and say plainly what they shrank.
+ *
+ * The protocol (https://keras.io/examples/vision/knowledge_distillation/): train the teacher
+ * 5 epochs, distil the student 3 epochs, train the same student from scratch 3 epochs, evaluate
+ * every model on the test set; Adam (lr 1e-3), alpha 0.1, temperature 10.
+ */
+import type { TeacherLogitsMode } from './distiller.js';
+import { STUDENT_FILTERS, TEACHER_FILTERS } from './models.js';
+
+/** The preset names, smallest last. */
+export const PRESET_NAMES = ['full', 'quick', 'smoke'] as const;
+/** One of {@link PRESET_NAMES}. */
+export type PresetName = (typeof PRESET_NAMES)[number];
+
+/** Epochs of each training run. */
+export interface EpochCounts {
+  teacher: number;
+  distill: number;
+  scratch: number;
+}
+
+/**
+ * How step times are sampled. Every timed window ends with ONE fence (a read-back of the
+ * window's stacked losses), so the GPU queue stays full between fences.
+ */
+export interface TimingSettings {
+  /** Training steps per timed window (the last window of an epoch may be shorter). */
+  windowSteps: number;
+  /** Steps at the start of each run whose windows are not timed (pipeline compilation etc.). */
+  warmupSteps: number;
+  /** Windows of the loss-alone timing (fused vs stock forward+backward, one fence each). */
+  lossWindows: number;
+  /** Target length of one loss-alone window, ms (sets the calls per window). */
+  lossWindowMs: number;
+  /** Steps of the phase breakdown sample, each phase fenced on its own. */
+  phaseSamples: number;
+  /** Steps over which the fused and stock loss curves are compared (max abs/rel diff). */
+  curveCompareSteps: number;
+}
+
+/** Everything a benchmark run needs besides the data and the adapter. */
+export interface BenchSettings {
+  preset: PresetName;
+  /** Filters of the teacher's two conv layers (the Keras teacher: [256, 512]). */
+  teacherFilters: [number, number];
+  /** Filters of the student's two conv layers (the Keras student: [16, 32]). */
+  studentFilters: [number, number];
+  epochs: EpochCounts;
+  /** Training images used (the first N of the training set); null: all of them. */
+  trainLimit: number | null;
+  /** Test images used (the first N of the test set); null: all of them. */
+  testLimit: number | null;
+  batchSize: number;
+  /** Seeds the weight initialisers and the batch order. */
+  seed: number;
+  alpha: number;
+  temperature: number;
+  /** 'per-step' (Keras) or 'cached' teacher logits. */
+  teacherLogits: TeacherLogitsMode;
+  /** Examples per evaluation batch (memory bound only: results do not depend on it). */
+  evalBatchSize: number;
+  timing: TimingSettings;
+}
+
+/** A preset: its settings and, for reduced ones, a plain statement of what was reduced. */
+export interface Preset {
+  name: PresetName;
+  /** One line: what the preset is for. */
+  summary: string;
+  /** What differs from the Keras protocol; empty for `full`. */
+  reductions: string[];
+  /** Expected wall time on the machine it targets, and how it was estimated. */
+  estimate: string;
+  settings: BenchSettings;
+}
+
+/** The Keras example's hyper-parameters, shared by every preset. */
+const PROTOCOL = {
+  studentFilters: [STUDENT_FILTERS[0], STUDENT_FILTERS[1]] as [number, number],
+  // The Keras example defines batch_size = 64 but never passes it to fit(), so Keras ran 32;
+  // we default to the 64 it meant (the --batch-size flag sets either).
+  batchSize: 64,
+  seed: 42,
+  alpha: 0.1,
+  temperature: 10,
+  teacherLogits: 'per-step' as TeacherLogitsMode,
+  evalBatchSize: 256,
+};
+
+/**
+ * Measured per-step costs on lavapipe (Mesa 25, 2 cores, batch 64; see
+ * ../shared/notes/webgpu-headless.md and this preset's calibration runs), used for the
+ * estimates below and printed by the CLI: ms per training step of each kind.
+ */
+export const LAVAPIPE_STEP_MS = {
+  /** A [16, 32] student train step (forward + backward + Adam). */
+  student: 180,
+  /** Extra per distillation step for the teacher forward of the quick teacher [32, 64]. */
+  quickTeacherForward: 60,
+  /** A [32, 64] teacher train step. */
+  quickTeacherTrain: 420,
+} as const;
+
+const FULL: Preset = {
+  name: 'full',
+  summary: 'the Keras protocol exactly: 60,000/10,000 images, full-width teacher (a real GPU)',
+  reductions: [],
+  estimate:
+    'a few minutes on a discrete GPU; about six hours per teacher epoch on lavapipe (unusable)',
+  settings: {
+    ...PROTOCOL,
+    preset: 'full',
+    teacherFilters: [TEACHER_FILTERS[0], TEACHER_FILTERS[1]],
+    epochs: { teacher: 5, distill: 3, scratch: 3 },
+    trainLimit: null,
+    testLimit: null,
+    timing: {
+      windowSteps: 25,
+      warmupSteps: 25,
+      lossWindows: 9,
+      lossWindowMs: 200,
+      phaseSamples: 20,
+      curveCompareSteps: 100,
+    },
+  },
+};
+
+const QUICK: Preset = {
+  name: 'quick',
+  summary: 'the same code, reduced to finish in about 12 minutes on lavapipe (2 cores)',
+  reductions: [
+    'teacher filters [32, 64] instead of [256, 512] (1/8 width, ~60x fewer parameters)',
+    'training set: the first 3,200 of 60,000 images (50 steps per epoch at batch 64)',
+    'test set: the first 2,000 of 10,000 images',
+    'epochs unchanged (teacher 5, distillation 3 + 3, scratch 3)',
+  ],
+  estimate:
+    '~10 min on lavapipe: teacher 5x50x0.42 s = 105 s, fused + stock distillation ' +
+    '2x3x50x(0.18+0.06) s = 72 s, scratch 3x50x0.18 s = 27 s, evaluations, pipeline ' +
+    'compilation, loss-alone and phase timing ~2 min, x2 margin for a shared machine',
+  settings: {
+    ...PROTOCOL,
+    preset: 'quick',
+    teacherFilters: [32, 64],
+    epochs: { teacher: 5, distill: 3, scratch: 3 },
+    trainLimit: 3_200,
+    testLimit: 2_000,
+    timing: {
+      windowSteps: 10,
+      warmupSteps: 10,
+      lossWindows: 7,
+      lossWindowMs: 150,
+      phaseSamples: 6,
+      curveCompareSteps: 50,
+    },
+  },
+};
+
+const SMOKE: Preset = {
+  name: 'smoke',
+  summary: 'a CI check of the whole pipeline in under 2 minutes; its accuracies mean little',
+  reductions: [
+    'teacher filters [8, 16] instead of [256, 512]',
+    'training set: the first 512 of 60,000 images (8 steps per epoch at batch 64)',
+    'test set: the first 256 of 10,000 images',
+    'epochs: 1 each instead of 5 / 3 / 3',
+  ],
+  estimate: '~1 min on lavapipe, mostly pipeline compilation',
+  settings: {
+    ...PROTOCOL,
+    preset: 'smoke',
+    teacherFilters: [8, 16],
+    epochs: { teacher: 1, distill: 1, scratch: 1 },
+    trainLimit: 512,
+    testLimit: 256,
+    timing: {
+      windowSteps: 2,
+      warmupSteps: 2,
+      lossWindows: 3,
+      lossWindowMs: 50,
+      phaseSamples: 2,
+      curveCompareSteps: 8,
+    },
+  },
+};
+
+/** The presets by name. */
+export const PRESETS: Readonly<Record<PresetName, Preset>> = {
+  full: FULL,
+  quick: QUICK,
+  smoke: SMOKE,
+};
+
+/** True when `name` is a preset name. */
+export function isPresetName(name: string): name is PresetName {
+  return (PRESET_NAMES as readonly string[]).includes(name);
+}
+
+/** Which preset a run uses, and a sentence saying why (printed and recorded). */
+export interface PresetChoice {
+  preset: Preset;
+  reason: string;
+}
+
+/**
+ * The preset for this run: the `--preset` flag when given; otherwise `quick` on a software
+ * adapter (the full teacher would take hours per epoch there) and `full` on hardware.
+ *
+ * @param flag the `--preset` value, if any. @param software whether the adapter is a
+ * software rasteriser. @param adapter the adapter's description, for the reason.
+ */
+export function choosePreset(
+  flag: string | undefined,
+  software: boolean,
+  adapter: string,
+): PresetChoice {
+  if (flag !== undefined) {
+    if (!isPresetName(flag)) {
+      throw new Error(`--preset must be one of ${PRESET_NAMES.join(', ')}; got "${flag}"`);
+    }
+    return { preset: PRESETS[flag], reason: `--preset ${flag}` };
+  }
+  if (software) {
+    return {
+      preset: QUICK,
+      reason:
+        `no --preset given and ${adapter} is a software adapter: using 'quick' ` +
+        `(the full protocol would take hours per teacher epoch here)`,
+    };
+  }
+  return {
+    preset: FULL,
+    reason: `no --preset given and ${adapter} is a hardware adapter: using 'full'`,
+  };
+}
+
+/** Command-line overrides of a preset's settings; undefined: keep the preset's value. */
+export interface SettingOverrides {
+  batchSize?: number;
+  epochsTeacher?: number;
+  epochsDistill?: number;
+  epochsScratch?: number;
+  trainLimit?: number;
+  testLimit?: number;
+  seed?: number;
+  teacherLogits?: TeacherLogitsMode;
+}
+
+/**
+ * The preset's settings with the overrides applied (a fresh object; presets stay untouched).
+ *
+ * @throws RangeError on a non-positive batch size or limit, or a negative epoch count.
+ */
+export function resolveSettings(preset: Preset, overrides: SettingOverrides = {}): BenchSettings {
+  const base = preset.settings;
+  const settings: BenchSettings = {
+    ...base,
+    teacherFilters: [...base.teacherFilters],
+    studentFilters: [...base.studentFilters],
+    epochs: {
+      teacher: overrides.epochsTeacher ?? base.epochs.teacher,
+      distill: overrides.epochsDistill ?? base.epochs.distill,
+      scratch: overrides.epochsScratch ?? base.epochs.scratch,
+    },
+    timing: { ...base.timing },
+    batchSize: overrides.batchSize ?? base.batchSize,
+    trainLimit: overrides.trainLimit ?? base.trainLimit,
+    testLimit: overrides.testLimit ?? base.testLimit,
+    seed: overrides.seed ?? base.seed,
+    teacherLogits: overrides.teacherLogits ?? base.teacherLogits,
+  };
+  validateSettings(settings);
+  return settings;
+}
+
+/** Throws a RangeError naming the first invalid setting. */
+export function validateSettings(s: BenchSettings): void {
+  const positive = (name: string, v: number | null): void => {
+    if (v !== null && (!Number.isInteger(v) || v < 1)) {
+      throw new RangeError(`${name} must be a positive integer, got ${String(v)}`);
+    }
+  };
+  const nonNegative = (name: string, v: number): void => {
+    if (!Number.isInteger(v) || v < 0) {
+      throw new RangeError(`${name} must be a non-negative integer, got ${String(v)}`);
+    }
+  };
+  positive('batch size', s.batchSize);
+  positive('train limit', s.trainLimit);
+  positive('test limit', s.testLimit);
+  nonNegative('teacher epochs', s.epochs.teacher);
+  nonNegative('distillation epochs', s.epochs.distill);
+  nonNegative('scratch epochs', s.epochs.scratch);
+  if (!Number.isInteger(s.seed)) throw new RangeError(`seed must be an integer, got ${s.seed}`);
+  if (s.teacherLogits !== 'per-step' && s.teacherLogits !== 'cached') {
+    throw new RangeError(`teacher logits must be 'per-step' or 'cached', got ${s.teacherLogits}`);
+  }
+  for (const [name, v] of Object.entries(s.timing)) positive(`timing.${name}`, v);
+}

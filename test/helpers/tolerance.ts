@@ -1,0 +1,274 @@
+/**
+ * Per-element tolerances for the fused kernels (float32 WGSL) against the float64 reference,
+ * derived from the WGSL accuracy rules and the kernels' summation plans (README, "Tolerances").
+ *
+ * Notation: u = 2⁻²⁴ (unit roundoff of float32), ε = 2u = 2⁻²³ (one ULP at 1).
+ * - WGSL exp(x): 3 + 2|x| ULP of the result, i.e. a relative error ≤ (3 + 2|x|) ε.
+ * - WGSL log(x): 2⁻²¹ absolute on [0.5, 2], 3 ULP elsewhere.
+ * - A sum of n same-signed terms, accumulated along a dependency chain of depth D: relative
+ *   error ≤ D u of the sum (first order), on top of the terms' own relative errors.
+ * - Online softmax rescaling multiplies a partial sum by exp(m_old − m_new) once per new
+ *   maximum, at most D times; the shifts telescope to at most the row's range R, so the
+ *   rescaling adds ≤ (3D + 2R) ε relative error to every term.
+ * The bounds are first order; the final factor SAFETY = 2 covers the second-order terms and
+ * the roundings of the few scalar operations not itemised (each ≤ u relative).
+ */
+import { choosePlan, type AdapterClass } from '../../src/kernels/plan.js';
+
+const U = 2 ** -24;
+const EPS = 2 ** -23;
+const SAFETY = 2;
+/** Below this a float32 result may be flushed to zero (smallest normal ≈ 1.18e-38). */
+const DENORMAL_FLOOR = 2e-38;
+
+export interface RowInputs {
+  readonly classes: number;
+  readonly s: ArrayLike<number>;
+  readonly t: ArrayLike<number>;
+  /** Dense labels of the row (one-hot for index labels); null when the label is invalid. */
+  readonly y: ArrayLike<number> | null;
+}
+
+export interface ToleranceContext {
+  readonly batch: number;
+  readonly classes: number;
+  readonly alpha: number;
+  readonly temperature: number;
+  readonly klWeight: number;
+  readonly reduceToScalar: boolean;
+  readonly adapter: AdapterClass;
+}
+
+/** The longest dependency chain of a row sum in the kernel's plan. */
+export function rowSumDepth(ctx: ToleranceContext): number {
+  const plan = choosePlan(ctx.batch, ctx.classes, ctx.reduceToScalar, ctx.adapter);
+  const chunks = ctx.classes / plan.chunk;
+  const perThread = Math.ceil(chunks / plan.tileCols);
+  // chunk lanes (log2 4 = 2) + the sequential run + the shared-memory tree
+  return perThread + (plan.chunk === 4 ? 2 : 0) + Math.log2(plan.tileCols);
+}
+
+/** The longest dependency chain of the batch reduction (forward kernel or distill_reduce). */
+export function batchSumDepth(batch: number): number {
+  return Math.ceil(batch / 64) + 8;
+}
+
+function logError(x: number): number {
+  return x >= 0.5 && x <= 2 ? 2 ** -21 : 3 * EPS * Math.abs(Math.log(x));
+}
+
+/** Float64 statistics of one row and the bounds on their float32 errors. */
+export interface RowBounds {
+  readonly sigma: Float64Array;
+  readonly q: Float64Array;
+  readonly p: Float64Array;
+  readonly logQ: Float64Array;
+  readonly logP: Float64Array;
+  /** s − m_s and (t − m_t)/T */
+  readonly d: Float64Array;
+  readonly v: Float64Array;
+  readonly logZ1: number;
+  readonly kl: number;
+  readonly ySum: number;
+  /** Absolute error bounds of log Z1, log ZS, log ZT and KL_b. */
+  readonly dLogZ1: number;
+  readonly dLogZS: number;
+  readonly dLogZT: number;
+  readonly dKl: number;
+  /** Absolute error bound of ℓ_b. */
+  readonly dLoss: number;
+  readonly loss: number;
+}
+
+export function rowBounds(row: RowInputs, ctx: ToleranceContext): RowBounds {
+  const C = row.classes;
+  const T = ctx.temperature;
+  const D = rowSumDepth(ctx);
+  let ms = -Infinity;
+  let mt = -Infinity;
+  let minS = Infinity;
+  let minT = Infinity;
+  for (let c = 0; c < C; c++) {
+    ms = Math.max(ms, row.s[c]!);
+    mt = Math.max(mt, row.t[c]!);
+    minS = Math.min(minS, row.s[c]!);
+    minT = Math.min(minT, row.t[c]!);
+  }
+  const rangeS = ms - minS;
+  const rangeT = mt - minT;
+  const d = new Float64Array(C);
+  const v = new Float64Array(C);
+  let z1 = 0;
+  let zs = 0;
+  let zt = 0;
+  for (let c = 0; c < C; c++) {
+    d[c] = row.s[c]! - ms;
+    v[c] = (row.t[c]! - mt) / T;
+    z1 += Math.exp(d[c]!);
+    zs += Math.exp(d[c]! / T);
+    zt += Math.exp(v[c]!);
+  }
+  const logZ1 = Math.log(z1);
+  const logZS = Math.log(zs);
+  const logZT = Math.log(zt);
+  const sigma = new Float64Array(C);
+  const q = new Float64Array(C);
+  const p = new Float64Array(C);
+  const logQ = new Float64Array(C);
+  const logP = new Float64Array(C);
+  // softmax-weighted mean |argument| of each sum's exponentials, and E_p |t − s| / T
+  let wD = 0;
+  let wU = 0;
+  let wV = 0;
+  let pDiff = 0;
+  let kl = 0;
+  for (let c = 0; c < C; c++) {
+    sigma[c] = Math.exp(d[c]! - logZ1);
+    logQ[c] = d[c]! / T - logZS;
+    logP[c] = (row.t[c]! - mt) / T - logZT;
+    q[c] = Math.exp(logQ[c]!);
+    p[c] = Math.exp(logP[c]!);
+    wD += sigma[c]! * Math.abs(d[c]!);
+    wU += q[c]! * Math.abs(d[c]! / T);
+    wV += p[c]! * Math.abs((row.t[c]! - mt) / T);
+    pDiff += (p[c]! * Math.abs(row.t[c]! - row.s[c]!)) / T;
+    if (p[c]! > 0) kl += p[c]! * (logP[c]! - logQ[c]!);
+  }
+  const sumErr = (weightedArg: number, range: number) =>
+    EPS * (3 + 2 * weightedArg + 3 * D + 2 * range) + U * (D + 2);
+  const dZ1 = sumErr(wD, rangeS);
+  const dZS = sumErr(wU, rangeS / T);
+  const dZT = sumErr(wV, rangeT / T);
+  const dLogZ1 = dZ1 + logError(z1);
+  const dLogZS = dZS + logError(zs);
+  const dLogZT = dZT + logError(zt);
+  // KL_b = A/ZT − (mt − ms)/T − log ZT + log ZS, A/ZT = E_p[(t − s)/T]
+  const aOverZ = pDiff;
+  const dKl =
+    (dZT + sumErr(wV, rangeT / T) + U) * aOverZ +
+    2 * U * (Math.abs(mt - ms) / T) +
+    dLogZT +
+    dLogZS +
+    4 * U * (aOverZ + Math.abs(mt - ms) / T + Math.abs(logZT) + Math.abs(logZS));
+
+  let ySum = 0;
+  let yd = 0;
+  let ce = NaN;
+  let dCe = 0;
+  if (row.y) {
+    for (let c = 0; c < C; c++) {
+      ySum += row.y[c]!;
+      yd += Math.abs(row.y[c]! * d[c]!);
+    }
+    ce = 0;
+    for (let c = 0; c < C; c++) ce -= row.y[c]! * (d[c]! - logZ1);
+    dCe =
+      Math.abs(ySum) * dLogZ1 + U * (D + 2) * (yd + Math.abs(ySum * logZ1)) + 2 * U * Math.abs(ce);
+  }
+  const loss = ctx.alpha * ce + ctx.klWeight * kl;
+  const dLoss =
+    SAFETY *
+    (ctx.alpha * dCe +
+      ctx.klWeight * dKl +
+      2 * U * (ctx.alpha * Math.abs(ce) + ctx.klWeight * Math.abs(kl)));
+  return {
+    sigma,
+    q,
+    p,
+    logQ,
+    logP,
+    d,
+    v,
+    logZ1,
+    kl,
+    ySum,
+    dLogZ1,
+    dLogZS,
+    dLogZT,
+    dKl,
+    dLoss,
+    loss,
+  };
+}
+
+/** Bound on |fused − reference| for each element of ∂L/∂s of one row, at weight w. */
+export function studentGradTolerance(
+  b: RowBounds,
+  row: RowInputs,
+  ctx: ToleranceContext,
+  w: number,
+): Float64Array {
+  const C = row.classes;
+  const T = ctx.temperature;
+  const kappa = ctx.klWeight / T;
+  const out = new Float64Array(C);
+  for (let c = 0; c < C; c++) {
+    // σ = exp(d − log Z1): exp's own error, the roundings of d and of the subtraction, log Z1's.
+    const logSigma = b.d[c]! - b.logZ1;
+    const dSigma =
+      b.sigma[c]! *
+      (EPS * (3 + 2 * Math.abs(logSigma)) +
+        U * (Math.abs(b.d[c]!) + Math.abs(logSigma)) +
+        b.dLogZ1);
+    // q = exp(d · (1/T) − log ZS): also the roundings of 1/T and of the product.
+    const dQ =
+      b.q[c]! *
+      (EPS * (3 + 2 * Math.abs(b.logQ[c]!)) +
+        U * (3 * Math.abs(b.d[c]! / T) + Math.abs(b.logQ[c]!)) +
+        b.dLogZS);
+    const dP =
+      b.p[c]! *
+      (EPS * (3 + 2 * Math.abs(b.logP[c]!)) +
+        U * (3 * Math.abs(b.v[c]!) + Math.abs(b.logP[c]!)) +
+        b.dLogZT);
+    const y = row.y ? Math.abs(row.y[c]!) : 0;
+    const magnitude =
+      ctx.alpha * (b.sigma[c]! * Math.abs(b.ySum) + y) + kappa * (b.q[c]! + b.p[c]!);
+    out[c] =
+      Math.abs(w) *
+        SAFETY *
+        (ctx.alpha * Math.abs(b.ySum) * dSigma + kappa * (dQ + dP) + 5 * U * magnitude) +
+      DENORMAL_FLOOR;
+  }
+  return out;
+}
+
+/** Bound on |fused − reference| for each element of ∂L/∂t of one row, at weight w. */
+export function teacherGradTolerance(
+  b: RowBounds,
+  row: RowInputs,
+  ctx: ToleranceContext,
+  w: number,
+): Float64Array {
+  const C = row.classes;
+  const kappa = ctx.klWeight / ctx.temperature;
+  const out = new Float64Array(C);
+  for (let c = 0; c < C; c++) {
+    const lp = b.logP[c]!;
+    const lq = b.logQ[c]!;
+    const L = Math.abs(lp - lq - b.kl);
+    const dLogP = U * (3 * Math.abs(b.v[c]!) + Math.abs(lp)) + b.dLogZT;
+    const dLogQ = U * (3 * Math.abs(b.d[c]! / ctx.temperature) + Math.abs(lq)) + b.dLogZS;
+    const dP = b.p[c]! * (EPS * (3 + 2 * Math.abs(lp)) + dLogP);
+    out[c] =
+      Math.abs(w) *
+        SAFETY *
+        kappa *
+        (dP * L +
+          b.p[c]! * (dLogP + dLogQ + b.dKl) +
+          5 * U * b.p[c]! * (Math.abs(lp) + Math.abs(lq) + Math.abs(b.kl))) +
+      DENORMAL_FLOOR;
+  }
+  return out;
+}
+
+/** Bound on the reduced loss ('mean' or 'sum') given the per-row bounds. */
+export function reducedLossTolerance(rows: readonly RowBounds[], rowWeight: number): number {
+  let err = 0;
+  let mag = 0;
+  for (const r of rows) {
+    err += r.dLoss;
+    mag += Math.abs(r.loss);
+  }
+  return rowWeight * (err + SAFETY * U * (batchSumDepth(rows.length) + 2) * mag);
+}
