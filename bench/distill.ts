@@ -47,6 +47,7 @@ interface CliOptions {
   teacher?: string;
   saveTeacher?: string;
   teacherLogits?: TeacherLogitsMode;
+  teacherFilters?: [number, number];
   json?: string;
   out: string;
   progress: boolean;
@@ -61,6 +62,12 @@ function integer(flag: string): (value: string) => number {
     if (!Number.isInteger(n)) throw new Error(`${flag} expects an integer, got "${value}"`);
     return n;
   };
+}
+
+function filters(value: string): [number, number] {
+  const m = /^(\d+),(\d+)$/.exec(value.trim());
+  if (!m) throw new Error(`--teacher-filters expects two integers like 64,128, got "${value}"`);
+  return [Number(m[1]), Number(m[2])];
 }
 
 const program = new Command()
@@ -97,6 +104,7 @@ const program = new Command()
       'cached',
     ]),
   )
+  .option('--teacher-filters <f1,f2>', 'teacher conv filters (preset default)', filters)
   .option('--json <path>', 'write the JSON result here (default: in --out)')
   .option('--out <dir>', 'results directory', 'bench/results')
   .option('--no-progress', 'no progress bars (a line per epoch instead)');
@@ -161,6 +169,7 @@ function overrides(opts: CliOptions): SettingOverrides {
     testLimit: opts.testLimit,
     seed: opts.seed,
     teacherLogits: opts.teacherLogits,
+    teacherFilters: opts.teacherFilters,
   };
 }
 

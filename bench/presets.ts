@@ -8,7 +8,7 @@
  * every model on the test set; Adam (lr 1e-3), alpha 0.1, temperature 10.
  */
 import type { TeacherLogitsMode } from './distiller.js';
-import { STUDENT_FILTERS, TEACHER_FILTERS } from './models.js';
+import { STUDENT_FILTERS, TEACHER_FILTERS, convNetParamCount } from './models.js';
 
 /** The preset names, smallest last. */
 export const PRESET_NAMES = ['full', 'quick', 'smoke'] as const;
@@ -65,17 +65,21 @@ export interface BenchSettings {
   timing: TimingSettings;
 }
 
-/** A preset: its settings and, for reduced ones, a plain statement of what was reduced. */
+/** A preset: its settings, what it is for and how long it should take. */
 export interface Preset {
   name: PresetName;
   /** One line: what the preset is for. */
   summary: string;
-  /** What differs from the Keras protocol; empty for `full`. */
-  reductions: string[];
   /** Expected wall time on the machine it targets, and how it was estimated. */
   estimate: string;
   settings: BenchSettings;
 }
+
+/** Training and test images of MNIST and Fashion-MNIST. */
+const FULL_TRAIN = 60_000;
+const FULL_TEST = 10_000;
+/** The protocol's epochs (teacher, distillation, scratch). */
+const PROTOCOL_EPOCHS: EpochCounts = { teacher: 5, distill: 3, scratch: 3 };
 
 /** The Keras example's hyper-parameters, shared by every preset. */
 const PROTOCOL = {
@@ -107,14 +111,13 @@ export const LAVAPIPE_STEP_MS = {
 const FULL: Preset = {
   name: 'full',
   summary: 'the Keras protocol exactly: 60,000/10,000 images, full-width teacher (a real GPU)',
-  reductions: [],
   estimate:
     'a few minutes on a discrete GPU; about six hours per teacher epoch on lavapipe (unusable)',
   settings: {
     ...PROTOCOL,
     preset: 'full',
     teacherFilters: [TEACHER_FILTERS[0], TEACHER_FILTERS[1]],
-    epochs: { teacher: 5, distill: 3, scratch: 3 },
+    epochs: { ...PROTOCOL_EPOCHS },
     trainLimit: null,
     testLimit: null,
     timing: {
@@ -131,12 +134,6 @@ const FULL: Preset = {
 const QUICK: Preset = {
   name: 'quick',
   summary: 'the same code, reduced to finish in about 12 minutes on lavapipe (2 cores)',
-  reductions: [
-    'teacher filters [32, 64] instead of [256, 512] (1/8 width, ~60x fewer parameters)',
-    'training set: the first 3,200 of 60,000 images (50 steps per epoch at batch 64)',
-    'test set: the first 2,000 of 10,000 images',
-    'epochs unchanged (teacher 5, distillation 3 + 3, scratch 3)',
-  ],
   estimate:
     '~10 min on lavapipe: teacher 5x50x0.42 s = 105 s, fused + stock distillation ' +
     '2x3x50x(0.18+0.06) s = 72 s, scratch 3x50x0.18 s = 27 s, evaluations, pipeline ' +
@@ -162,12 +159,6 @@ const QUICK: Preset = {
 const SMOKE: Preset = {
   name: 'smoke',
   summary: 'a CI check of the whole pipeline in under 2 minutes; its accuracies mean little',
-  reductions: [
-    'teacher filters [8, 16] instead of [256, 512]',
-    'training set: the first 512 of 60,000 images (8 steps per epoch at batch 64)',
-    'test set: the first 256 of 10,000 images',
-    'epochs: 1 each instead of 5 / 3 / 3',
-  ],
   estimate: '~1 min on lavapipe, mostly pipeline compilation',
   settings: {
     ...PROTOCOL,
@@ -247,6 +238,8 @@ export interface SettingOverrides {
   testLimit?: number;
   seed?: number;
   teacherLogits?: TeacherLogitsMode;
+  /** Teacher conv filters, e.g. [64, 128]. */
+  teacherFilters?: [number, number];
 }
 
 /**
@@ -258,7 +251,9 @@ export function resolveSettings(preset: Preset, overrides: SettingOverrides = {}
   const base = preset.settings;
   const settings: BenchSettings = {
     ...base,
-    teacherFilters: [...base.teacherFilters],
+    teacherFilters: overrides.teacherFilters
+      ? [...overrides.teacherFilters]
+      : [...base.teacherFilters],
     studentFilters: [...base.studentFilters],
     epochs: {
       teacher: overrides.epochsTeacher ?? base.epochs.teacher,
@@ -276,6 +271,50 @@ export function resolveSettings(preset: Preset, overrides: SettingOverrides = {}
   return settings;
 }
 
+function thousands(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+/**
+ * What `s` changes relative to the Keras protocol, in plain words (printed and recorded);
+ * empty when it is the protocol. Computed from the resolved settings, so command-line
+ * overrides are described too.
+ */
+export function describeReductions(s: BenchSettings): string[] {
+  const out: string[] = [];
+  const [t1, t2] = s.teacherFilters;
+  if (t1 !== TEACHER_FILTERS[0] || t2 !== TEACHER_FILTERS[1]) {
+    const ratio = convNetParamCount(TEACHER_FILTERS) / convNetParamCount(s.teacherFilters);
+    const fewer = ratio >= 1 ? `${ratio.toFixed(0)}x fewer` : `${(1 / ratio).toFixed(1)}x more`;
+    out.push(`teacher filters [${t1}, ${t2}] instead of [256, 512] (${fewer} parameters)`);
+  }
+  if (s.studentFilters[0] !== STUDENT_FILTERS[0] || s.studentFilters[1] !== STUDENT_FILTERS[1]) {
+    out.push(`student filters [${s.studentFilters}] instead of [16, 32]`);
+  }
+  if (s.trainLimit !== null && s.trainLimit < FULL_TRAIN) {
+    const steps = Math.ceil(s.trainLimit / s.batchSize);
+    out.push(
+      `training set: the first ${thousands(s.trainLimit)} of ${thousands(FULL_TRAIN)} images ` +
+        `(${steps} steps per epoch at batch ${s.batchSize})`,
+    );
+  }
+  if (s.testLimit !== null && s.testLimit < FULL_TEST) {
+    out.push(`test set: the first ${thousands(s.testLimit)} of ${thousands(FULL_TEST)} images`);
+  }
+  const e = s.epochs;
+  const p = PROTOCOL_EPOCHS;
+  if (e.teacher !== p.teacher || e.distill !== p.distill || e.scratch !== p.scratch) {
+    out.push(
+      `epochs: teacher ${e.teacher}, distillation ${e.distill} (each loss), scratch ` +
+        `${e.scratch} instead of ${p.teacher} / ${p.distill} / ${p.scratch}`,
+    );
+  }
+  if (s.teacherLogits === 'cached') {
+    out.push('teacher logits computed once up front, not by a teacher forward per step');
+  }
+  return out;
+}
+
 /** Throws a RangeError naming the first invalid setting. */
 export function validateSettings(s: BenchSettings): void {
   const positive = (name: string, v: number | null): void => {
@@ -289,6 +328,7 @@ export function validateSettings(s: BenchSettings): void {
     }
   };
   positive('batch size', s.batchSize);
+  for (const f of [...s.teacherFilters, ...s.studentFilters]) positive('filters', f);
   positive('train limit', s.trainLimit);
   positive('test limit', s.testLimit);
   nonNegative('teacher epochs', s.epochs.teacher);

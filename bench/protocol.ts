@@ -898,7 +898,7 @@ function noteInterrupt(report: DistillReport, during: string, record: LoopRecord
  * `complete: false`. Every tensor it creates is disposed before it returns.
  */
 export async function runDistillBenchmark(options: RunOptions): Promise<DistillReport> {
-  const { settings, data, meta } = options;
+  const { settings } = options;
   const ctx: RunContext = {
     settings,
     signal: options.signal,

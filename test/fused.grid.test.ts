@@ -46,21 +46,27 @@ function gridCases(): CaseSpec[] {
 describe('fused vs float64 reference (adapter plan)', () => {
   // The 300 × 32768 cases dominate; they run too, but one temperature in two.
   const cases = gridCases().filter((c) => c.batch * c.classes < 1e6 || c.temperature !== 4);
-  test.each(cases.map((c) => [`B=${c.batch} C=${c.classes} T=${c.temperature} α=${c.alpha} ${c.reduction} ${c.labelKind} ${c.teacherGrad} dy=${c.upstream}`, c]))(
-    '%s',
-    async (_name, spec) => {
-      await checkCase(spec as CaseSpec);
-    },
-  );
+  test.each(
+    cases.map((c) => [
+      `B=${c.batch} C=${c.classes} T=${c.temperature} α=${c.alpha} ${c.reduction} ${c.labelKind} ${c.teacherGrad} dy=${c.upstream}`,
+      c,
+    ]),
+  )('%s', async (_name, spec) => {
+    await checkCase(spec as CaseSpec);
+  });
 });
 
 describe("fused vs float64 reference ('gpu' plan: workgroup per row, shared-memory trees)", () => {
   // The hardware plan, forced on the software adapter so that CI proves it too.
-  const cases = gridCases().filter((_, i) => i % 5 === 0 || i % 5 === 3).filter((c) => c.batch * c.classes < 1e6);
-  test.each(cases.map((c) => [`B=${c.batch} C=${c.classes} T=${c.temperature} α=${c.alpha} ${c.reduction} ${c.labelKind}`, c]))(
-    '%s',
-    async (_name, spec) => {
-      await checkCase({ ...(spec as CaseSpec), plan: 'gpu' });
-    },
-  );
+  const cases = gridCases()
+    .filter((_, i) => i % 5 === 0 || i % 5 === 3)
+    .filter((c) => c.batch * c.classes < 1e6);
+  test.each(
+    cases.map((c) => [
+      `B=${c.batch} C=${c.classes} T=${c.temperature} α=${c.alpha} ${c.reduction} ${c.labelKind}`,
+      c,
+    ]),
+  )('%s', async (_name, spec) => {
+    await checkCase({ ...(spec as CaseSpec), plan: 'gpu' });
+  });
 });

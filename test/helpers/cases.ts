@@ -7,7 +7,12 @@ import * as tf from '@tensorflow/tfjs-core';
 // Registers the gradients of the stock ops (the 'tape' mode multiplies the teacher by 1).
 import '@tensorflow/tfjs-layers';
 import { expect } from 'vitest';
-import { distillationLoss, referenceDistillationLoss, type Reduction } from '../../src/index.js';
+import {
+  distillationLoss,
+  referenceDistillationLoss,
+  type Reduction,
+  type ReferenceResult,
+} from '../../src/index.js';
 import { klFactor, resolveConfig } from '../../src/config.js';
 import {
   classifyAdapter,
@@ -25,7 +30,7 @@ import {
   type RowInputs,
   type ToleranceContext,
 } from './tolerance.js';
-import { tfDevice, withValidationScope } from './backend.js';
+import { withValidationScope } from './backend.js';
 
 export interface CaseInputs {
   student: Float32Array;
@@ -175,12 +180,24 @@ export async function checkCase(spec: CaseSpec): Promise<void> {
   }
   expect(tf.memory().numTensors, `leaked tensors — ${context}`).toBe(before);
 
-  const cfg = resolveConfig({
-    alpha: spec.alpha,
-    temperature: spec.temperature,
-    reduction: spec.reduction,
-  });
-  const ref = referenceDistillationLoss(
+  const ref = referenceFor(spec, inputs, dyValues);
+  const tol = tolerancesFor(spec, inputs, dyValues, adapter);
+  const C = spec.classes;
+  expectClose('loss value', fused.value, ref.value, tol.value, context);
+  expectClose('∂L/∂student', fused.gradStudent, ref.gradStudent, tol.gradStudent, context, C);
+  if (fused.gradTeacher) {
+    expectClose('∂L/∂teacher', fused.gradTeacher, ref.gradTeacher, tol.gradTeacher, context, C);
+  }
+}
+
+/** The float64 reference for a case (config overridable, e.g. to perturb it on purpose). */
+export function referenceFor(
+  spec: CaseSpec,
+  inputs: CaseInputs,
+  dyValues: Float32Array | null,
+  config: { alpha?: number; temperature?: number } = {},
+): ReferenceResult {
+  return referenceDistillationLoss(
     {
       batch: spec.batch,
       classes: spec.classes,
@@ -190,8 +207,28 @@ export async function checkCase(spec: CaseSpec): Promise<void> {
       labelKind: spec.labelKind,
       ...(dyValues ? { dy: dyValues } : {}),
     },
-    cfg,
+    { alpha: spec.alpha, temperature: spec.temperature, reduction: spec.reduction, ...config },
   );
+}
+
+export interface CaseTolerances {
+  value: number[];
+  gradStudent: Float64Array;
+  gradTeacher: Float64Array;
+}
+
+/** The derived per-element tolerances of a case (helpers/tolerance.ts). */
+export function tolerancesFor(
+  spec: CaseSpec,
+  inputs: CaseInputs,
+  dyValues: Float32Array | null,
+  adapter: AdapterClass,
+): CaseTolerances {
+  const cfg = resolveConfig({
+    alpha: spec.alpha,
+    temperature: spec.temperature,
+    reduction: spec.reduction,
+  });
   const ctx: ToleranceContext = {
     batch: spec.batch,
     classes: spec.classes,
@@ -204,24 +241,27 @@ export async function checkCase(spec: CaseSpec): Promise<void> {
   const rowWeight = spec.reduction === 'mean' ? 1 / spec.batch : 1;
   const C = spec.classes;
   const bounds: RowBounds[] = [];
-  const tolS = new Float64Array(spec.batch * C);
-  const tolT = new Float64Array(spec.batch * C);
+  const gradStudent = new Float64Array(spec.batch * C);
+  const gradTeacher = new Float64Array(spec.batch * C);
   for (let b = 0; b < spec.batch; b++) {
     const row = rowInputs(spec, inputs, b);
     const rb = rowBounds(row, ctx);
     bounds.push(rb);
     const dy = dyValues ? dyValues[spec.reduction === 'none' ? b : 0]! : 1;
-    tolS.set(studentGradTolerance(rb, row, ctx, dy * rowWeight), b * C);
-    tolT.set(teacherGradTolerance(rb, row, ctx, dy * rowWeight), b * C);
+    gradStudent.set(studentGradTolerance(rb, row, ctx, dy * rowWeight), b * C);
+    gradTeacher.set(teacherGradTolerance(rb, row, ctx, dy * rowWeight), b * C);
   }
-  const valueTol =
+  const value =
     spec.reduction === 'none'
       ? bounds.map((r) => r.dLoss)
       : [reducedLossTolerance(bounds, rowWeight)];
-  expectClose('loss value', fused.value, ref.value, valueTol, context);
-  expectClose('∂L/∂student', fused.gradStudent, ref.gradStudent, tolS, context, C);
-  if (fused.gradTeacher) {
-    expectClose('∂L/∂teacher', fused.gradTeacher, ref.gradTeacher, tolT, context, C);
-  }
-  void tfDevice;
+  return { value, gradStudent, gradTeacher };
+}
+
+/** The plan class of the adapter tfjs runs on (or the one a case forces). */
+export function adapterOf(spec: CaseSpec): AdapterClass {
+  const info = (
+    tf.backend() as unknown as { adapterInfo?: { vendor?: string; architecture?: string } }
+  ).adapterInfo;
+  return spec.plan ?? classifyAdapter(info);
 }

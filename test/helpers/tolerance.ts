@@ -8,8 +8,11 @@
  * - A sum of n same-signed terms, accumulated along a dependency chain of depth D: relative
  *   error ≤ D u of the sum (first order), on top of the terms' own relative errors.
  * - Online softmax rescaling multiplies a partial sum by exp(m_old − m_new) once per new
- *   maximum, at most D times; the shifts telescope to at most the row's range R, so the
- *   rescaling adds ≤ (3D + 2R) ε relative error to every term.
+ *   maximum: K times, counted here by replaying the plan's scan order (each invocation's
+ *   chunks, then the merge tree); the shifts telescope to at most the row's range R, so the
+ *   rescaling adds ≤ (3K + 2R) ε relative error to every term.
+ * - An exponential whose result is below the smallest normal float32 may be flushed to 0:
+ *   an absolute error of FTZ_FLOOR times whatever multiplies it.
  * The bounds are first order; the final factor SAFETY = 2 covers the second-order terms and
  * the roundings of the few scalar operations not itemised (each ≤ u relative).
  */
@@ -19,7 +22,7 @@ const U = 2 ** -24;
 const EPS = 2 ** -23;
 const SAFETY = 2;
 /** Below this a float32 result may be flushed to zero (smallest normal ≈ 1.18e-38). */
-const DENORMAL_FLOOR = 2e-38;
+const FTZ_FLOOR = 1.2e-38;
 
 export interface RowInputs {
   readonly classes: number;
@@ -46,6 +49,31 @@ export function rowSumDepth(ctx: ToleranceContext): number {
   const perThread = Math.ceil(chunks / plan.tileCols);
   // chunk lanes (log2 4 = 2) + the sequential run + the shared-memory tree
   return perThread + (plan.chunk === 4 ? 2 : 0) + Math.log2(plan.tileCols);
+}
+
+/**
+ * How many times the kernel rescales a row's partial sums (new running maxima), replaying its
+ * scan: invocation j of the row group visits chunks j, j + tileCols, …, then log2(tileCols)
+ * merges. Returns the worst invocation's count for the logits x.
+ */
+export function rescaleCount(x: ArrayLike<number>, ctx: ToleranceContext): number {
+  const plan = choosePlan(ctx.batch, ctx.classes, ctx.reduceToScalar, ctx.adapter);
+  const chunks = ctx.classes / plan.chunk;
+  let worst = 0;
+  for (let j = 0; j < Math.min(plan.tileCols, chunks); j++) {
+    let m = -Infinity;
+    let count = 0;
+    for (let c = j; c < chunks; c += plan.tileCols) {
+      let chunkMax = -Infinity;
+      for (let l = 0; l < plan.chunk; l++) chunkMax = Math.max(chunkMax, x[c * plan.chunk + l]!);
+      if (chunkMax > m) {
+        count++;
+        m = chunkMax;
+      }
+    }
+    worst = Math.max(worst, count);
+  }
+  return worst + Math.log2(plan.tileCols);
 }
 
 /** The longest dependency chain of the batch reduction (forward kernel or distill_reduce). */
@@ -134,18 +162,20 @@ export function rowBounds(row: RowInputs, ctx: ToleranceContext): RowBounds {
     pDiff += (p[c]! * Math.abs(row.t[c]! - row.s[c]!)) / T;
     if (p[c]! > 0) kl += p[c]! * (logP[c]! - logQ[c]!);
   }
-  const sumErr = (weightedArg: number, range: number) =>
-    EPS * (3 + 2 * weightedArg + 3 * D + 2 * range) + U * (D + 2);
-  const dZ1 = sumErr(wD, rangeS);
-  const dZS = sumErr(wU, rangeS / T);
-  const dZT = sumErr(wV, rangeT / T);
+  const kS = rescaleCount(row.s, ctx);
+  const kT = rescaleCount(row.t, ctx);
+  const sumErr = (weightedArg: number, rescales: number, range: number) =>
+    EPS * (3 + 2 * weightedArg + 3 * rescales + 2 * range) + U * (D + 2);
+  const dZ1 = sumErr(wD, kS, rangeS);
+  const dZS = sumErr(wU, kS, rangeS / T);
+  const dZT = sumErr(wV, kT, rangeT / T);
   const dLogZ1 = dZ1 + logError(z1);
   const dLogZS = dZS + logError(zs);
   const dLogZT = dZT + logError(zt);
   // KL_b = A/ZT − (mt − ms)/T − log ZT + log ZS, A/ZT = E_p[(t − s)/T]
   const aOverZ = pDiff;
   const dKl =
-    (dZT + sumErr(wV, rangeT / T) + U) * aOverZ +
+    (dZT + sumErr(wV, kT, rangeT / T) + U) * aOverZ +
     2 * U * (Math.abs(mt - ms) / T) +
     dLogZT +
     dLogZS +
@@ -224,11 +254,11 @@ export function studentGradTolerance(
     const y = row.y ? Math.abs(row.y[c]!) : 0;
     const magnitude =
       ctx.alpha * (b.sigma[c]! * Math.abs(b.ySum) + y) + kappa * (b.q[c]! + b.p[c]!);
+    const flushed = FTZ_FLOOR * (ctx.alpha * Math.abs(b.ySum) + 2 * kappa);
     out[c] =
       Math.abs(w) *
-        SAFETY *
-        (ctx.alpha * Math.abs(b.ySum) * dSigma + kappa * (dQ + dP) + 5 * U * magnitude) +
-      DENORMAL_FLOOR;
+      SAFETY *
+      (ctx.alpha * Math.abs(b.ySum) * dSigma + kappa * (dQ + dP) + 5 * U * magnitude + flushed);
   }
   return out;
 }
@@ -252,12 +282,12 @@ export function teacherGradTolerance(
     const dP = b.p[c]! * (EPS * (3 + 2 * Math.abs(lp)) + dLogP);
     out[c] =
       Math.abs(w) *
-        SAFETY *
-        kappa *
-        (dP * L +
-          b.p[c]! * (dLogP + dLogQ + b.dKl) +
-          5 * U * b.p[c]! * (Math.abs(lp) + Math.abs(lq) + Math.abs(b.kl))) +
-      DENORMAL_FLOOR;
+      SAFETY *
+      kappa *
+      (dP * L +
+        b.p[c]! * (dLogP + dLogQ + b.dKl) +
+        5 * U * b.p[c]! * (Math.abs(lp) + Math.abs(lq) + Math.abs(b.kl)) +
+        FTZ_FLOOR * (L + 1));
   }
   return out;
 }

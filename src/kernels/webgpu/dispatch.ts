@@ -33,7 +33,7 @@ export type Binding =
   | { readonly kind: 'placeholder'; readonly access: 'read' | 'write' };
 
 const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
-const placeholders = new WeakMap<GPUDevice, Record<'read' | 'write', GPUBuffer>>();
+const placeholders = new WeakMap<GPUDevice, Map<string, GPUBuffer>>();
 
 function pipelineFor(device: GPUDevice, kernel: KernelSource): GPUComputePipeline {
   let cache = pipelines.get(device);
@@ -60,18 +60,31 @@ function pipelineFor(device: GPUDevice, kernel: KernelSource): GPUComputePipelin
   return pipeline;
 }
 
-function placeholderBuffer(device: GPUDevice, access: 'read' | 'write'): GPUBuffer {
+/**
+ * A 16-byte buffer for a binding that is never touched. All read-only bindings may share one;
+ * writable ones may not alias each other, so each binding index gets its own.
+ */
+function placeholderBuffer(
+  device: GPUDevice,
+  access: 'read' | 'write',
+  binding: number,
+): GPUBuffer {
   let buffers = placeholders.get(device);
   if (!buffers) {
-    const make = (label: string) =>
-      device.createBuffer({ label, size: 16, usage: GPUBufferUsage.STORAGE });
-    buffers = {
-      read: make('fused-distill placeholder (read)'),
-      write: make('fused-distill placeholder (write)'),
-    };
+    buffers = new Map();
     placeholders.set(device, buffers);
   }
-  return buffers[access];
+  const key = access === 'read' ? 'read' : `write:${binding}`;
+  let buffer = buffers.get(key);
+  if (!buffer) {
+    buffer = device.createBuffer({
+      label: `fused-distill placeholder (${key})`,
+      size: 16,
+      usage: GPUBufferUsage.STORAGE,
+    });
+    buffers.set(key, buffer);
+  }
+  return buffer;
 }
 
 function record(
@@ -129,7 +142,7 @@ export function dispatchKernel(
       case 'placeholder':
         return {
           binding: i,
-          resource: { buffer: placeholderBuffer(backend.device, binding.access) },
+          resource: { buffer: placeholderBuffer(backend.device, binding.access, i) },
         };
     }
   });
