@@ -11,12 +11,18 @@
  */
 import { Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import * as tf from '@tensorflow/tfjs-core';
 // tfjs-layers registers the gradients of every stock op (tfjs-core alone registers none).
 import '@tensorflow/tfjs-layers';
 import { loadMnist, type MnistDataset } from './data/mnist-node.js';
-import { initNodeWebGPU } from './lib/node-webgpu.js';
-import { choosePreset, PRESET_NAMES, resolveSettings, type SettingOverrides } from './presets.js';
+import { initNodeWebGPU, type WebGPUEnvironment } from './lib/node-webgpu.js';
+import {
+  choosePreset,
+  describeReductions,
+  PRESET_NAMES,
+  resolveSettings,
+  type BenchSettings,
+  type SettingOverrides,
+} from './presets.js';
 import {
   formatReport,
   limitSplit,
@@ -211,17 +217,39 @@ function loadTeacher(opts: CliOptions): LoadedTeacher | undefined {
   return teacher;
 }
 
+/** Resolves and prints the preset, the settings and what they reduce. */
+function chooseSettings(
+  opts: CliOptions,
+  env: WebGPUEnvironment,
+  teacher: LoadedTeacher | undefined,
+): { settings: BenchSettings; reason: string; reductions: string[] } {
+  const { preset, reason } = choosePreset(opts.preset, env.software, env.adapter.description);
+  const settings = resolveSettings(preset, overrides(opts));
+  const reductions = describeReductions(settings);
+  if (teacher) {
+    settings.teacherFilters = teacher.info.filters;
+    const { trainImages, epochs } = teacher.info;
+    reductions.push(
+      `teacher loaded from ${teacher.path} (filters [${teacher.info.filters}], trained on ` +
+        `${trainImages} images for ${epochs} epochs), not trained in this run`,
+    );
+  }
+  console.log(`preset: ${preset.name}: ${preset.summary}\n  why: ${reason}`);
+  for (const r of reductions) console.log(`  reduced: ${r}`);
+  if (reductions.length === 0) console.log('  nothing reduced: this is the Keras protocol');
+  console.log(`  expected with the preset's own settings: ${preset.estimate}`);
+  if (env.software && preset.name === 'full') {
+    console.log('  WARNING: the full protocol on a software adapter takes hours per teacher epoch');
+  }
+  return { settings, reason, reductions };
+}
+
 async function main(): Promise<number> {
   const opts = program.parse().opts<CliOptions>();
   const env = await initNodeWebGPU();
   console.log(`adapter: ${env.adapter.description}${env.software ? ' (software)' : ''}`);
-  const { preset, reason } = choosePreset(opts.preset, env.software, env.adapter.description);
-  console.log(`preset: ${preset.name}: ${preset.summary}\n  why: ${reason}`);
-  for (const r of preset.reductions) console.log(`  reduced: ${r}`);
-  console.log(`  expected: ${preset.estimate}`);
-  const settings = resolveSettings(preset, overrides(opts));
   const teacher = loadTeacher(opts);
-  if (teacher) settings.teacherFilters = teacher.info.filters;
+  const { settings, reason, reductions } = chooseSettings(opts, env, teacher);
   const data = await loadData(opts, settings.trainLimit, settings.testLimit);
   console.log(`data: ${data.name} from ${data.source}`);
   const controller = abortOnSigint();
@@ -230,7 +258,7 @@ async function main(): Promise<number> {
     data,
     meta: {
       presetReason: reason,
-      reductions: preset.reductions,
+      reductions,
       adapter: env.adapter,
       software: env.software,
       flags: { ...opts },
@@ -245,9 +273,6 @@ async function main(): Promise<number> {
   console.log(formatReport(report));
   const files = writeReport(report, opts.out, opts.json);
   console.log(`wrote ${files.json}, ${files.csv} and ${files.curvesCsv}`);
-  if (tf.memory().numTensors !== 0) {
-    console.log(`note: ${tf.memory().numTensors} tensors still allocated after the run`);
-  }
   return report.complete ? 0 : EXIT_INTERRUPTED;
 }
 

@@ -8,6 +8,18 @@ import * as tf from '@tensorflow/tfjs-core';
 import { klFactor, type ResolvedConfig } from './config.js';
 import type { CheckedShapes } from './validate.js';
 
+/**
+ * float32 one-hot rows for int32 class indices; any C ≥ 1 (tf.oneHot wants C ≥ 2) and an
+ * out-of-range index gives a row of zeros.
+ */
+export function oneHotFloat(indices: tf.Tensor, classes: number): tf.Tensor {
+  return tf.tidy(() =>
+    classes >= 2
+      ? tf.cast(tf.oneHot(indices as tf.Tensor1D, classes), 'float32')
+      : tf.cast(tf.equal(tf.expandDims(indices, 1), tf.range(0, classes, 1, 'int32')), 'float32'),
+  );
+}
+
 export function composedDistillationLoss(
   labels: tf.Tensor,
   studentLogits: tf.Tensor,
@@ -20,7 +32,7 @@ export function composedDistillationLoss(
     let ce: tf.Tensor;
     if (shapes.labelKind === 'index') {
       const idx = labels as tf.Tensor1D;
-      const oneHot = tf.cast(tf.oneHot(idx, shapes.classes), 'float32');
+      const oneHot = oneHotFloat(idx, shapes.classes);
       const valid = tf.logicalAnd(tf.greaterEqual(idx, 0), tf.less(idx, shapes.classes));
       ce = tf.where(
         valid,

@@ -11,6 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { klFactor, resolveConfig, type DistillationLossConfig } from './config.js';
+import { oneHotFloat } from './composed.js';
 import { checkInputs } from './validate.js';
 
 /** Keras' `backend.epsilon()`, the lower clip of `KLDivergence`. */
@@ -34,10 +35,7 @@ export function stockDistillationLoss(
   const shapes = checkInputs(labels, studentLogits, teacherLogits, op);
   const cfg = resolveConfig(config, op);
   return tf.tidy(() => {
-    const dense =
-      shapes.labelKind === 'index'
-        ? tf.cast(tf.oneHot(labels as tf.Tensor1D, shapes.classes), 'float32')
-        : labels;
+    const dense = shapes.labelKind === 'index' ? oneHotFloat(labels, shapes.classes) : labels;
     const ce = tf.losses.softmaxCrossEntropy(
       dense,
       studentLogits,

@@ -1,0 +1,165 @@
+/**
+ * The float64 reference is itself checked: against tfjs autograd of the stock (Keras)
+ * composition, on inputs where Keras' clip to [1e-7, 1] does not bite, and against tfjs
+ * autograd of the exact composition on any input. Both run in float32 on tfjs' CPU backend:
+ * each result passes through ~10 float32 operations (softmax, log, products, sums over ≤ 1000
+ * terms), so |tfjs − reference| ≤ 1e-5 · (|reference| + the magnitude of the terms), the
+ * magnitude being ≤ 1 for probabilities and ≤ max|logit| / T for log-probabilities.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-layers';
+import { beforeAll, describe, expect, test } from 'vitest';
+import { referenceDistillationLoss, stockDistillationLoss, type Reduction } from '../src/index.js';
+import { composedDistillationLoss } from '../src/composed.js';
+import { resolveConfig } from '../src/config.js';
+import { checkInputs } from '../src/validate.js';
+import { mulberry32 } from '../bench/lib/random.js';
+import { useCpu } from './helpers/backend.js';
+import { expectClose } from './helpers/compare.js';
+
+beforeAll(useCpu);
+
+interface Case {
+  B: number;
+  C: number;
+  T: number;
+  alpha: number;
+  reduction: Reduction;
+  scale: number;
+  labelKind: 'index' | 'dense';
+}
+
+function inputs(c: Case, seed: number) {
+  const rng = mulberry32(seed);
+  const s = Float32Array.from({ length: c.B * c.C }, () => (rng() * 2 - 1) * c.scale);
+  const t = Float32Array.from({ length: c.B * c.C }, () => (rng() * 2 - 1) * c.scale);
+  const idx = Int32Array.from({ length: c.B }, () => Math.floor(rng() * c.C));
+  const dense = new Float32Array(c.B * c.C);
+  for (let b = 0; b < c.B; b++) {
+    let sum = 0;
+    for (let k = 0; k < c.C; k++) sum += dense[b * c.C + k] = rng();
+    for (let k = 0; k < c.C; k++) dense[b * c.C + k]! /= sum;
+  }
+  return { s, t, labels: c.labelKind === 'index' ? idx : dense };
+}
+
+type LossFn = (y: tf.Tensor, s: tf.Tensor, t: tf.Tensor) => tf.Tensor;
+
+function compareWithTfjs(c: Case, seed: number, loss: LossFn): void {
+  const { s, t, labels } = inputs(c, seed);
+  const ref = referenceDistillationLoss(
+    { batch: c.B, classes: c.C, student: s, teacher: t, labels, labelKind: c.labelKind },
+    { alpha: c.alpha, temperature: c.T, reduction: c.reduction },
+  );
+  const y =
+    c.labelKind === 'index' ? tf.tensor1d(labels, 'int32') : tf.tensor2d(labels, [c.B, c.C]);
+  const sT = tf.tensor2d(s, [c.B, c.C]);
+  const tT = tf.tensor2d(t, [c.B, c.C]);
+  const { value, grads } = tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor) => loss(y, a, b))([
+    sT,
+    tT,
+  ]);
+  const context = `seed ${seed} ${JSON.stringify(c)}`;
+  const logMagnitude = (2 * c.scale) / c.T + Math.log(c.C);
+  const tol = (r: ArrayLike<number>, w: number) => Array.from(r, (x) => 1e-5 * (Math.abs(x) + w));
+  const rowWeight = c.reduction === 'mean' ? 1 / c.B : 1;
+  const k = (1 - c.alpha) * c.T * c.T;
+  expectClose(
+    'value',
+    value.dataSync(),
+    ref.value,
+    tol(ref.value, c.alpha * logMagnitude * 2 + k * logMagnitude),
+    context,
+  );
+  expectClose(
+    '∂/∂s',
+    grads[0]!.dataSync(),
+    ref.gradStudent,
+    tol(ref.gradStudent, rowWeight * (c.alpha + k / c.T)),
+    context,
+    c.C,
+  );
+  expectClose(
+    '∂/∂t',
+    grads[1]!.dataSync(),
+    ref.gradTeacher,
+    tol(ref.gradTeacher, rowWeight * (k / c.T) * logMagnitude),
+    context,
+    c.C,
+  );
+  tf.dispose([y, sT, tT, value, ...grads]);
+}
+
+const cases: Case[] = [];
+for (const [B, C] of [
+  [1, 1],
+  [3, 2],
+  [7, 10],
+  [16, 100],
+  [4, 1000],
+]) {
+  for (const T of [1, 4, 10]) {
+    for (const reduction of ['mean', 'sum', 'none'] as Reduction[]) {
+      cases.push({
+        B: B!,
+        C: C!,
+        T,
+        alpha: [0, 0.1, 0.5, 1][cases.length % 4]!,
+        reduction,
+        scale: 3,
+        labelKind: cases.length % 2 ? 'index' : 'dense',
+      });
+    }
+  }
+}
+
+describe('float64 reference vs tfjs autograd', () => {
+  test.each(cases.map((c, i) => [JSON.stringify(c), c, 500 + i] as const))(
+    'stock (Keras) composition, clip inactive: %s',
+    (_n, c, seed) => {
+      compareWithTfjs(c, seed, (y, s, t) =>
+        stockDistillationLoss(y, s, t, {
+          alpha: c.alpha,
+          temperature: c.T,
+          reduction: c.reduction,
+        }),
+      );
+    },
+  );
+
+  test.each(
+    cases.map((c, i) => [JSON.stringify(c), { ...c, scale: 40, T: c.T / 2 }, 900 + i] as const),
+  )('exact composition, large logits: %s', (_n, c, seed) => {
+    compareWithTfjs(c, seed, (y, s, t) => {
+      const cfg = resolveConfig({ alpha: c.alpha, temperature: c.T, reduction: c.reduction });
+      return composedDistillationLoss(y, s, t, checkInputs(y, s, t, 'test'), cfg);
+    });
+  });
+
+  test('an out-of-range integer label gives NaN in its row only (reference and composition)', () => {
+    const ref = referenceDistillationLoss(
+      {
+        batch: 3,
+        classes: 4,
+        student: new Float32Array(12).fill(1),
+        teacher: new Float32Array(12),
+        labels: [0, 7, -1],
+        labelKind: 'index',
+      },
+      { reduction: 'none' },
+    );
+    expect(Array.from(ref.value, Number.isNaN)).toEqual([false, true, true]);
+    const y = tf.tensor1d([0, 7, -1], 'int32');
+    const s = tf.ones([3, 4]);
+    const t = tf.zeros([3, 4]);
+    const v = composedDistillationLoss(
+      y,
+      s,
+      t,
+      checkInputs(y, s, t, 'test'),
+      resolveConfig({ reduction: 'none' }),
+    );
+    expect(Array.from(v.dataSync(), Number.isNaN)).toEqual([false, true, true]);
+    tf.dispose([y, s, t, v]);
+  });
+});
