@@ -58,7 +58,9 @@ function parseShapes(list: string): [number, number][] {
 /** One forward+backward (student gradient, as in training); returns the loss to fence on. */
 function step(loss: LossFn, y: tf.Tensor, s: tf.Tensor, t: tf.Tensor, config: object): tf.Tensor {
   return tf.tidy(() => {
-    const { value, grads } = tf.valueAndGrads((x: tf.Tensor) => loss(y, x, t, config) as tf.Scalar)([s]);
+    const { value, grads } = tf.valueAndGrads((x: tf.Tensor) => loss(y, x, t, config) as tf.Scalar)(
+      [s],
+    );
     tf.dispose(grads);
     return value;
   });
@@ -123,11 +125,20 @@ async function main(): Promise<void> {
       return n;
     };
     const fused = await timeSteps(fusedRun, opts.windows, opts.windowMs);
-    const stock = await timeSteps(stockRun, Math.min(opts.windows, classes >= 8192 ? 5 : opts.windows), opts.windowMs);
+    const stock = await timeSteps(
+      stockRun,
+      Math.min(opts.windows, classes >= 8192 ? 5 : opts.windows),
+      opts.windowMs,
+    );
     const fusedDispatches = count(fusedRun);
     const stockDispatches = count(stockRun);
     const ceilingCalls = Math.max(1, Math.round(opts.windowMs / Math.max(fused.p50, 0.01)));
-    const ceiling = await measureMemoryCeiling(env.device, batch * classes, opts.windows, ceilingCalls);
+    const ceiling = await measureMemoryCeiling(
+      env.device,
+      batch * classes,
+      opts.windows,
+      ceilingCalls,
+    );
     tf.dispose([s, t, y]);
     if (tf.memory().numTensors !== before - 3) {
       throw new Error(`tensor leak: ${tf.memory().numTensors} tensors, expected ${before - 3}`);

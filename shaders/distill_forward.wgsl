@@ -26,7 +26,7 @@
 // (large C) is a workgroup per row whose invocations merge their partial states in a
 // shared-memory tree. One sweep over the row: the maxima are running maxima and the sums are
 // rescaled when a maximum grows (online softmax), so s and t are read once. Exponentials: three
-// per element (exp d, exp u, exp v) plus three per chunk for the rescaling. With gradients, a
+// per element (exp d, exp u, exp v), plus three per new running maximum. With gradients, a
 // second sweep over the row (still in cache: the row group has just read it) writes them, three
 // more exponentials per element; the backward pass then reads nothing of size B × C. When
 // BATCH_IN_WORKGROUP, one workgroup visits every row and reduces the losses itself: the
@@ -70,24 +70,35 @@ fn emptyState() -> RowState {
   return RowState(LOWEST_LOGIT, LOWEST_LOGIT, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
 }
 
-// Folds one chunk into a state: new maxima, old sums rescaled to them, the chunk's terms added.
-fn addChunk(st: RowState, s: Chunk, t: Chunk, y: Chunk, invT: f32) -> RowState {
-  let ms = max(st.ms, chunkMax(s));
-  let mt = max(st.mt, chunkMax(t));
-  let shiftS = st.ms - ms;
-  let shiftT = (st.mt - mt) * invT;
-  let scaleT = exp(shiftT);
-  let d = s - Chunk(ms);
-  let ev = exp((t - Chunk(mt)) * invT);
-  return RowState(
-    ms,
-    mt,
-    st.z1 * exp(shiftS) + chunkSum(exp(d)),
-    st.zs * exp(shiftS * invT) + chunkSum(exp(d * invT)),
-    st.zt * scaleT + chunkSum(ev),
-    st.a * scaleT + chunkSum(ev * (t - s)) * invT,
-    st.labelDot + st.labelSum * shiftS + chunkSum(y * d),
-    st.labelSum + chunkSum(y));
+// Folds one chunk into a state: the sums are rescaled only when the chunk raises a running
+// maximum (rare after the first chunks, so the branch's exponentials are rarely paid), then the
+// chunk's terms are added.
+fn addChunk(st0: RowState, s: Chunk, t: Chunk, y: Chunk, invT: f32) -> RowState {
+  var st = st0;
+  let chunkMaxS = chunkMax(s);
+  if (chunkMaxS > st.ms) {
+    let shift = st.ms - chunkMaxS;
+    st.z1 *= exp(shift);
+    st.zs *= exp(shift * invT);
+    st.labelDot += st.labelSum * shift;
+    st.ms = chunkMaxS;
+  }
+  let chunkMaxT = chunkMax(t);
+  if (chunkMaxT > st.mt) {
+    let scale = exp((st.mt - chunkMaxT) * invT);
+    st.zt *= scale;
+    st.a *= scale;
+    st.mt = chunkMaxT;
+  }
+  let d = s - Chunk(st.ms);
+  let ev = exp((t - Chunk(st.mt)) * invT);
+  st.z1 += chunkSum(exp(d));
+  st.zs += chunkSum(exp(d * invT));
+  st.zt += chunkSum(ev);
+  st.a += chunkSum(ev * (t - s)) * invT;
+  st.labelDot += chunkSum(y * d);
+  st.labelSum += chunkSum(y);
+  return st;
 }
 
 // Merges two states (the workgroup tree): both rescaled to the larger maxima.

@@ -10,7 +10,8 @@ export function installDispatchCounter(): void {
   if (installed) return;
   const proto = (globalThis as { GPUComputePassEncoder?: { prototype: GPUComputePassEncoder } })
     .GPUComputePassEncoder?.prototype;
-  if (!proto) throw new Error('GPUComputePassEncoder is not defined: no WebGPU implementation loaded');
+  if (!proto)
+    throw new Error('GPUComputePassEncoder is not defined: no WebGPU implementation loaded');
   const original = proto.dispatchWorkgroups;
   proto.dispatchWorkgroups = function (this: GPUComputePassEncoder, ...args) {
     count++;

@@ -3,7 +3,11 @@
  * WebGPU backend, and a description of the adapter for every result file.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { describeAdapter, installNodeWebGPU, type NodeAdapterDescription } from '../../tools/webgpu-node.js';
+import {
+  describeAdapter,
+  installNodeWebGPU,
+  type NodeAdapterDescription,
+} from '../../tools/webgpu-node.js';
 
 export interface WebGPUEnvironment {
   readonly adapter: NodeAdapterDescription;
@@ -19,15 +23,16 @@ export async function initNodeWebGPU(): Promise<WebGPUEnvironment> {
   const gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
   const adapter = await gpu?.requestAdapter();
   if (!adapter) {
-    throw new Error('No WebGPU adapter found: run `bash scripts/setup-headless.sh` (installs lavapipe)');
+    throw new Error(
+      'No WebGPU adapter found: run `bash scripts/setup-headless.sh` (installs lavapipe)',
+    );
   }
   if (!(await tf.setBackend('webgpu'))) throw new Error('tfjs could not start its webgpu backend');
   await tf.ready();
   const description = describeAdapter(adapter.info, icd);
-  const software =
-    /swiftshader|lavapipe|llvmpipe|software|cpu/i.test(
-      `${description.description} ${adapter.info.architecture} ${adapter.info.device}`,
-    );
+  const software = /swiftshader|lavapipe|llvmpipe|software|cpu/i.test(
+    `${description.description} ${adapter.info.architecture} ${adapter.info.device}`,
+  );
   const device = (tf.backend() as unknown as { device: GPUDevice }).device;
   return { adapter: description, software, device };
 }

@@ -45,10 +45,16 @@ export function toCsv(rows: readonly Record<string, string | number | boolean>[]
     const s = String(v);
     return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
   };
-  return [header.join(','), ...rows.map((r) => header.map((h) => cell(r[h])).join(','))].join('\n') + '\n';
+  return (
+    [header.join(','), ...rows.map((r) => header.map((h) => cell(r[h])).join(','))].join('\n') +
+    '\n'
+  );
 }
 
 /** A timestamp usable in a file name: 2026-11-28T08-20-07Z. */
 export function fileStamp(date = new Date()): string {
-  return date.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+  return date
+    .toISOString()
+    .replace(/\.\d+Z$/, 'Z')
+    .replace(/:/g, '-');
 }

@@ -32,10 +32,12 @@ export async function withValidationScope<T>(fn: () => Promise<T>): Promise<T> {
   let result: T;
   try {
     result = await fn();
-  } finally {
-    const error = await device.popErrorScope();
-    if (error) throw new Error(`WebGPU validation error: ${error.message}`);
+  } catch (err) {
+    await device.popErrorScope();
+    throw err;
   }
+  const error = await device.popErrorScope();
+  if (error) throw new Error(`WebGPU validation error: ${error.message}`);
   return result;
 }
 

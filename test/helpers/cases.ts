@@ -64,8 +64,7 @@ export interface CaseSpec {
 }
 
 export function describeCase(spec: CaseSpec): string {
-  const { mutate: _m, ...rest } = spec;
-  return `seed ${spec.seed}: ${JSON.stringify(rest)}`;
+  return `seed ${spec.seed}: ${JSON.stringify({ ...spec, mutate: spec.mutate ? 'yes' : undefined })}`;
 }
 
 export function makeInputs(spec: CaseSpec): CaseInputs {
