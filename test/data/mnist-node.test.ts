@@ -402,7 +402,8 @@ describe('fashion-mnist', () => {
     );
   });
 
-  it.skipIf(!existsSync(DEBIAN_FASHION_MNIST_DIR))(
+  // Optional on a developer's machine; CI (.ci/run installs the package) must run it.
+  it.skipIf(!existsSync(DEBIAN_FASHION_MNIST_DIR) && !process.env.CI)(
     "loads Debian's dataset-fashion-mnist package with its checksums",
     async () => {
       const data = await loadMnist({
