@@ -194,11 +194,20 @@ async function loadData(
   };
 }
 
-/** Ctrl-C once: stop after the current step; twice: quit at once. */
+/**
+ * Ctrl-C once: stop after the current step; again (a second later or more): quit at once.
+ * Repeats within a second are ignored: under `npm run`, one keypress can reach this process
+ * twice (from the terminal and relayed by a parent), which must not cost the partial results.
+ */
 function abortOnSigint(): AbortController {
   const controller = new AbortController();
+  let first = 0;
   process.on('SIGINT', () => {
-    if (controller.signal.aborted) process.exit(EXIT_INTERRUPTED);
+    if (controller.signal.aborted) {
+      if (performance.now() - first > 1_000) process.exit(EXIT_INTERRUPTED);
+      return;
+    }
+    first = performance.now();
     process.stderr.write('\nSIGINT: stopping after the current step (Ctrl-C again to quit now)\n');
     controller.abort();
   });

@@ -12,7 +12,8 @@
  *   chunks, then the merge tree); the shifts telescope to at most the row's range R, so the
  *   rescaling adds ≤ (3K + 2R) ε relative error to every term.
  * - An exponential whose result is below the smallest normal float32 may be flushed to 0:
- *   an absolute error of FTZ_FLOOR times whatever multiplies it.
+ *   an absolute error of FTZ_FLOOR times whatever multiplies it; and so may the final result
+ *   (SwiftShader flushes it): FTZ_FLOOR more, absolute.
  * The bounds are first order; the final factor SAFETY = 2 covers the second-order terms and
  * the roundings of the few scalar operations not itemised (each ≤ u relative).
  */
@@ -257,8 +258,9 @@ export function studentGradTolerance(
     const flushed = FTZ_FLOOR * (ctx.alpha * Math.abs(b.ySum) + 2 * kappa);
     out[c] =
       Math.abs(w) *
-      SAFETY *
-      (ctx.alpha * Math.abs(b.ySum) * dSigma + kappa * (dQ + dP) + 5 * U * magnitude + flushed);
+        SAFETY *
+        (ctx.alpha * Math.abs(b.ySum) * dSigma + kappa * (dQ + dP) + 5 * U * magnitude + flushed) +
+      FTZ_FLOOR;
   }
   return out;
 }
@@ -282,12 +284,13 @@ export function teacherGradTolerance(
     const dP = b.p[c]! * (EPS * (3 + 2 * Math.abs(lp)) + dLogP);
     out[c] =
       Math.abs(w) *
-      SAFETY *
-      kappa *
-      (dP * L +
-        b.p[c]! * (dLogP + dLogQ + b.dKl) +
-        5 * U * b.p[c]! * (Math.abs(lp) + Math.abs(lq) + Math.abs(b.kl)) +
-        FTZ_FLOOR * (L + 1));
+        SAFETY *
+        kappa *
+        (dP * L +
+          b.p[c]! * (dLogP + dLogQ + b.dKl) +
+          5 * U * b.p[c]! * (Math.abs(lp) + Math.abs(lq) + Math.abs(b.kl)) +
+          FTZ_FLOOR * (L + 1)) +
+      FTZ_FLOOR;
   }
   return out;
 }
