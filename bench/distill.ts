@@ -234,9 +234,9 @@ function chooseSettings(
 ): { settings: BenchSettings; reason: string; reductions: string[] } {
   const { preset, reason } = choosePreset(opts.preset, env.software, env.adapter.description);
   const settings = resolveSettings(preset, overrides(opts));
+  if (teacher) settings.teacherFilters = teacher.info.filters;
   const reductions = describeReductions(settings);
   if (teacher) {
-    settings.teacherFilters = teacher.info.filters;
     const { trainImages, epochs } = teacher.info;
     reductions.push(
       `teacher loaded from ${teacher.path} (filters [${teacher.info.filters}], trained on ` +

@@ -218,7 +218,7 @@ const QUICK: Preset = {
 const SMOKE: Preset = {
   name: 'smoke',
   summary: 'a CI check of the whole pipeline in under 2 minutes; its accuracies mean little',
-  estimate: '~1 min on lavapipe, mostly pipeline compilation',
+  estimate: '10–30 s on lavapipe (measured), mostly pipeline compilation',
   settings: {
     ...PROTOCOL,
     preset: 'smoke',

@@ -98,7 +98,10 @@ export interface RunRecord {
   lossCurve: number[];
   /** Per-step batch accuracy, in step order. */
   accuracyCurve: number[];
-  /** Wall time per step: per-window means after warm-up, median and p20/p80; null if none. */
+  /**
+   * Wall time per step: per-window means of the full-size windows after warm-up, median and
+   * p20/p80; null if none.
+   */
   stepMs: Spread | null;
   /** The per-window means behind {@link stepMs}. */
   stepMsSamples: number[];
@@ -408,6 +411,11 @@ async function readWindow(pending: StepResult[]): Promise<{ losses: number[]; ac
   return { losses, accs };
 }
 
+/** Resolves on the next macrotask turn (after pending I/O and signal callbacks). */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 function mean(values: readonly number[]): number {
   return values.length === 0 ? NaN : values.reduce((a, b) => a + b, 0) / values.length;
 }
@@ -428,6 +436,8 @@ class LoopState {
     wallMs: 0,
   };
   pending: StepResult[] = [];
+  /** Per-step times of the windows that started after warm-up, with their sizes. */
+  readonly timed: { steps: number; perStep: number }[] = [];
   /** Global step index at which the open window started. */
   windowFirstStep = 0;
   windowStart = performance.now();
@@ -447,7 +457,7 @@ class LoopState {
     const n = this.pending.length;
     const read = await readWindow(this.pending);
     const perStep = (performance.now() - this.windowStart) / n;
-    if (this.windowFirstStep >= this.warmupSteps) this.record.stepMsSamples.push(perStep);
+    if (this.windowFirstStep >= this.warmupSteps) this.timed.push({ steps: n, perStep });
     this.record.lossCurve.push(...read.losses);
     this.record.accuracyCurve.push(...read.accs);
     this.pending = [];
@@ -503,9 +513,20 @@ async function trainLoop(spec: LoopSpec, ctx: RunContext): Promise<LoopRecord> {
   const record = state.record;
   record.complete = !interrupted;
   record.wallMs = performance.now() - started;
+  record.stepMsSamples = stepSamples(state.timed, timing.windowSteps);
   record.stepMs = record.stepMsSamples.length > 0 ? spread(record.stepMsSamples) : null;
   record.memoryGrowth = memoryGrowth(record);
   return record;
+}
+
+/**
+ * The per-step times to report: full-size windows only, since an epoch's short last window
+ * spreads its fence over fewer steps (biased up where a fence is long next to a step); all
+ * timed windows when no window is full-size (tiny runs).
+ */
+function stepSamples(timed: readonly { steps: number; perStep: number }[], size: number): number[] {
+  const full = timed.filter((w) => w.steps >= size);
+  return (full.length > 0 ? full : timed).map((w) => w.perStep);
 }
 
 /** One epoch of {@link trainLoop}; returns true when interrupted. */
@@ -525,7 +546,7 @@ async function trainEpoch(
   state.windowFirstStep = state.record.steps;
   let done = 0;
   let interrupted = false;
-  for (; done < info.steps;) {
+  while (done < info.steps) {
     if (ctx.signal?.aborted) {
       interrupted = true;
       break;
@@ -534,6 +555,9 @@ async function trainEpoch(
     state.pending.push(runStep(spec, state, batch));
     state.record.steps++;
     done++;
+    // Lets a SIGINT handler (and progress rendering) run between steps without a fence: a
+    // macrotask turn does not wait for the GPU, so the queue stays full.
+    await yieldToEventLoop();
     const sps = (done * 1000) / (performance.now() - epochStart);
     if (!state.shouldFlush(timing.windowSteps, done === info.steps)) {
       ctx.progress.step({ ...info, done, stepsPerSecond: sps });
@@ -938,21 +962,12 @@ async function runProtocol(
   const cache =
     settings.teacherLogits === 'cached' ? cacheLogits(teacher, data.train, settings) : null;
   if (cache) owned.add(cache);
-  const fused = await distillPhase('fused', options, ctx, report, owned, {
-    teacher,
-    template,
-    cache,
-    test,
-  });
+  const inputs: DistillInputs = { teacher, template, cache, test };
+  const fused = await distillPhase('fused', options, ctx, report, owned, inputs);
   if (!fused) return;
   const captured = captureLogits(fused.student, teacher, data.train, settings);
   owned.add({ dispose: () => tf.dispose([captured.labels, captured.student, captured.teacher]) });
-  const stock = await distillPhase('stock', options, ctx, report, owned, {
-    teacher,
-    template,
-    cache,
-    test,
-  });
+  const stock = await distillPhase('stock', options, ctx, report, owned, inputs);
   if (!stock) return;
   if (!(await scratchPhase(ctx, report, owned, template, data.train, test))) return;
   ctx.log('timing the loss alone (forward + backward), fused vs stock');
