@@ -54,6 +54,13 @@ function params(
   ];
 }
 
+/** A float32 output when `wanted`, else a writable placeholder that is never touched. */
+function optionalOutput(wanted: boolean, shape: number[]): Binding {
+  return wanted
+    ? { kind: 'output', shape, dtype: 'float32' }
+    : { kind: 'placeholder', access: 'write' };
+}
+
 /** Bindings 2 and 3 of both kernels: int32 class indices, or float32 dense labels. */
 function labelBindings(labels: TensorInfo): Binding[] {
   return labels.dtype === 'int32'
@@ -116,12 +123,8 @@ const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
       { kind: 'uniform', fields: uniforms },
       { kind: 'output', shape: plan.batchInWorkgroup ? [] : [batch], dtype: 'float32' },
       { kind: 'output', shape: [batch, ROW_STATS_WIDTH], dtype: 'float32' },
-      writeStudent
-        ? { kind: 'output', shape: gradShape, dtype: 'float32' }
-        : { kind: 'placeholder', access: 'write' },
-      writeTeacher
-        ? { kind: 'output', shape: gradShape, dtype: 'float32' }
-        : { kind: 'placeholder', access: 'write' },
+      optionalOutput(writeStudent, gradShape),
+      optionalOutput(writeTeacher, gradShape),
     ],
     plan.forwardGrid,
   ) as [TensorInfo, TensorInfo, ...TensorInfo[]];
@@ -181,12 +184,8 @@ const backwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
       { kind: 'uniform', fields: params(a, batch, classes, dyPerRow, plan.backwardGrid[1]) },
       { kind: 'input', tensor: rowStats! },
       { kind: 'input', tensor: dy! },
-      writeStudent
-        ? { kind: 'output', shape: gradShape, dtype: 'float32' }
-        : { kind: 'placeholder', access: 'write' },
-      writeTeacher
-        ? { kind: 'output', shape: gradShape, dtype: 'float32' }
-        : { kind: 'placeholder', access: 'write' },
+      optionalOutput(writeStudent, gradShape),
+      optionalOutput(writeTeacher, gradShape),
     ],
     plan.backwardGrid,
   );
@@ -219,9 +218,7 @@ const scaleKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
       { kind: 'input', tensor: dy! },
       { kind: 'uniform', fields: params(a, batch, classes, dyPerRow, gridY) },
       { kind: 'output', shape, dtype: 'float32' },
-      teacherGrad
-        ? { kind: 'output', shape, dtype: 'float32' }
-        : { kind: 'placeholder', access: 'write' },
+      optionalOutput(teacherGrad !== undefined, shape),
     ],
     [gridX, gridY, 1],
   );
