@@ -1,0 +1,177 @@
+/**
+ * The benchmark's separate timings, outside the training loop: the phases of a distillation
+ * step, each fenced on its own (a breakdown, not the step time), and the loss alone, forward +
+ * backward, fused vs stock on logits captured from a real batch.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { distillationLoss, stockDistillationLoss } from 'tfjs-fused-distill';
+import {
+  inferLogits,
+  trainableVariables,
+  type DistillationLossFn,
+  type Distiller,
+} from '../distiller.js';
+import { countDispatches } from '../lib/dispatch-counter.js';
+import { spread } from '../lib/stats.js';
+import type { BenchSettings } from '../presets.js';
+import { epochOrder, makeBatch, type Batch, type HostSplit } from './data.js';
+import type { LossOnlyTimes, PhaseTimes } from './report.js';
+import { stepsPerEpoch } from './train-loop.js';
+
+/**
+ * Times each phase of a distillation step on its own, fencing after every phase (a read-back
+ * of the phase's smallest output). The fences drain the queue, so the phases add up to more
+ * than a windowed step: this is a breakdown of where the time goes, not the step time.
+ * Runs after the run's evaluation: its steps do update the student.
+ */
+export async function timePhases(
+  distiller: Distiller,
+  split: HostSplit,
+  settings: BenchSettings,
+  signal: AbortSignal | undefined,
+): Promise<PhaseTimes | null> {
+  const order = epochOrder(split.count, settings.seed, 0);
+  // The smallest student variable: reading it fences the optimizer update cheaply.
+  const probe = trainableVariables(distiller.student).reduce((a, b) => (b.size < a.size ? b : a));
+  const phases = { teacher: [] as number[], student: [] as number[], apply: [] as number[] };
+  const samples = settings.timing.phaseSamples;
+  const batches = stepsPerEpoch(split.count, settings.batchSize);
+  // One extra leading sample, discarded: the first read-backs of a phase are slower.
+  for (let i = 0; i <= samples && !signal?.aborted; i++) {
+    const start = ((i % batches) * settings.batchSize) % split.count;
+    const batch = makeBatch(split, order, start, settings.batchSize);
+    try {
+      const t = await timeOnePhaseStep(distiller, batch, probe);
+      if (i === 0) continue;
+      phases.teacher.push(t[0]);
+      phases.student.push(t[1]);
+      phases.apply.push(t[2]);
+    } finally {
+      tf.dispose([batch.x, batch.y]);
+    }
+  }
+  if (phases.teacher.length === 0) return null;
+  return {
+    teacherForward: spread(phases.teacher),
+    studentForwardLossBackward: spread(phases.student),
+    optimizerApply: spread(phases.apply),
+  };
+}
+
+/** One step through the Distiller's split methods, each phase fenced; returns 3 times in ms. */
+async function timeOnePhaseStep(
+  distiller: Distiller,
+  batch: Batch,
+  probe: tf.Variable,
+): Promise<[number, number, number]> {
+  const t0 = performance.now();
+  const teacherLogits =
+    distiller.teacherLogitsMode === 'cached'
+      ? distiller.cachedTeacherLogits(batch.indices)
+      : distiller.teacherForward(batch.x);
+  await teacherLogits.data();
+  const t1 = performance.now();
+  const { loss, grads, accuracy } = distiller.computeGradients(batch.x, batch.y, teacherLogits);
+  // The backward pass was queued before this read, so it has finished when the loss arrives.
+  await loss.data();
+  const t2 = performance.now();
+  distiller.applyGradients(grads);
+  await probe.data();
+  const t3 = performance.now();
+  tf.dispose([teacherLogits, loss, accuracy ?? []]);
+  return [t1 - t0, t2 - t1, t3 - t2];
+}
+
+/** Real logits of one batch, captured for the loss-alone timing. */
+export interface CapturedLogits {
+  labels: tf.Tensor1D;
+  student: tf.Tensor2D;
+  teacher: tf.Tensor2D;
+}
+
+/** One forward+backward of `loss` w.r.t. the student logits; returns the loss to fence on. */
+function lossStep(loss: DistillationLossFn, c: CapturedLogits, config: object): tf.Tensor {
+  return tf.tidy(() => {
+    const f = (s: tf.Tensor) => loss(c.labels, s, c.teacher, config) as tf.Scalar;
+    const { value, grads } = tf.valueAndGrads(f)([c.student]);
+    tf.dispose(grads);
+    return value;
+  });
+}
+
+/** `calls` runs of `run` and ONE fence; returns ms per call. */
+async function timeWindow(run: () => tf.Tensor, calls: number): Promise<number> {
+  const start = performance.now();
+  let last: tf.Tensor | null = null;
+  for (let i = 0; i < calls; i++) {
+    last?.dispose();
+    last = run();
+  }
+  await last?.data();
+  last?.dispose();
+  return (performance.now() - start) / calls;
+}
+
+/**
+ * The loss alone, forward + backward, fused vs stock, on the same captured logits: windows
+ * of calls with one fence each, fused and stock windows interleaved so that drift in the
+ * machine's speed hits both alike.
+ */
+export async function timeLossOnly(
+  captured: CapturedLogits,
+  settings: BenchSettings,
+  signal: AbortSignal | undefined,
+): Promise<LossOnlyTimes | null> {
+  const config = { alpha: settings.alpha, temperature: settings.temperature };
+  const fusedRun = (): tf.Tensor => lossStep(distillationLoss, captured, config);
+  const stockRun = (): tf.Tensor => lossStep(stockDistillationLoss, captured, config);
+  // Warm-up (pipeline compilation), then one probe call to size the windows.
+  await timeWindow(fusedRun, 2);
+  await timeWindow(stockRun, 2);
+  const once = Math.max(await timeWindow(stockRun, 1), 0.01);
+  const calls = Math.max(2, Math.min(500, Math.round(settings.timing.lossWindowMs / once)));
+  const fused: number[] = [];
+  const stock: number[] = [];
+  for (let w = 0; w < settings.timing.lossWindows && !signal?.aborted; w++) {
+    fused.push(await timeWindow(fusedRun, calls));
+    stock.push(await timeWindow(stockRun, calls));
+  }
+  if (fused.length === 0) return null;
+  const count = (run: () => tf.Tensor): number => {
+    let out: tf.Tensor | undefined;
+    const n = countDispatches(() => {
+      out = run();
+    });
+    out?.dispose();
+    return n;
+  };
+  const f = spread(fused);
+  const s = spread(stock);
+  return {
+    shape: [captured.student.shape[0], captured.student.shape[1]],
+    fused: f,
+    stock: s,
+    speedup: s.p50 / f.p50,
+    dispatches: { fused: count(fusedRun), stock: count(stockRun) },
+  };
+}
+
+/** Student and teacher logits of the first batch of the epoch-1 order. */
+export function captureLogits(
+  student: tfl.LayersModel,
+  teacher: tfl.LayersModel,
+  split: HostSplit,
+  settings: BenchSettings,
+): CapturedLogits {
+  const batch = makeBatch(split, epochOrder(split.count, settings.seed, 1), 0, settings.batchSize);
+  try {
+    return {
+      labels: batch.y.clone(),
+      student: inferLogits(student, batch.x),
+      teacher: inferLogits(teacher, batch.x),
+    };
+  } finally {
+    tf.dispose([batch.x, batch.y]);
+  }
+}
