@@ -5,17 +5,18 @@
 // Maths, per row b, with s = student logits, t = teacher logits, y = labels, T = temperature,
 // m_s = max_c s_c, m_t = max_c t_c, d_c = s_c − m_s, u_c = d_c / T, v_c = (t_c − m_t) / T:
 //   Z1 = Σ_c exp(d_c)          ZS = Σ_c exp(u_c)          ZT = Σ_c exp(v_c)
-//   A  = Σ_c exp(v_c) · (t_c − s_c) / T
+//   PV = Σ_c exp(v_c) · v_c    PU = Σ_c exp(v_c) · u_c
 //   CE_b = Σ_c y_c · log Z1 − Σ_c y_c d_c                  (= −Σ y log softmax(s))
-//   KL_b = Σ_c p_c (log p_c − log q_c) = A / ZT − (m_t − m_s) / T − log ZT + log ZS
+//   KL_b = Σ_c p_c (log p_c − log q_c) = (PV − PU) / ZT − log ZT + log ZS
 //   ℓ_b  = α · CE_b + (1 − α) · k · KL_b                   (k = T² or 1)
-// Everything is taken relative to the row maxima, so no exponent overflows, and a large
-// common part of the logits (a row shifted by 1e4) cancels before any rounding.
+// Everything is taken relative to each row's own maxima (m_s for s, m_t for t), so no exponent
+// overflows, and a large offset of either row (shifted by 1e4) cancels before any rounding.
 //
 // Row statistics (8 floats per row), written by the forward kernel, read by the backward one:
 //   [m_s, m_t, log Z1, log ZS, log ZT, KL_b, Σ_c y_c, flags]
-// flags (stored as a float): 1 = the row holds a NaN (logits or dense labels),
-// 2 = an integer label is outside [0, C); both make the row's loss NaN.
+// flags (stored as a float): 1 = the row's logits hold a NaN (loss and both gradients NaN);
+// 2 = its labels are unusable, an integer label outside [0, C) or a NaN in dense labels (loss
+// and the student's gradient NaN; the teacher's gradient does not depend on the labels).
 
 struct Params {
   batch: u32,

@@ -4,7 +4,7 @@
 // scales them by dy, or hands them over untouched when dy is the implicit 1 of a loss).
 //
 // Forward, per row b (notation of distill_common.wgsl):
-//   ℓ_b = α · (Σ y · log Z1 − Σ y d) + (1 − α) k · (A / ZT − (m_t − m_s) / T − log ZT + log ZS)
+//   ℓ_b = α · (Σ y · log Z1 − Σ y d) + (1 − α) k · ((PV − PU) / ZT − log ZT + log ZS)
 //   output: ℓ_b for 'none'; rowWeight · Σ_b ℓ_b for 'mean' (rowWeight = 1/B) and 'sum'.
 // Gradients (WRITE_STUDENT_GRAD / WRITE_TEACHER_GRAD), written as rowWeight · ∂ℓ_b/∂·:
 //   ∂ℓ_b/∂s_c = α (σ_c Σ y − y_c) + (1 − α) (k / T) (q_c − p_c)
@@ -56,8 +56,9 @@ struct RowState {
   mt: f32,
   z1: f32,        // Σ exp(s − ms)
   zs: f32,        // Σ exp((s − ms) / T)
-  zt: f32,        // Σ exp((t − mt) / T)
-  a: f32,         // Σ exp((t − mt) / T) · (t − s) / T
+  zt: f32,        // Σ exp(v),  v = (t − mt) / T
+  pv: f32,        // Σ exp(v) · v
+  pu: f32,        // Σ exp(v) · u,  u = (s − ms) / T
   labelDot: f32,  // Σ y (s − ms)
   labelSum: f32,  // Σ y
 }
@@ -67,7 +68,7 @@ var<workgroup> sharedFlags: array<u32, WORKGROUP_SIZE>;
 var<workgroup> sharedLoss: array<f32, WORKGROUP_SIZE>;
 
 fn emptyState() -> RowState {
-  return RowState(LOWEST_LOGIT, LOWEST_LOGIT, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+  return RowState(LOWEST_LOGIT, LOWEST_LOGIT, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
 }
 
 // Folds one chunk into a state: the sums are rescaled only when the chunk raises a running
@@ -77,25 +78,33 @@ fn addChunk(st0: RowState, s: Chunk, t: Chunk, y: Chunk, invT: f32) -> RowState 
   var st = st0;
   let chunkMaxS = chunkMax(s);
   if (chunkMaxS > st.ms) {
+    // Every u so far drops by shift / T: so does their p-weighted sum.
     let shift = st.ms - chunkMaxS;
     st.z1 *= exp(shift);
     st.zs *= exp(shift * invT);
+    st.pu += st.zt * (shift * invT);
     st.labelDot += st.labelSum * shift;
     st.ms = chunkMaxS;
   }
   let chunkMaxT = chunkMax(t);
   if (chunkMaxT > st.mt) {
-    let scale = exp((st.mt - chunkMaxT) * invT);
+    // Every v so far drops by shiftV and every weight exp(v) shrinks by exp(shiftV).
+    let shiftV = (st.mt - chunkMaxT) * invT;
+    let scale = exp(shiftV);
+    st.pv = scale * (st.pv + st.zt * shiftV);
+    st.pu *= scale;
     st.zt *= scale;
-    st.a *= scale;
     st.mt = chunkMaxT;
   }
   let d = s - Chunk(st.ms);
-  let ev = exp((t - Chunk(st.mt)) * invT);
+  let u = d * invT;
+  let v = (t - Chunk(st.mt)) * invT;
+  let ev = exp(v);
   st.z1 += chunkSum(exp(d));
-  st.zs += chunkSum(exp(d * invT));
+  st.zs += chunkSum(exp(u));
   st.zt += chunkSum(ev);
-  st.a += chunkSum(ev * (t - s)) * invT;
+  st.pv += chunkSum(ev * v);
+  st.pu += chunkSum(ev * u);
   st.labelDot += chunkSum(y * d);
   st.labelSum += chunkSum(y);
   return st;
@@ -107,15 +116,18 @@ fn mergeStates(p: RowState, q: RowState, invT: f32) -> RowState {
   let mt = max(p.mt, q.mt);
   let ps = p.ms - ms;
   let qs = q.ms - ms;
-  let pt = exp((p.mt - mt) * invT);
-  let qt = exp((q.mt - mt) * invT);
+  let pv = (p.mt - mt) * invT;
+  let qv = (q.mt - mt) * invT;
+  let pt = exp(pv);
+  let qt = exp(qv);
   return RowState(
     ms,
     mt,
     p.z1 * exp(ps) + q.z1 * exp(qs),
     p.zs * exp(ps * invT) + q.zs * exp(qs * invT),
     p.zt * pt + q.zt * qt,
-    p.a * pt + q.a * qt,
+    pt * (p.pv + p.zt * pv) + qt * (q.pv + q.zt * qv),
+    pt * (p.pu + p.zt * (ps * invT)) + qt * (q.pu + q.zt * (qs * invT)),
     (p.labelDot + p.labelSum * ps) + (q.labelDot + q.labelSum * qs),
     p.labelSum + q.labelSum);
 }
@@ -140,7 +152,9 @@ fn withIndexLabel(row: u32, st: RowState, flags: ptr<function, u32>) -> RowState
 fn rowStats(st: RowState, flags: u32) -> RowStats {
   let logZS = log(st.zs);
   let logZT = log(st.zt);
-  let kl = st.a / st.zt - (st.mt - st.ms) * params.invTemperature - logZT + logZS;
+  // E_p[v] − E_p[u] − log ZT + log ZS: each term is relative to its own row maximum, so an
+  // offset between student and teacher (a row shifted by 1e4) cancels before any rounding.
+  let kl = (st.pv - st.pu) / st.zt - logZT + logZS;
   return RowStats(st.ms, st.mt, log(st.z1), logZS, logZT, kl, st.labelSum, flags);
 }
 
@@ -224,7 +238,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         var y = Chunk(0.0);
         if (DENSE_LABELS) {
           y = denseLabels[base + c];
-          if (chunkHasNan(y)) { flags = flags | FLAG_NAN; }
+          if (chunkHasNan(y)) { flags = flags | FLAG_BAD_LABEL; }
         }
         if (chunkHasNan(s) || chunkHasNan(t)) { flags = flags | FLAG_NAN; }
         st = addChunk(st, s, t, y, invT);

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { resolveConfig, type DistillationLossConfig } from './config.js';
 import { composedDistillationLoss } from './composed.js';
-import { FUSED_DISTILLATION_LOSS, type DistillAttrs } from './kernels/names.js';
+import { FUSED_DISTILLATION_LOSS, ROW_STATS_WIDTH, type DistillAttrs } from './kernels/names.js';
 import { checkInputs, MAX_CLASSES } from './validate.js';
 
 interface EngineInternals {
@@ -65,12 +65,13 @@ export function distillationLoss(
   if (!tf.getKernel(FUSED_DISTILLATION_LOSS, backendName)) {
     return composedDistillationLoss(labels, studentLogits, teacherLogits, shapes, cfg);
   }
-  const bytes = shapes.batch * shapes.classes * 4;
+  // The largest binding: a [B, C] logits/gradient array or the [B, 8] row statistics.
+  const bytes = shapes.batch * Math.max(shapes.classes, ROW_STATS_WIDTH) * 4;
   const limit = maxBindingBytes();
   if (bytes > limit) {
     throw new RangeError(
-      `${op}: studentLogits [${shapes.batch}, ${shapes.classes}] takes ${bytes} bytes, more than ` +
-        `this adapter's maxStorageBufferBindingSize (${limit}); split the batch`,
+      `${op}: inputs of shape [${shapes.batch}, ${shapes.classes}] need a ${bytes}-byte buffer, more ` +
+        `than this adapter's maxStorageBufferBindingSize (${limit}); split the batch`,
     );
   }
   const attrs: DistillAttrs = {

@@ -158,8 +158,9 @@ describe.each(plans)("edge cases, '%s' plan", (plan) => {
   );
 });
 
-test('C = 262144 (the largest supported) and B = 1', async () => {
-  await checkCase({ ...base, batch: 1, classes: 262_144, reduction: 'mean', scale: 20 });
+test.each(plans)("C = 262144 (the largest supported) and B = 1, '%s' plan", async (plan) => {
+  await checkCase({ ...base, plan, batch: 1, classes: 262_144, reduction: 'mean', scale: 20 });
+  await checkCase({ ...base, plan, batch: 2, classes: 262_143, reduction: 'none', seed: 7 });
 });
 
 test('the tolerances are tight enough to catch a 1e-3 error in the temperature or alpha', async () => {

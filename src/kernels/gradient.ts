@@ -76,7 +76,7 @@ export const fusedDistillationGradConfig: tf.GradConfig = {
     return {
       labels: () => {
         throw new Error(
-          'distillationLoss: labels are constants; no gradient flows into them (compute them outside the tape or wrap them in tf.stopGradient)',
+          'distillationLoss: labels are constants; no gradient flows into them (compute them outside the tape, e.g. inside tf.tidy before tf.variableGrads)',
         );
       },
       studentLogits: () => studentGrad ?? recompute(inputs(), a, 'student'),

@@ -253,7 +253,7 @@ export function tolerancesFor(
   const value =
     spec.reduction === 'none'
       ? bounds.map((r) => r.dLoss)
-      : [reducedLossTolerance(bounds, rowWeight)];
+      : [reducedLossTolerance(bounds, rowWeight, ctx)];
   return { value, gradStudent, gradTeacher };
 }
 

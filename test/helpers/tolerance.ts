@@ -77,9 +77,16 @@ export function rescaleCount(x: ArrayLike<number>, ctx: ToleranceContext): numbe
   return worst + Math.log2(plan.tileCols);
 }
 
-/** The longest dependency chain of the batch reduction (forward kernel or distill_reduce). */
-export function batchSumDepth(batch: number): number {
-  return Math.ceil(batch / 64) + 8;
+/**
+ * The longest dependency chain of the batch reduction: in the forward kernel (batch in one
+ * workgroup) each row group's leader adds ⌈B / tileRows⌉ losses before the log₂ tree over the
+ * workgroup; distill_reduce.wgsl adds ⌈B / 256⌉ per invocation before its 8-level tree.
+ */
+export function batchSumDepth(ctx: ToleranceContext): number {
+  const plan = choosePlan(ctx.batch, ctx.classes, ctx.reduceToScalar, ctx.adapter);
+  return plan.batchInWorkgroup
+    ? Math.ceil(ctx.batch / plan.tileRows) + Math.log2(plan.workgroupSize)
+    : Math.ceil(ctx.batch / 256) + 8;
 }
 
 function logError(x: number): number {
@@ -149,7 +156,7 @@ export function rowBounds(row: RowInputs, ctx: ToleranceContext): RowBounds {
   let wD = 0;
   let wU = 0;
   let wV = 0;
-  let pDiff = 0;
+  let pU = 0;
   let kl = 0;
   for (let c = 0; c < C; c++) {
     sigma[c] = Math.exp(d[c]! - logZ1);
@@ -160,7 +167,7 @@ export function rowBounds(row: RowInputs, ctx: ToleranceContext): RowBounds {
     wD += sigma[c]! * Math.abs(d[c]!);
     wU += q[c]! * Math.abs(d[c]! / T);
     wV += p[c]! * Math.abs((row.t[c]! - mt) / T);
-    pDiff += (p[c]! * Math.abs(row.t[c]! - row.s[c]!)) / T;
+    pU += p[c]! * Math.abs(d[c]! / T);
     if (p[c]! > 0) kl += p[c]! * (logP[c]! - logQ[c]!);
   }
   const kS = rescaleCount(row.s, ctx);
@@ -173,14 +180,15 @@ export function rowBounds(row: RowInputs, ctx: ToleranceContext): RowBounds {
   const dLogZ1 = dZ1 + logError(z1);
   const dLogZS = dZS + logError(zs);
   const dLogZT = dZT + logError(zt);
-  // KL_b = A/ZT − (mt − ms)/T − log ZT + log ZS, A/ZT = E_p[(t − s)/T]
-  const aOverZ = pDiff;
+  // KL_b = (PV − PU)/ZT − log ZT + log ZS with PV = Σ e^v v, PU = Σ e^v u: their terms carry the
+  // exponentials' errors and the roundings of u and v; each rescaling adds ZT × shift products.
+  const pAbs = wV + pU;
   const dKl =
-    (dZT + sumErr(wV, kT, rangeT / T) + U) * aOverZ +
-    2 * U * (Math.abs(mt - ms) / T) +
+    (dZT + sumErr(wV, kT, rangeT / T) + 4 * U) * pAbs +
+    2 * (kS + kT) * U * ((rangeS + rangeT) / T) +
     dLogZT +
     dLogZS +
-    4 * U * (aOverZ + Math.abs(mt - ms) / T + Math.abs(logZT) + Math.abs(logZS));
+    4 * U * (pAbs + Math.abs(logZT) + Math.abs(logZS));
 
   let ySum = 0;
   let yd = 0;
@@ -296,12 +304,16 @@ export function teacherGradTolerance(
 }
 
 /** Bound on the reduced loss ('mean' or 'sum') given the per-row bounds. */
-export function reducedLossTolerance(rows: readonly RowBounds[], rowWeight: number): number {
+export function reducedLossTolerance(
+  rows: readonly RowBounds[],
+  rowWeight: number,
+  ctx: ToleranceContext,
+): number {
   let err = 0;
   let mag = 0;
   for (const r of rows) {
     err += r.dLoss;
     mag += Math.abs(r.loss);
   }
-  return rowWeight * (err + SAFETY * U * (batchSumDepth(rows.length) + 2) * mag);
+  return rowWeight * (err + SAFETY * U * (batchSumDepth(ctx) + 2) * mag);
 }
