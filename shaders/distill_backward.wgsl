@@ -56,8 +56,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let rs = RowStats(stats[at + 0u], stats[at + 1u], stats[at + 2u], stats[at + 3u],
                       stats[at + 4u], stats[at + 5u], stats[at + 6u], u32(stats[at + 7u]));
     let w = params.rowWeight * dy[select(0u, row, params.dyPerRow != 0u)];
-    let wStudent = studentWeight(w, rs);
-    let wTeacher = teacherWeight(w, rs);
     var label = -1;
     if (!DENSE_LABELS && WRITE_STUDENT_GRAD) { label = labelIndices[row]; }
     let base = row * chunksPerRow;
@@ -75,10 +73,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         } else {
           y = chunkOneHot(c * CHUNK, label);
         }
-        gradStudent[e] = wStudent * studentGradChunk(s, t, y, rs);
+        gradStudent[e] = studentGradOut(w, studentGradChunk(s, t, y, rs), rs);
       }
       if (WRITE_TEACHER_GRAD) {
-        gradTeacher[e] = wTeacher * teacherGradChunk(s, t, rs);
+        gradTeacher[e] = teacherGradOut(w, teacherGradChunk(s, t, rs), rs);
       }
     }
   }

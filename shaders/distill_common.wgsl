@@ -80,14 +80,13 @@ fn teacherGradChunk(s: Chunk, t: Chunk, rs: RowStats) -> Chunk {
   return (params.klWeight * invT) * exp(logP) * (logP - logQ - Chunk(rs.kl));
 }
 
-// The weights a row's gradients are multiplied by: NaN for a row flagged NaN (both) or with
-// an out-of-range label (the student's only).
-fn studentWeight(w: f32, rs: RowStats) -> f32 {
-  if ((rs.flags & (FLAG_NAN | FLAG_BAD_LABEL)) != 0u) { return quietNan(); }
-  return w;
+// A row's gradient chunk, weighted, or NaN where the row is flagged: NaN for both gradients
+// when its logits hold a NaN, for the student's when its labels are unusable. The NaN is
+// selected, not computed: WGSL lets an implementation assume NaN never arises in arithmetic.
+fn studentGradOut(w: f32, g: Chunk, rs: RowStats) -> Chunk {
+  return select(w * g, Chunk(quietNan()), (rs.flags & (FLAG_NAN | FLAG_BAD_LABEL)) != 0u);
 }
 
-fn teacherWeight(w: f32, rs: RowStats) -> f32 {
-  if ((rs.flags & FLAG_NAN) != 0u) { return quietNan(); }
-  return w;
+fn teacherGradOut(w: f32, g: Chunk, rs: RowStats) -> Chunk {
+  return select(w * g, Chunk(quietNan()), (rs.flags & FLAG_NAN) != 0u);
 }

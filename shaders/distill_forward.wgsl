@@ -187,8 +187,7 @@ fn finishRow(row: u32, st: RowState, rs: RowStats) -> f32 {
 fn writeGradients(row: u32, base: u32, col: u32, chunksPerRow: u32, rs: RowStats) {
   var label = -1;
   if (!DENSE_LABELS) { label = labelIndices[row]; }
-  let wStudent = studentWeight(params.rowWeight, rs);
-  let wTeacher = teacherWeight(params.rowWeight, rs);
+  let w = params.rowWeight;
   for (var c = col; c < chunksPerRow; c += TILE_COLS) {
     let s = student[base + c];
     let t = teacher[base + c];
@@ -199,10 +198,10 @@ fn writeGradients(row: u32, base: u32, col: u32, chunksPerRow: u32, rs: RowStats
       } else {
         y = chunkOneHot(c * CHUNK, label);
       }
-      gradStudent[base + c] = wStudent * studentGradChunk(s, t, y, rs);
+      gradStudent[base + c] = studentGradOut(w, studentGradChunk(s, t, y, rs), rs);
     }
     if (WRITE_TEACHER_GRAD) {
-      gradTeacher[base + c] = wTeacher * teacherGradChunk(s, t, rs);
+      gradTeacher[base + c] = teacherGradOut(w, teacherGradChunk(s, t, rs), rs);
     }
   }
 }
