@@ -9,11 +9,11 @@
  *
  * Ctrl-C stops after the current step and writes what finished with `complete: false`.
  */
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 // tfjs-layers registers the gradients of every stock op (tfjs-core alone registers none).
 import '@tensorflow/tfjs-layers';
-import { loadMnist, type MnistDataset } from './data/mnist-node.js';
+import { loadMnist, MnistDataError, type MnistDataset } from './data/mnist-node.js';
 import { initNodeWebGPU, type WebGPUEnvironment } from './lib/node-webgpu.js';
 import {
   choosePreset,
@@ -288,7 +288,13 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
-    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+    // Data and argument errors are the user's to fix: their message says how. A stack trace only
+    // helps with the unexpected, or when asked for (DEBUG=1).
+    const expected = err instanceof MnistDataError || err instanceof CommanderError;
+    const verbose = process.env.DEBUG !== undefined && process.env.DEBUG !== '';
+    if (err instanceof Error)
+      console.error(expected && !verbose ? err.message : (err.stack ?? err.message));
+    else console.error(err);
     process.exit(1);
   },
 );
