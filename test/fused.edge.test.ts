@@ -4,7 +4,12 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { distillationLoss } from '../src/index.js';
+import {
+  distillationLoss,
+  FUSED_DISTILLATION_LOSS,
+  FUSED_DISTILLATION_LOSS_GRAD,
+} from '../src/index.js';
+import { overrideAdapterClassForTesting } from '../src/kernels/plan.js';
 import { uncapturedGpuErrors, useWebGPU, withValidationScope } from './helpers/backend.js';
 import {
   adapterOf,
@@ -232,3 +237,54 @@ test('no tensor leaks over 100 calls inside tf.tidy, forward and backward', asyn
     tf.dispose([s, t, y]);
   });
 });
+
+test.each(plans)(
+  "the backward kernel's recompute path writes both gradients exactly, '%s' plan",
+  async (plan) => {
+    // The op reaches this kernel only for a lazily asked teacher gradient; here both of its
+    // outputs are checked, by calling the kernels directly: forward (row statistics), then
+    // backward with an explicit dy.
+    for (const classes of [10, 1271, 4096]) {
+      const spec: CaseSpec = { ...base, plan, classes, reduction: 'sum', upstream: 'random' };
+      const inputs = makeInputs(spec);
+      const dyValue = new Float32Array([-1.75]);
+      overrideAdapterClassForTesting(() => plan);
+      try {
+        const attrs = {
+          alpha: spec.alpha,
+          temperature: spec.temperature,
+          temperatureSquared: true,
+          reduction: spec.reduction,
+          writeGradients: 'none',
+          gradients: 'both',
+        } as unknown as tf.NamedAttrMap;
+        const labels = tf.tensor1d(inputs.labels, 'int32');
+        const studentLogits = tf.tensor2d(inputs.student, [spec.batch, classes]);
+        const teacherLogits = tf.tensor2d(inputs.teacher, [spec.batch, classes]);
+        const dy = tf.scalar(dyValue[0]!);
+        const [value, rowStats] = tf
+          .engine()
+          .runKernel(
+            FUSED_DISTILLATION_LOSS,
+            { labels, studentLogits, teacherLogits },
+            attrs,
+          ) as tf.Tensor[];
+        const [gs, gt] = tf
+          .engine()
+          .runKernel(
+            FUSED_DISTILLATION_LOSS_GRAD,
+            { dy, labels, studentLogits, teacherLogits, rowStats: rowStats! },
+            attrs,
+          ) as tf.Tensor[];
+        const ref = referenceFor(spec, inputs, dyValue);
+        const tol = tolerancesFor(spec, inputs, dyValue, plan);
+        const context = `recompute path, ${plan} plan, C=${classes}`;
+        expectClose('∂L/∂s', await gs!.data(), ref.gradStudent, tol.gradStudent, context, classes);
+        expectClose('∂L/∂t', await gt!.data(), ref.gradTeacher, tol.gradTeacher, context, classes);
+        tf.dispose([labels, studentLogits, teacherLogits, dy, value!, rowStats!, gs!, gt!]);
+      } finally {
+        overrideAdapterClassForTesting(null);
+      }
+    }
+  },
+);
