@@ -105,8 +105,11 @@ fn addChunk(st0: RowState, s: Chunk, t: Chunk, y: Chunk, invT: f32) -> RowState 
   st.zt += chunkSum(ev);
   st.pv += chunkSum(ev * v);
   st.pu += chunkSum(ev * u);
-  st.labelDot += chunkSum(y * d);
-  st.labelSum += chunkSum(y);
+  // Index labels add their one term later (withIndexLabel): nothing to do per chunk.
+  if (DENSE_LABELS) {
+    st.labelDot += chunkSum(y * d);
+    st.labelSum += chunkSum(y);
+  }
   return st;
 }
 
