@@ -36,24 +36,14 @@ import {
   type ProgressSink,
   type StepProgress,
 } from './protocol.js';
-import type { TeacherLogitsMode } from './distiller.js';
 
-/** The parsed command line. */
-interface CliOptions {
+/** The parsed command line: the preset's overrides and the run's own options. */
+interface CliOptions extends SettingOverrides {
   preset?: string;
-  batchSize?: number;
-  epochsTeacher?: number;
-  epochsDistill?: number;
-  epochsScratch?: number;
-  trainLimit?: number;
-  testLimit?: number;
-  seed?: number;
   dataDir?: string;
   dataset: MnistDataset;
   teacher?: string;
   saveTeacher?: string;
-  teacherLogits?: TeacherLogitsMode;
-  teacherFilters?: [number, number];
   json?: string;
   out: string;
   progress: boolean;

@@ -54,7 +54,12 @@ import {
 } from './protocol/report.js';
 import { saveTeacherCheckpoint, type LoadedTeacher } from './protocol/teacher-checkpoint.js';
 import { captureLogits, timeLossOnly, timePhases } from './protocol/timing.js';
-import { trainLoop, type LoopRecord, type RunContext } from './protocol/train-loop.js';
+import {
+  emptyLoopRecord,
+  trainLoop,
+  type LoopRecord,
+  type RunContext,
+} from './protocol/train-loop.js';
 
 export { epochOrder, limitSplit, type BenchData, type HostSplit } from './protocol/data.js';
 export type { EpochProgress, ProgressSink, StepProgress } from './protocol/progress.js';
@@ -255,17 +260,8 @@ function loadedTeacherRecord(teacher: LoadedTeacher, evaluation: EvalResult): Ru
     loss: 'cross-entropy',
     filters: teacher.info.filters,
     params: convNetParamCount(teacher.info.filters),
+    ...emptyLoopRecord(),
     complete: true,
-    steps: 0,
-    epochs: [],
-    lossCurve: [],
-    accuracyCurve: [],
-    stepMs: null,
-    stepMsSamples: [],
-    dispatchesPerStep: null,
-    memoryAfterWarmup: null,
-    memoryGrowth: null,
-    wallMs: 0,
     testAccuracy: evaluation.accuracy,
     testLoss: evaluation.loss,
     checkpoint: teacher.path,

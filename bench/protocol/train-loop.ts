@@ -92,9 +92,9 @@ function mean(values: readonly number[]): number {
   return values.length === 0 ? NaN : values.reduce((a, b) => a + b, 0) / values.length;
 }
 
-/** Mutable state of {@link trainLoop}, kept in one place so the helpers stay small. */
-class LoopState {
-  readonly record: LoopRecord = {
+/** A record of no training at all: the start of every loop, and a loaded model's record. */
+export function emptyLoopRecord(): LoopRecord {
+  return {
     complete: false,
     steps: 0,
     epochs: [],
@@ -107,6 +107,11 @@ class LoopState {
     memoryGrowth: null,
     wallMs: 0,
   };
+}
+
+/** Mutable state of {@link trainLoop}, kept in one place so the helpers stay small. */
+class LoopState {
+  readonly record: LoopRecord = emptyLoopRecord();
   pending: StepResult[] = [];
   /** Per-step times of the windows that started after warm-up, with their sizes. */
   readonly timed: { steps: number; perStep: number }[] = [];
