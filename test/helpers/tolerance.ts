@@ -230,6 +230,19 @@ export function rowBounds(row: RowInputs, ctx: ToleranceContext): RowBounds {
   };
 }
 
+/**
+ * Absolute error of log q = d · (1/T) − log ZS as the kernels compute it: the roundings of d,
+ * of 1/T and of the product (3u |d/T|), of the subtraction (u |log q|), and log ZS's own.
+ */
+function logQError(b: RowBounds, c: number, T: number): number {
+  return U * (3 * Math.abs(b.d[c]! / T) + Math.abs(b.logQ[c]!)) + b.dLogZS;
+}
+
+/** Absolute error of log p = (t − m_t) · (1/T) − log ZT, likewise. */
+function logPError(b: RowBounds, c: number): number {
+  return U * (3 * Math.abs(b.v[c]!) + Math.abs(b.logP[c]!)) + b.dLogZT;
+}
+
 /** Bound on |fused − reference| for each element of ∂L/∂s of one row, at weight w. */
 export function studentGradTolerance(
   b: RowBounds,
@@ -249,17 +262,9 @@ export function studentGradTolerance(
       (EPS * (3 + 2 * Math.abs(logSigma)) +
         U * (Math.abs(b.d[c]!) + Math.abs(logSigma)) +
         b.dLogZ1);
-    // q = exp(d · (1/T) − log ZS): also the roundings of 1/T and of the product.
-    const dQ =
-      b.q[c]! *
-      (EPS * (3 + 2 * Math.abs(b.logQ[c]!)) +
-        U * (3 * Math.abs(b.d[c]! / T) + Math.abs(b.logQ[c]!)) +
-        b.dLogZS);
-    const dP =
-      b.p[c]! *
-      (EPS * (3 + 2 * Math.abs(b.logP[c]!)) +
-        U * (3 * Math.abs(b.v[c]!) + Math.abs(b.logP[c]!)) +
-        b.dLogZT);
+    // q = exp(log q), p = exp(log p): exp's own error plus that of its argument.
+    const dQ = b.q[c]! * (EPS * (3 + 2 * Math.abs(b.logQ[c]!)) + logQError(b, c, T));
+    const dP = b.p[c]! * (EPS * (3 + 2 * Math.abs(b.logP[c]!)) + logPError(b, c));
     const y = row.y ? Math.abs(row.y[c]!) : 0;
     const magnitude =
       ctx.alpha * (b.sigma[c]! * Math.abs(b.ySum) + y) + kappa * (b.q[c]! + b.p[c]!);
@@ -287,8 +292,8 @@ export function teacherGradTolerance(
     const lp = b.logP[c]!;
     const lq = b.logQ[c]!;
     const L = Math.abs(lp - lq - b.kl);
-    const dLogP = U * (3 * Math.abs(b.v[c]!) + Math.abs(lp)) + b.dLogZT;
-    const dLogQ = U * (3 * Math.abs(b.d[c]! / ctx.temperature) + Math.abs(lq)) + b.dLogZS;
+    const dLogP = logPError(b, c);
+    const dLogQ = logQError(b, c, ctx.temperature);
     const dP = b.p[c]! * (EPS * (3 + 2 * Math.abs(lp)) + dLogP);
     out[c] =
       Math.abs(w) *
