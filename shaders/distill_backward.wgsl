@@ -7,14 +7,15 @@
 // With w_b = rowWeight · dy_b (dy_b = dy for a scalar upstream gradient), σ = softmax(s),
 // q = softmax(s / T), p = softmax(t / T) (each one exponential, from the saved log-sums):
 //   ∂L/∂s_bc = w_b [ α (σ_c · Σ_j y_j − y_c) + (1 − α) (k / T) (q_c − p_c) ]
-//   ∂L/∂t_bc = w_b (1 − α) (k / T) · p_c (log p_c − log q_c − KL_b)
+//   ∂L/∂t_bc = w_b (1 − α) (k / T) · p_c (log p_c − log q_c − KL_b)   (as p_c (x_c − E_p[x]),
+//   without cancellation: see distill_common.wgsl)
 // A row flagged NaN gets NaN in both gradients; a row with an out-of-range integer label gets
 // NaN in the student's gradient (the teacher's does not depend on the labels).
 //
 // Bindings (group 0):
 //   0 student Chunk[B·C/CHUNK] read      1 teacher Chunk[B·C/CHUNK] read
 //   2 labelIndices i32[B] read           3 denseLabels Chunk[B·C/CHUNK] read
-//   4 params Params uniform              5 stats f32[B·8] read
+//   4 params Params uniform              5 stats f32[B·10] read
 //   6 dy f32[1] or f32[B] read
 //   7 gradStudent Chunk[B·C/CHUNK] read_write      8 gradTeacher Chunk[B·C/CHUNK] read_write
 // (A label or gradient binding that this specialisation does not use is bound to a 16-byte
@@ -24,7 +25,7 @@
 // invocations; the grid's y dimension walks the rows (TILE_ROWS per workgroup, in steps of
 // gridRows · TILE_ROWS) and its x dimension covers a row in spans of
 // TILE_COLS · CHUNKS_PER_THREAD chunks. No reductions, no barriers: each element's gradient
-// needs only its row's statistics. Exponentials per element: σ, q and p, three (two when only
+// needs only its row's statistics. Exponentials per element: σ, q and p, three (one when only
 // the teacher's gradient is written).
 
 @group(0) @binding(0) var<storage, read> student: array<Chunk>;
@@ -54,7 +55,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
        row += params.gridRows * tileRows) {
     let at = row * STATS_STRIDE;
     let rs = RowStats(stats[at + 0u], stats[at + 1u], stats[at + 2u], stats[at + 3u],
-                      stats[at + 4u], stats[at + 5u], stats[at + 6u], u32(stats[at + 7u]));
+                      stats[at + 4u], stats[at + 5u], stats[at + 6u], u32(stats[at + 7u]),
+                      stats[at + 8u], stats[at + 9u]);
     let w = params.rowWeight * dy[select(0u, row, params.dyPerRow != 0u)];
     var label = -1;
     if (!DENSE_LABELS && WRITE_STUDENT_GRAD) { label = labelIndices[row]; }

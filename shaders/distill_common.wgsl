@@ -7,13 +7,27 @@
 //   Z1 = Σ_c exp(d_c)          ZS = Σ_c exp(u_c)          ZT = Σ_c exp(v_c)
 //   PV = Σ_c exp(v_c) · v_c    PU = Σ_c exp(v_c) · u_c
 //   CE_b = Σ_c y_c · log Z1 − Σ_c y_c d_c                  (= −Σ y log softmax(s))
-//   KL_b = Σ_c p_c (log p_c − log q_c) = (PV − PU) / ZT − log ZT + log ZS
 //   ℓ_b  = α · CE_b + (1 − α) · k · KL_b                   (k = T² or 1)
 // Everything is taken relative to each row's own maxima (m_s for s, m_t for t), so no exponent
 // overflows, and a large offset of either row (shifted by 1e4) cancels before any rounding.
 //
-// Row statistics (8 floats per row), written by the forward kernel, read by the backward one:
-//   [m_s, m_t, log Z1, log ZS, log ZT, KL_b, Σ_c y_c, flags]
+// KL without cancellation. The direct form KL_b = (PV − PU)/ZT − log ZT + log ZS subtracts
+// log-sums of size log C to get a KL that shrinks like 1/T²: at T = 1e4 it is all rounding
+// (T² magnifies it). Instead, with p = softmax(t/T), δ_c = v_c − u_c (= log p_c − log q_c up
+// to a per-row constant), any centre c and x_c = δ_c − c:
+//   KL_b = E_p[x] + log E_p[e^−x] = E_p[g(x)] − h(y),   y = E_p[g(x)] − E_p[x] = E_p[e^−x] − 1,
+//   g(x) = e^−x − 1 + x ≥ 0,   h(y) = y − log(1 + y) ≥ 0.
+// With the centre c = (PV − PU)/ZT = E_p[δ] (from the first sweep), E_p[x] ≈ 0, every term of
+// Σ p g(x) is ≥ 0 (no cancellation in the sum), g is a series where |x| < 1 and h a series in
+// y/(2 + y) where y ≤ 1: KL keeps its relative precision at every temperature. For y > 1
+// (low T, KL ≳ 0.3) KL = E_p[x] + log(1 + y) is already well conditioned. The forward kernel
+// takes a second sweep for Σ p, Σ p x, Σ p g(x). When c ≥ CENTRE_LIMIT, p e^−x could
+// overflow; KL is then ≥ CENTRE_LIMIT − log C, large, and the direct form is accurate.
+// Gradients use the same quantities: log p − log q − KL = x − E_p[x], and
+// q − p = p · expm1(E_p[x] − x − KL) (a series where the argument is below 1 in magnitude).
+//
+// Row statistics (10 floats per row), written by the forward kernel, read by the backward one:
+//   [m_s, m_t, log Z1, log ZS, log ZT, KL_b, Σ_c y_c, flags, c, E_p[x]]
 // flags (stored as a float): 1 = the row's logits hold a NaN (loss and both gradients NaN);
 // 2 = its labels are unusable, an integer label outside [0, C) or a NaN in dense labels (loss
 // and the student's gradient NaN; the teacher's gradient does not depend on the labels).
@@ -33,12 +47,14 @@ struct Params {
   gridRows: u32,
 }
 
-const STATS_STRIDE: u32 = 8u;
+const STATS_STRIDE: u32 = 10u;
 const FLAG_NAN: u32 = 1u;
 const FLAG_BAD_LABEL: u32 = 2u;
 // The running maxima start here rather than at −∞, which WGSL lets an implementation assume
 // away; logits are expected above it.
 const LOWEST_LOGIT: f32 = -1.0e30;
+// Above this centre the KL refinement could overflow (p e^−x ≤ e^c); see the maths above.
+const CENTRE_LIMIT: f32 = 60.0;
 
 // A runtime (not const) bit pattern: WGSL rejects a NaN constant expression.
 fn quietNan() -> f32 {
@@ -56,28 +72,97 @@ struct RowStats {
   kl: f32,
   labelSum: f32,
   flags: u32,
+  // The centre c = E_p[δ] of the first sweep, and E_p[x] = E_p[δ] − c of the second.
+  centre: f32,
+  meanX: f32,
+}
+
+// g(x) = e^−x − 1 + x for |x| < 1: x² Σ_{k=0..9} (−x)^k / (k + 2)!, truncation below
+// x^12/12! (relative 4e-9 of g at |x| = 1). Horner, every coefficient exact to 1 ulp.
+fn gSeries(x: Chunk) -> Chunk {
+  var r = Chunk(1.0 / 39916800.0);
+  r = Chunk(1.0 / 3628800.0) - x * r;
+  r = Chunk(1.0 / 362880.0) - x * r;
+  r = Chunk(1.0 / 40320.0) - x * r;
+  r = Chunk(1.0 / 5040.0) - x * r;
+  r = Chunk(1.0 / 720.0) - x * r;
+  r = Chunk(1.0 / 120.0) - x * r;
+  r = Chunk(1.0 / 24.0) - x * r;
+  r = Chunk(1.0 / 6.0) - x * r;
+  r = Chunk(0.5) - x * r;
+  return x * x * r;
+}
+
+// expm1(z) = e^z − 1 for |z| < 1: z Σ_{k=0..9} z^k / (k + 1)!, truncation below z^11/11!.
+fn expm1Series(z: Chunk) -> Chunk {
+  var r = Chunk(1.0 / 3628800.0);
+  r = Chunk(1.0 / 362880.0) + z * r;
+  r = Chunk(1.0 / 40320.0) + z * r;
+  r = Chunk(1.0 / 5040.0) + z * r;
+  r = Chunk(1.0 / 720.0) + z * r;
+  r = Chunk(1.0 / 120.0) + z * r;
+  r = Chunk(1.0 / 24.0) + z * r;
+  r = Chunk(1.0 / 6.0) + z * r;
+  r = Chunk(0.5) + z * r;
+  r = Chunk(1.0) + z * r;
+  return z * r;
+}
+
+// p g(x) for one chunk, x = δ − c: the series where |x| < 1, else p e^−x − p + p x with
+// p e^−x = exp(u + c − log ZT) (never overflows while c < CENTRE_LIMIT; clamped beyond, where
+// the result is not used).
+fn weightedG(p: Chunk, x: Chunk, u: Chunk, centre: f32, logZT: f32) -> Chunk {
+  let pe = exp(min(u + Chunk(centre - logZT), Chunk(80.0)));
+  return select(pe - p + p * x, p * gSeries(x), abs(x) < Chunk(1.0));
+}
+
+// KL_b from E_p[g(x)] and E_p[x] (see the maths above); h(y) = y − log(1 + y) by the series
+// h = y z − 2 z³ (1/3 + z²/5 + …), z = y / (2 + y), |z| ≤ 1/3, truncation below z^15/15.
+fn klFromMoments(meanG: f32, meanX: f32) -> f32 {
+  let y = meanG - meanX;
+  if (y > 1.0) {
+    return meanX + log(1.0 + y);
+  }
+  let z = y / (2.0 + y);
+  let z2 = z * z;
+  var r = 1.0 / 13.0;
+  r = 1.0 / 11.0 + z2 * r;
+  r = 1.0 / 9.0 + z2 * r;
+  r = 1.0 / 7.0 + z2 * r;
+  r = 1.0 / 5.0 + z2 * r;
+  r = 1.0 / 3.0 + z2 * r;
+  let h = y * z - 2.0 * z * z2 * r;
+  return meanG - h;
 }
 
 // Gradients of one chunk at unit upstream weight (callers multiply by w_b), with
-// σ = exp(d − log Z1), q = exp(u − log ZS), p = exp(v − log ZT):
+// σ = exp(d − log Z1), q = exp(u − log ZS), p = exp(v − log ZT), x = (v − u) − c:
 //   ∂ℓ/∂s = α (σ · Σ y − y) + (1 − α) (k / T) (q − p)
-//   ∂ℓ/∂t = (1 − α) (k / T) · p (log p − log q − KL)
-// Three exponentials for the student's gradient, two for the teacher's (shared when both are
-// written: the compiler sees the same pure expressions).
+//   ∂ℓ/∂t = (1 − α) (k / T) · p (log p − log q − KL) = (1 − α) (k / T) · p (x − E_p[x])
+// q − p = p · expm1(E_p[x] − x − KL) where that argument (log q − log p) is below 1 in
+// magnitude (q and p close: high T), else the plain difference (no cancellation when q/p is
+// beyond e^±1). Three exponentials for the student's gradient, one for the teacher's (p is
+// shared when both are written: the compiler sees the same pure expressions).
 fn studentGradChunk(s: Chunk, t: Chunk, y: Chunk, rs: RowStats) -> Chunk {
   let invT = params.invTemperature;
   let d = s - Chunk(rs.ms);
-  let q = exp(d * invT - Chunk(rs.logZS));
-  let p = exp((t - Chunk(rs.mt)) * invT - Chunk(rs.logZT));
+  let u = d * invT;
+  let v = (t - Chunk(rs.mt)) * invT;
+  let p = exp(v - Chunk(rs.logZT));
+  let q = exp(u - Chunk(rs.logZS));
+  let logRatio = (Chunk(rs.meanX) - ((v - u) - Chunk(rs.centre))) - Chunk(rs.kl);
+  let qMinusP = select(q - p, p * expm1Series(logRatio), abs(logRatio) < Chunk(1.0));
   let sigma = exp(d - Chunk(rs.logZ1));
-  return params.alpha * (sigma * rs.labelSum - y) + (params.klWeight * invT) * (q - p);
+  return params.alpha * (sigma * rs.labelSum - y) + (params.klWeight * invT) * qMinusP;
 }
 
 fn teacherGradChunk(s: Chunk, t: Chunk, rs: RowStats) -> Chunk {
   let invT = params.invTemperature;
-  let logQ = (s - Chunk(rs.ms)) * invT - Chunk(rs.logZS);
-  let logP = (t - Chunk(rs.mt)) * invT - Chunk(rs.logZT);
-  return (params.klWeight * invT) * exp(logP) * (logP - logQ - Chunk(rs.kl));
+  let u = (s - Chunk(rs.ms)) * invT;
+  let v = (t - Chunk(rs.mt)) * invT;
+  let p = exp(v - Chunk(rs.logZT));
+  let x = (v - u) - Chunk(rs.centre);
+  return (params.klWeight * invT) * p * (x - Chunk(rs.meanX));
 }
 
 // A row's gradient chunk, weighted, or NaN where the row is flagged: NaN for both gradients

@@ -4,11 +4,12 @@
 // scales them by dy, or hands them over untouched when dy is the implicit 1 of a loss).
 //
 // Forward, per row b (notation of distill_common.wgsl):
-//   ℓ_b = α · (Σ y · log Z1 − Σ y d) + (1 − α) k · ((PV − PU) / ZT − log ZT + log ZS)
+//   ℓ_b = α · (Σ y · log Z1 − Σ y d) + (1 − α) k · KL_b,  KL_b = E_p[g(x)] − h(y)
+//   (the cancellation-free form of distill_common.wgsl, from a second sweep over the row)
 //   output: ℓ_b for 'none'; rowWeight · Σ_b ℓ_b for 'mean' (rowWeight = 1/B) and 'sum'.
 // Gradients (WRITE_STUDENT_GRAD / WRITE_TEACHER_GRAD), written as rowWeight · ∂ℓ_b/∂·:
 //   ∂ℓ_b/∂s_c = α (σ_c Σ y − y_c) + (1 − α) (k / T) (q_c − p_c)
-//   ∂ℓ_b/∂t_c = (1 − α) (k / T) · p_c (log p_c − log q_c − KL_b)   (see distill_common.wgsl)
+//   ∂ℓ_b/∂t_c = (1 − α) (k / T) · p_c (x_c − E_p[x])   (see distill_common.wgsl)
 //
 // Bindings (group 0):
 //   0 student  Chunk[B·C/CHUNK] read          1 teacher Chunk[B·C/CHUNK] read
@@ -16,7 +17,7 @@
 //   3 denseLabels  Chunk[B·C/CHUNK] read (float labels; a placeholder otherwise)
 //   4 params   Params uniform
 //   5 losses   f32[B] per-row losses, or f32[1] when BATCH_IN_WORKGROUP        read_write
-//   6 stats    f32[B·8] row statistics                                         read_write
+//   6 stats    f32[B·10] row statistics                                        read_write
 //   7 gradStudent Chunk[B·C/CHUNK], 8 gradTeacher Chunk[B·C/CHUNK]          read_write
 //     (each a 16-byte placeholder, never touched, when its gradient is not written)
 //
@@ -24,11 +25,12 @@
 // invocations owns one row and strides over its chunks (vec4s when C % 4 == 0). TILE_COLS = 1
 // (small C, e.g. MNIST's 10) is a thread per row with no barrier inside a row; TILE_COLS = 256
 // (large C) is a workgroup per row whose invocations merge their partial states in a
-// shared-memory tree. One sweep over the row: the maxima are running maxima and the sums are
-// rescaled when a maximum grows (online softmax), so s and t are read once. Exponentials: three
-// per element (exp d, exp u, exp v), plus three per new running maximum. With gradients, a
-// second sweep over the row (still in cache: the row group has just read it) writes them, three
-// more exponentials per element; the backward pass then reads nothing of size B × C. When
+// shared-memory tree. Sweep 1 over the row: the maxima are running maxima and the sums are
+// rescaled when a maximum grows (online softmax). Exponentials: three per element (exp d,
+// exp u, exp v), plus three per new running maximum. Sweep 2 (the row is still in cache)
+// accumulates Σ p, Σ p x and Σ p g(x) around the centre of sweep 1 for a KL without
+// cancellation: two exponentials per element. With gradients, sweep 3 writes them, three more
+// exponentials per element; the backward pass then reads nothing of size B × C. When
 // BATCH_IN_WORKGROUP, one workgroup visits every row and reduces the losses itself: the
 // forward pass is one dispatch. Otherwise rows are spread over the grid's y dimension and
 // distill_reduce.wgsl sums the per-row losses when a scalar is asked for.
@@ -66,6 +68,8 @@ struct RowState {
 var<workgroup> sharedState: array<RowState, WORKGROUP_SIZE>;
 var<workgroup> sharedFlags: array<u32, WORKGROUP_SIZE>;
 var<workgroup> sharedLoss: array<f32, WORKGROUP_SIZE>;
+// Sweep 2's partial sums (Σ p, Σ p x, Σ p g(x)) on their way through the tree.
+var<workgroup> sharedMoments: array<vec4<f32>, WORKGROUP_SIZE>;
 
 fn emptyState() -> RowState {
   return RowState(LOWEST_LOGIT, LOWEST_LOGIT, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
@@ -151,14 +155,40 @@ fn withIndexLabel(row: u32, st: RowState, flags: ptr<function, u32>) -> RowState
   return out;
 }
 
-// A row's merged state as statistics: the log-sums and KL_b.
+// A row's merged state as statistics: the log-sums, the centre c = E_p[δ] and the direct KL_b
+// (kept only where the centre is too large for the refinement, see distill_common.wgsl).
 fn rowStats(st: RowState, flags: u32) -> RowStats {
   let logZS = log(st.zs);
   let logZT = log(st.zt);
-  // E_p[v] − E_p[u] − log ZT + log ZS: each term is relative to its own row maximum, so an
-  // offset between student and teacher (a row shifted by 1e4) cancels before any rounding.
-  let kl = (st.pv - st.pu) / st.zt - logZT + logZS;
-  return RowStats(st.ms, st.mt, log(st.z1), logZS, logZT, kl, st.labelSum, flags);
+  // E_p[v] − E_p[u]: each term is relative to its own row maximum, so an offset between
+  // student and teacher (a row shifted by 1e4) cancels before any rounding.
+  let centre = (st.pv - st.pu) / st.zt;
+  let kl = centre - logZT + logZS;
+  return RowStats(st.ms, st.mt, log(st.z1), logZS, logZT, kl, st.labelSum, flags, centre, 0.0);
+}
+
+// Sweep 2, one invocation's share of a row: (Σ p, Σ p x, Σ p g(x)) with x = δ − c.
+fn momentsOfRow(base: u32, col: u32, chunksPerRow: u32, rs: RowStats) -> vec4<f32> {
+  let invT = params.invTemperature;
+  var acc = vec4<f32>(0.0);
+  for (var c = col; c < chunksPerRow; c += TILE_COLS) {
+    let u = (student[base + c] - Chunk(rs.ms)) * invT;
+    let v = (teacher[base + c] - Chunk(rs.mt)) * invT;
+    let p = exp(v - Chunk(rs.logZT));
+    let x = (v - u) - Chunk(rs.centre);
+    acc += vec4<f32>(chunkSum(p), chunkSum(p * x), chunkSum(weightedG(p, x, u, rs.centre, rs.logZT)), 0.0);
+  }
+  return acc;
+}
+
+// The refined KL_b and E_p[x] from the row's merged moments.
+fn withMoments(rs0: RowStats, m: vec4<f32>) -> RowStats {
+  var rs = rs0;
+  rs.meanX = m.y / m.x;
+  if (rs.centre < CENTRE_LIMIT) {
+    rs.kl = klFromMoments(m.z / m.x, rs.meanX);
+  }
+  return rs;
 }
 
 // ℓ_b from the statistics (the CE term needs the label term of the state), and the
@@ -183,6 +213,8 @@ fn finishRow(row: u32, st: RowState, rs: RowStats) -> f32 {
   stats[base + 5u] = klOut;
   stats[base + 6u] = rs.labelSum;
   stats[base + 7u] = f32(rs.flags);
+  stats[base + 8u] = rs.centre;
+  stats[base + 9u] = rs.meanX;
   return loss;
 }
 
@@ -267,7 +299,24 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       // Every invocation of the row group reads the label: sweep 2 needs its flag too.
       st = withIndexLabel(row, st, &flags);
     }
-    let rs = rowStats(st, flags);
+    var rs = rowStats(st, flags);
+    var moments = vec4<f32>(0.0);
+    if (rowActive) {
+      moments = momentsOfRow(base, col, chunksPerRow, rs);
+    }
+    if (TILE_COLS > 1u) {
+      sharedMoments[lid] = moments;
+      workgroupBarrier();
+      for (var stride = TILE_COLS / 2u; stride > 0u; stride = stride / 2u) {
+        if (col < stride) {
+          sharedMoments[lid] += sharedMoments[lid + stride];
+        }
+        workgroupBarrier();
+      }
+      moments = sharedMoments[r * TILE_COLS];
+      workgroupBarrier();
+    }
+    rs = withMoments(rs, moments);
     if (rowActive && col == 0u) {
       let loss = finishRow(row, st, rs);
       if (BATCH_IN_WORKGROUP) {

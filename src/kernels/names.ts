@@ -2,7 +2,7 @@
 import type { Reduction } from '../config.js';
 
 /**
- * Forward: inputs {labels, studentLogits, teacherLogits}; outputs [value, rowStats [B, 8]]
+ * Forward: inputs {labels, studentLogits, teacherLogits}; outputs [value, rowStats [B, 10]]
  * followed, when `writeGradients` asks, by the student's and the teacher's gradients at unit
  * upstream gradient (`[B, C]` each).
  */
@@ -14,7 +14,7 @@ export const FUSED_DISTILLATION_LOSS_GRAD = 'FusedDistillationLossGrad';
 export const FUSED_DISTILLATION_LOSS_SCALE = 'FusedDistillationLossScale';
 
 /** Floats of row statistics per row (see shaders/distill_common.wgsl). */
-export const ROW_STATS_WIDTH = 8;
+export const ROW_STATS_WIDTH = 10;
 
 /** Attributes of both kernels (a flat record, as tfjs kernel attributes must be). */
 export interface DistillAttrs {
