@@ -13,6 +13,14 @@
  *   ∂/∂s_bc = w_b [ α (σ(s)_c · Σ_j y_j − y_c) + (1 − α) (k / T) (q_c − p_c) ]
  *   ∂/∂t_bc = w_b (1 − α) (k / T) · p_c (log p_c − log q_c − KL_b)
  * An integer label outside [0, C) makes CE_b, ℓ_b and the row's student gradient NaN.
+ *
+ * KL_b shrinks like 1/T² while log p and log q are of size log C: the direct sum loses the
+ * digits that T² then magnifies (float64 too, from T ≈ 1e6). So KL_b is computed around the
+ * centre c = E_p[δ], δ = log p − log q up to a row constant, x = δ − c (see
+ * shaders/distill_common.wgsl for the identities):
+ *   KL_b = E_p[g(x)] − h(y),  g(x) = e^−x − 1 + x,  y = E_p[g(x)] − E_p[x],  h(y) = y − log1p(y)
+ *   log p − log q − KL_b = x − E_p[x],   q − p = p · expm1(E_p[x] − x − KL_b)
+ * each evaluated where it keeps its relative precision (Math.expm1 and Math.log1p).
  */
 import { DEFAULT_CONFIG, klFactor, resolveConfig, type DistillationLossConfig } from './config.js';
 
@@ -50,6 +58,49 @@ function logSumExp(x: Float64Array): number {
   let sum = 0;
   for (const v of x) sum += Math.exp(v - max);
   return max + Math.log(sum);
+}
+
+/** g(x) = e^−x − 1 + x, accurate to ~1e-13 relative for every x. */
+function g64(x: number): number {
+  if (Math.abs(x) < 1e-3) return x * x * (0.5 - x * (1 / 6 - x * (1 / 24 - x / 120)));
+  return Math.expm1(-x) + x;
+}
+
+/** Above this centre p e^−x may overflow float64; KL is then ≥ ~580 and the direct sum exact. */
+const CENTRE_LIMIT_64 = 600;
+
+interface CentredKl {
+  kl: number;
+  centre: number;
+  meanX: number;
+}
+
+/** KL(p ‖ q) of one row from its tempered logits, without cancellation (see the file header). */
+function centredKl(tT: Float64Array, sT: Float64Array, lseT: number, lseS: number): CentredKl {
+  const C = tT.length;
+  let centre = 0;
+  for (let c = 0; c < C; c++) {
+    const logP = tT[c]! - lseT;
+    centre += Math.exp(logP) * (logP - (sT[c]! - lseS));
+  }
+  // centre = E_p[log p − log q] = the direct KL; the row constant of δ is irrelevant here.
+  let meanX = 0;
+  let meanG = 0;
+  let direct = 0;
+  for (let c = 0; c < C; c++) {
+    const logP = tT[c]! - lseT;
+    const p = Math.exp(logP);
+    // no skip where p underflows to 0: p e^−x = exp(log q + c) need not be negligible there
+    const x = logP - (sT[c]! - lseS) - centre;
+    meanX += p * x;
+    // p g(x) = p e^−x − p + p x, with p e^−x = exp(log p − x) (no overflow below the limit)
+    meanG += Math.abs(x) < 1 ? p * g64(x) : Math.exp(logP - x) - p + p * x;
+    direct += p * (logP - (sT[c]! - lseS));
+  }
+  if (!(centre < CENTRE_LIMIT_64)) return { kl: direct, centre, meanX };
+  const y = meanG - meanX;
+  const kl = y > 1 ? meanX + Math.log1p(y) : meanG - (y - Math.log1p(y));
+  return { kl, centre, meanX };
 }
 
 function upstreamFor(dy: ReferenceInput['dy'], b: number, batch: number): number {
@@ -99,14 +150,12 @@ export function referenceDistillationLoss(
     const lseT = logSumExp(tT);
     let ySum = 0;
     let ce = 0;
-    let klb = 0;
     for (let c = 0; c < C; c++) {
       ySum += y[c]!;
       if (y[c] !== 0) ce -= y[c]! * (s[c]! - lse1);
-      const logP = tT[c]! - lseT;
-      const p = Math.exp(logP);
-      if (p !== 0) klb += p * (logP - (sT[c]! - lseS));
     }
+    const centred = centredKl(tT, sT, lseT, lseS);
+    let klb = centred.kl;
     if (!labelValid) ce = NaN;
     // A NaN anywhere in the row's logits or labels makes the row NaN even where a 0 weight
     // would hide it above.
@@ -121,13 +170,18 @@ export function referenceDistillationLoss(
     const klScale = ((1 - alpha) * k) / T;
     for (let c = 0; c < C; c++) {
       const sigma = Math.exp(s[c]! - lse1);
-      const q = Math.exp(sT[c]! - lseS);
+      const logQ = sT[c]! - lseS;
       const logP = tT[c]! - lseT;
       const p = Math.exp(logP);
+      // x − E_p[x] = log p − log q − KL_b, free of the cancellation of the right-hand side
+      const xc = logP - logQ - centred.centre - centred.meanX;
+      const logRatio = -xc - klb; // log q − log p
+      const qMinusP =
+        Math.abs(logRatio) < 1 && p > 0 ? p * Math.expm1(logRatio) : Math.exp(logQ) - p;
       const ceGrad = labelValid ? sigma * ySum - y[c]! : NaN;
-      gradStudent[b * C + c] = w * (alpha * ceGrad + klScale * (q - p));
-      const klTerm = p === 0 ? 0 : p * (logP - (sT[c]! - lseS) - klb);
-      gradTeacher[b * C + c] = w * klScale * klTerm;
+      gradStudent[b * C + c] = w * (alpha * ceGrad + klScale * qMinusP);
+      const klTerm = p === 0 ? 0 : p * xc;
+      gradTeacher[b * C + c] = w * klScale * (Number.isNaN(klb) ? NaN : klTerm);
     }
   }
 

@@ -14,6 +14,12 @@
  * - An exponential whose result is below the smallest normal float32 may be flushed to 0:
  *   an absolute error of FTZ_FLOOR times whatever multiplies it; and so may the final result
  *   (SwiftShader flushes it): FTZ_FLOOR more, absolute.
+ * - KL_b comes from the centred sums of the kernels' second sweep (shaders/distill_common.wgsl):
+ *   KL = E_p[g(x)] − h(y). Its bound is relative to E_p[g] (every term ≥ 0), plus the errors of
+ *   x_c (roundings of u, v, v − u, − c: absolute, per element) carried by g'(x) = 1 − e^−x,
+ *   and of the weights p (relative, per element). A constant error in the centre c cancels
+ *   exactly (the identities hold for any c). Where c ≥ 60 the kernel keeps the direct form
+ *   (PV − PU)/ZT − log ZT + log ZS and the bound is that form's.
  * The bounds are first order; the final factor SAFETY = 2 covers the second-order terms and
  * the roundings of the few scalar operations not itemised (each ≤ u relative).
  */
@@ -111,6 +117,13 @@ export interface RowBounds {
   readonly dLogZS: number;
   readonly dLogZT: number;
   readonly dKl: number;
+  /** x_c = δ_c − c, its absolute error bound, E_p[x] and its error bound (float64 centre). */
+  readonly x: Float64Array;
+  readonly dX: Float64Array;
+  readonly meanX: number;
+  readonly dMeanX: number;
+  /** Relative error bound of each p_c as the kernels compute it. */
+  readonly dPRel: Float64Array;
   /** Absolute error bound of ℓ_b. */
   readonly dLoss: number;
   readonly loss: number;
@@ -183,12 +196,82 @@ export function rowBounds(row: RowInputs, ctx: ToleranceContext): RowBounds {
   // KL_b = (PV − PU)/ZT − log ZT + log ZS with PV = Σ e^v v, PU = Σ e^v u: their terms carry the
   // exponentials' errors and the roundings of u and v; each rescaling adds ZT × shift products.
   const pAbs = wV + pU;
-  const dKl =
+  const dKlDirect =
     (dZT + sumErr(wV, kT, rangeT / T) + 4 * U) * pAbs +
     2 * (kS + kT) * U * ((rangeS + rangeT) / T) +
     dLogZT +
     dLogZS +
     4 * U * (pAbs + Math.abs(logZT) + Math.abs(logZS));
+
+  // The centred form (second sweep): x = (v − u) − c around c = E_p[δ].
+  let centre = 0;
+  for (let c = 0; c < C; c++) centre += p[c]! * (v[c]! - d[c]! / T);
+  const x = new Float64Array(C);
+  const dX = new Float64Array(C);
+  const dPRel = new Float64Array(C);
+  let sumP = 0;
+  let meanX = 0;
+  let meanG = 0;
+  let errG = 0;
+  let errP = 0;
+  let absPX = 0;
+  let errPX = 0;
+  for (let c = 0; c < C; c++) {
+    const uc = d[c]! / T;
+    const delta = v[c]! - uc;
+    const xc = delta - centre;
+    x[c] = xc;
+    dX[c] = U * (3 * Math.abs(v[c]!) + 3 * Math.abs(uc) + Math.abs(delta) + Math.abs(xc));
+    dPRel[c] =
+      EPS * (3 + 2 * Math.abs(logP[c]!)) + U * (3 * Math.abs(v[c]!) + Math.abs(logP[c]!)) + dLogZT;
+    const pc = p[c]!;
+    const gSlope = Math.abs(-Math.expm1(-xc)); // |g'(x)| = |1 − e^−x|
+    const gx = Math.abs(xc) < 1e-3 ? xc * xc * (0.5 - xc / 6) : Math.expm1(-xc) + xc;
+    sumP += pc;
+    meanX += pc * xc;
+    meanG += pc * gx;
+    absPX += pc * Math.abs(xc);
+    errP += pc * dPRel[c]!;
+    errPX += pc * (dPRel[c]! * Math.abs(xc) + dX[c]!);
+    if (Math.abs(xc) < 1) {
+      // the series: its Horner roundings (≤ 4u relative, alternating terms below 1/2)
+      errG += pc * gx * (dPRel[c]! + 4 * U) + pc * gSlope * dX[c]!;
+    } else {
+      // p e^−x − p + p x, p e^−x = exp(u + c − log ZT)
+      const argPe = uc + centre - logZT;
+      const pe = Math.exp(argPe);
+      const dPe =
+        pe *
+        (EPS * (3 + 2 * Math.abs(argPe)) +
+          2 * U * (Math.abs(uc) + Math.abs(centre) + Math.abs(logZT)) +
+          dLogZT);
+      errG +=
+        dPe +
+        pc * dPRel[c]! * (1 + Math.abs(xc)) +
+        pc * dX[c]! +
+        2 * U * (pe + pc + pc * Math.abs(xc));
+    }
+  }
+  meanX /= sumP;
+  meanG /= sumP;
+  const sumDepthErr = U * (D + 2);
+  const dMeanX =
+    (errPX + sumDepthErr * absPX + errP * Math.abs(meanX)) / sumP + U * Math.abs(meanX);
+  const dMeanG = (errG + sumDepthErr * meanG * sumP + errP * meanG) / sumP + U * meanG;
+  const yc = meanG - meanX;
+  const dY = dMeanG + dMeanX + U * Math.abs(yc);
+  const dKlSeries =
+    dMeanG + (Math.abs(yc) / (1 + yc)) * dY + 6 * U * Math.abs(yc - Math.log1p(yc)) + U * kl;
+  const dKlLog = dMeanX + dY / (1 + yc) + logError(1 + yc) + U * kl;
+  // Near a switch of the kernel's branch (y = 1, c = 60) either branch may have been taken.
+  const dKlCentred =
+    Math.abs(yc - 1) < 0.01 ? Math.max(dKlSeries, dKlLog) : yc > 1 ? dKlLog : dKlSeries;
+  const dKl =
+    Math.abs(centre - 60) < 1
+      ? Math.max(dKlCentred, dKlDirect)
+      : centre < 60
+        ? dKlCentred
+        : dKlDirect;
 
   let ySum = 0;
   let yd = 0;
@@ -225,6 +308,11 @@ export function rowBounds(row: RowInputs, ctx: ToleranceContext): RowBounds {
     dLogZS,
     dLogZT,
     dKl,
+    x,
+    dX,
+    meanX,
+    dMeanX,
+    dPRel,
     dLoss,
     loss,
   };
@@ -263,16 +351,33 @@ export function studentGradTolerance(
         U * (Math.abs(b.d[c]!) + Math.abs(logSigma)) +
         b.dLogZ1);
     // q = exp(log q), p = exp(log p): exp's own error plus that of its argument.
+    // q − p: the plain difference where |log q − log p| ≥ 1, else p · expm1(E_p[x] − x − KL)
     const dQ = b.q[c]! * (EPS * (3 + 2 * Math.abs(b.logQ[c]!)) + logQError(b, c, T));
     const dP = b.p[c]! * (EPS * (3 + 2 * Math.abs(b.logP[c]!)) + logPError(b, c));
+    const xc = b.x[c]!;
+    const logRatio = b.meanX - xc - b.kl;
+    const qMinusP = b.q[c]! - b.p[c]!;
+    const dLogRatio =
+      b.dX[c]! +
+      b.dMeanX +
+      b.dKl +
+      U * (Math.abs(b.meanX) + 2 * Math.abs(xc) + Math.abs(b.meanX - xc) + Math.abs(logRatio));
+    const dNear =
+      Math.abs(qMinusP) * (b.dPRel[c]! + 4 * U) + b.p[c]! * Math.exp(logRatio) * dLogRatio;
+    const dFar = dQ + dP + U * Math.abs(qMinusP);
+    const dKlPart =
+      Math.abs(Math.abs(logRatio) - 1) < 0.01
+        ? Math.max(dNear, dFar)
+        : Math.abs(logRatio) < 1
+          ? dNear
+          : dFar;
     const y = row.y ? Math.abs(row.y[c]!) : 0;
-    const magnitude =
-      ctx.alpha * (b.sigma[c]! * Math.abs(b.ySum) + y) + kappa * (b.q[c]! + b.p[c]!);
+    const magnitude = ctx.alpha * (b.sigma[c]! * Math.abs(b.ySum) + y) + kappa * Math.abs(qMinusP);
     const flushed = FTZ_FLOOR * (ctx.alpha * Math.abs(b.ySum) + 2 * kappa);
     out[c] =
       Math.abs(w) *
         SAFETY *
-        (ctx.alpha * Math.abs(b.ySum) * dSigma + kappa * (dQ + dP) + 5 * U * magnitude + flushed) +
+        (ctx.alpha * Math.abs(b.ySum) * dSigma + kappa * dKlPart + 5 * U * magnitude + flushed) +
       FTZ_FLOOR;
   }
   return out;
@@ -289,20 +394,14 @@ export function teacherGradTolerance(
   const kappa = ctx.klWeight / ctx.temperature;
   const out = new Float64Array(C);
   for (let c = 0; c < C; c++) {
-    const lp = b.logP[c]!;
-    const lq = b.logQ[c]!;
-    const L = Math.abs(lp - lq - b.kl);
-    const dLogP = logPError(b, c);
-    const dLogQ = logQError(b, c, ctx.temperature);
-    const dP = b.p[c]! * (EPS * (3 + 2 * Math.abs(lp)) + dLogP);
+    // p (x − E_p[x]): p's relative error, x's and E_p[x]'s absolute ones, three roundings.
+    const L = Math.abs(b.x[c]! - b.meanX);
+    const pc = b.p[c]!;
     out[c] =
       Math.abs(w) *
         SAFETY *
         kappa *
-        (dP * L +
-          b.p[c]! * (dLogP + dLogQ + b.dKl) +
-          5 * U * b.p[c]! * (Math.abs(lp) + Math.abs(lq) + Math.abs(b.kl)) +
-          FTZ_FLOOR * (L + 1)) +
+        (pc * b.dPRel[c]! * L + pc * (b.dX[c]! + b.dMeanX) + 3 * U * pc * L + FTZ_FLOOR * (L + 1)) +
       FTZ_FLOOR;
   }
   return out;
