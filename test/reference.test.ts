@@ -163,3 +163,69 @@ describe('float64 reference vs tfjs autograd', () => {
     tf.dispose([y, s, t, v]);
   });
 });
+
+describe('the reference at extreme temperatures (centred KL)', () => {
+  /** The direct sums Σ p (log p − log q) and p (log p − log q − KL): exact in float64 at moderate T. */
+  function directForm(s: Float64Array, t: Float64Array, T: number) {
+    const lse = (x: Float64Array) => {
+      const m = Math.max(...x);
+      return m + Math.log(x.reduce((a, v) => a + Math.exp(v - m), 0));
+    };
+    const sT = s.map((v) => v / T);
+    const tT = t.map((v) => v / T);
+    const lq = lse(sT);
+    const lp = lse(tT);
+    let kl = 0;
+    for (let c = 0; c < s.length; c++) {
+      const logP = tT[c]! - lp;
+      kl += Math.exp(logP) * (logP - (sT[c]! - lq));
+    }
+    const teacher = tT.map((v, c) => Math.exp(v - lp) * (v - lp - (sT[c]! - lq) - kl));
+    const student = sT.map((v, c) => Math.exp(v - lq) - Math.exp(tT[c]! - lp));
+    return { kl, teacher, student };
+  }
+
+  const C = 50;
+  const rng = mulberry32(77);
+  const s = Float64Array.from({ length: C }, () => (rng() * 2 - 1) * 6);
+  const t = Float64Array.from({ length: C }, () => (rng() * 2 - 1) * 6);
+  const labels = Int32Array.of(3);
+  const run = (T: number) =>
+    referenceDistillationLoss(
+      { batch: 1, classes: C, student: s, teacher: t, labels, labelKind: 'index' },
+      { alpha: 0, temperature: T, temperatureSquared: false },
+    );
+
+  test.each([0.05, 0.5, 1, 4, 10, 20])(
+    'equals the direct sums where they are exact, T = %s',
+    (T) => {
+      const ref = run(T);
+      const direct = directForm(s, t, T);
+      expect(Math.abs(ref.kl[0]! - direct.kl)).toBeLessThanOrEqual(
+        1e-12 * Math.max(direct.kl, 1e-3),
+      );
+      // both gradients at unit weight: (1/T) (q − p) and (1/T) p (log p − log q − KL)
+      for (let c = 0; c < C; c++) {
+        expect(Math.abs(ref.gradStudent[c]! - direct.student[c]! / T)).toBeLessThan(1e-13 / T);
+        expect(Math.abs(ref.gradTeacher[c]! - direct.teacher[c]! / T)).toBeLessThan(1e-12 / T);
+      }
+    },
+  );
+
+  test('T² KL tends to Var(t − s) / 2 (uniform weights) as T grows, with its O(1/T) correction', () => {
+    // KL(p‖q) = ½ Var_p(δ) + O(|δ|³), δ = (t − s)/T + const, p → uniform: T² KL → ½ Var_u(t − s).
+    let mean = 0;
+    let meanSq = 0;
+    for (let c = 0; c < C; c++) {
+      const d = t[c]! - s[c]!;
+      mean += d / C;
+      meanSq += (d * d) / C;
+    }
+    const limit = (meanSq - mean * mean) / 2;
+    for (const T of [1e3, 1e4, 1e5, 1e6, 1e8]) {
+      const scaled = run(T).kl[0]! * T * T;
+      // next order: ~ max|t − s| · ... / T relative; 50 / T is ample and still tight at 1e8.
+      expect(Math.abs(scaled - limit) / limit, `T = ${T}`).toBeLessThan(50 / T);
+    }
+  });
+});
