@@ -2,8 +2,9 @@
  * The package in a browser: Vite bundles test/browser/ (importing `tfjs-fused-distill` as an
  * app would), Vite's preview server serves it on 127.0.0.1, and headless Chromium
  * (Debian's, driven by puppeteer-core) runs the fused loss on its WebGPU adapter (SwiftShader)
- * and compares it with the float64 reference. No Chromium is a failure, not a skip: CI
- * installs it (scripts/setup-headless.sh).
+ * and compares it with the float64 reference. The browser is `CHROMIUM_PATH`, else an installed
+ * Chromium or Chrome (tools/find-chromium.ts). No browser is a failure that says where it
+ * looked, not a skip: CI installs Chromium (`scripts/setup-headless.sh --install`).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,10 +13,10 @@ import { fileURLToPath } from 'node:url';
 import puppeteer, { type Browser } from 'puppeteer-core';
 import { build, preview, type PreviewServer } from 'vite';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { chromiumMissingMessage, findChromium } from '../tools/find-chromium.js';
 import type { BrowserResult } from './browser/main.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CHROMIUM = '/usr/bin/chromium';
 const work = mkdtempSync(path.join(tmpdir(), 'fused-distill-browser-'));
 let server: PreviewServer | undefined;
 let browser: Browser | undefined;
@@ -43,8 +44,12 @@ afterAll(async () => {
 test('imports and runs in headless Chromium on its WebGPU adapter', async () => {
   const url = server!.resolvedUrls?.local[0];
   expect(url, 'preview server URL').toBeDefined();
+  const chromium = findChromium();
+  if (!chromium.executable)
+    throw new Error(`test/browser.test.ts: ${chromiumMissingMessage(chromium)}`);
+  process.stdout.write(`[browser] browser: ${chromium.executable}\n`);
   browser = await puppeteer.launch({
-    executablePath: CHROMIUM,
+    executablePath: chromium.executable,
     headless: true,
     args: [
       '--no-sandbox',
