@@ -32,13 +32,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import {
-  Distiller,
-  evaluate,
-  inferLogits,
-  trainStudentFromScratch,
-  type EvalResult,
-} from './distiller.js';
+import { Distiller } from 'tfjs-fused-distill';
+import { evaluate, inferLogits, trainStudentFromScratch, type EvalResult } from './distiller.js';
 import { installDispatchCounter } from './lib/dispatch-counter.js';
 import { buildConvNet, convNetParamCount, setWeightsFrom } from './models.js';
 import type { BenchSettings } from './presets.js';

@@ -21,6 +21,18 @@ export {
   type Reduction,
   type ResolvedConfig,
 } from './config.js';
+export {
+  Distiller,
+  type DistillerCallbacks,
+  type DistillerEvaluation,
+  type DistillerFitArgs,
+  type DistillerHistory,
+  type DistillerOptions,
+  type GradientsResult,
+  type StepOptions,
+  type StepResult,
+  type TeacherLogitsMode,
+} from './distiller.js';
 export { MAX_CLASSES } from './validate.js';
 export { choosePlan, type DistillPlan } from './kernels/plan.js';
 export { FUSED_DISTILLATION_LOSS, FUSED_DISTILLATION_LOSS_GRAD } from './kernels/names.js';

@@ -5,13 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { distillationLoss, stockDistillationLoss } from 'tfjs-fused-distill';
-import {
-  inferLogits,
-  trainableVariables,
-  type DistillationLossFn,
-  type Distiller,
-} from '../distiller.js';
+import { distillationLoss, stockDistillationLoss, type Distiller } from 'tfjs-fused-distill';
+import { inferLogits, trainableVariables } from '../distiller.js';
 import { countDispatches } from '../lib/dispatch-counter.js';
 import { spread } from '../lib/stats.js';
 import type { BenchSettings } from '../presets.js';
@@ -91,7 +86,7 @@ export interface CapturedLogits {
 }
 
 /** One forward+backward of `loss` w.r.t. the student logits; returns the loss to fence on. */
-function lossStep(loss: DistillationLossFn, c: CapturedLogits, config: object): tf.Tensor {
+function lossStep(loss: typeof distillationLoss, c: CapturedLogits, config: object): tf.Tensor {
   return tf.tidy(() => {
     const f = (s: tf.Tensor) => loss(c.labels, s, c.teacher, config) as tf.Scalar;
     const { value, grads } = tf.valueAndGrads(f)([c.student]);

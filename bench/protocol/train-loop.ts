@@ -8,7 +8,7 @@
  * epoch; one step after warm-up has its dispatches counted.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { StepResult } from '../distiller.js';
+import type { StepResult } from 'tfjs-fused-distill';
 import { countDispatches } from '../lib/dispatch-counter.js';
 import { spread } from '../lib/stats.js';
 import type { BenchSettings } from '../presets.js';

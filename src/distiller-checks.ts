@@ -1,0 +1,179 @@
+/**
+ * The Distiller's input checks: shapes and dtypes only (no data is read), so a bad argument
+ * throws an error naming it before anything is dispatched.
+ */
+import type { Tensor } from '@tensorflow/tfjs-core';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+
+/** What the Distiller knows about its models once they are checked. */
+export interface ModelShapes {
+  /** The input shape without the batch axis (`null`: any size). */
+  readonly input: readonly (number | null)[];
+  /** Classes C: the width of both models' logits. */
+  readonly classes: number;
+}
+
+function describe(t: Tensor): string {
+  return `${t.dtype} [${t.shape.join(', ')}]`;
+}
+
+function shapeText(shape: readonly (number | null)[]): string {
+  return `[${shape.map((d) => (d === null ? 'null' : String(d))).join(', ')}]`;
+}
+
+function isTensor(x: unknown): x is Tensor {
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    Array.isArray((x as Tensor).shape) &&
+    typeof (x as Tensor).dtype === 'string' &&
+    typeof (x as Tensor).dataId === 'object'
+  );
+}
+
+/** Throws unless `x` is a live tensor. */
+export function checkTensor(x: unknown, name: string, op: string): Tensor {
+  if (!isTensor(x)) throw new TypeError(`${op}: ${name} must be a tf.Tensor, got ${typeof x}`);
+  if (x.isDisposed) throw new Error(`${op}: ${name} has been disposed`);
+  return x;
+}
+
+/** The single input and output shapes of a built tfjs-layers model whose output is logits. */
+function modelShapes(model: LayersModel, role: 'student' | 'teacher'): ModelShapes {
+  const op = 'Distiller';
+  if (
+    typeof model !== 'object' ||
+    model === null ||
+    typeof (model as { apply?: unknown }).apply !== 'function'
+  ) {
+    throw new TypeError(`${op}: ${role} must be a tfjs-layers LayersModel, got ${typeof model}`);
+  }
+  const inputs = model.inputs as LayersModel['inputs'] | undefined;
+  const outputs = model.outputs as LayersModel['outputs'] | undefined;
+  if (!inputs || !outputs || inputs.length === 0 || outputs.length === 0) {
+    throw new Error(
+      `${op}: the ${role} '${model.name}' has no known input/output shape; build it first ` +
+        `(give its first layer an inputShape, or create it with tf.model({inputs, outputs}))`,
+    );
+  }
+  if (inputs.length !== 1 || outputs.length !== 1) {
+    throw new Error(
+      `${op}: the ${role} '${model.name}' must have one input and one output, got ` +
+        `${inputs.length} inputs and ${outputs.length} outputs`,
+    );
+  }
+  const out = outputs[0]!;
+  const classes = out.shape[1];
+  if (out.shape.length !== 2 || typeof classes !== 'number' || classes < 1) {
+    throw new Error(
+      `${op}: the ${role} '${model.name}' must output logits of shape [B, C], got ${shapeText(out.shape)}`,
+    );
+  }
+  const source = out.sourceLayer as { getClassName(): string; getConfig(): object } | undefined;
+  const activation = source ? (source.getConfig() as { activation?: unknown }).activation : null;
+  if (source && (activation === 'softmax' || source.getClassName() === 'Softmax')) {
+    throw new Error(
+      `${op}: the ${role} '${model.name}' ends in a softmax: it outputs probabilities, but the ` +
+        `distillation loss takes logits (remove the final softmax activation)`,
+    );
+  }
+  return { input: inputs[0]!.shape.slice(1), classes };
+}
+
+/**
+ * Checks that `student` and `teacher` are different built single-input, single-output models
+ * with logits of the same width, inputs of compatible shapes and no shared trainable variable.
+ */
+export function checkModels(student: LayersModel, teacher: LayersModel): ModelShapes {
+  const op = 'Distiller';
+  if (student === teacher) {
+    throw new Error(`${op}: student and teacher must be different models`);
+  }
+  const s = modelShapes(student, 'student');
+  const t = modelShapes(teacher, 'teacher');
+  if (s.classes !== t.classes) {
+    throw new Error(
+      `${op}: the teacher outputs ${t.classes} logits per example but the student ${s.classes}; ` +
+        `both must have the same number of classes`,
+    );
+  }
+  const compatible =
+    s.input.length === t.input.length &&
+    s.input.every((d, i) => d === null || t.input[i] === null || d === t.input[i]);
+  if (!compatible) {
+    throw new Error(
+      `${op}: the student takes inputs ${shapeText([null, ...s.input])} but the teacher ` +
+        `${shapeText([null, ...t.input])}; both must take the same x`,
+    );
+  }
+  if (student.trainableWeights.length === 0) {
+    throw new Error(`${op}: the student '${student.name}' has no trainable weights`);
+  }
+  const teacherVars = new Set(teacher.weights.map((w) => w.read()));
+  const shared = student.trainableWeights.find((w) => teacherVars.has(w.read()));
+  if (shared) {
+    throw new Error(
+      `${op}: the student's trainable weight '${shared.name}' is also a weight of the teacher; ` +
+        `training the student would change the teacher`,
+    );
+  }
+  return { input: s.input.map((d, i) => d ?? t.input[i] ?? null), classes: s.classes };
+}
+
+/** How labels are given: int32 `[B]` class indices or float32 `[B, C]` one-hot / soft labels. */
+export type LabelKind = 'index' | 'dense';
+
+/**
+ * Checks a batch (or a data set) `x`, `y` against the models' shapes.
+ *
+ * @returns the number of examples B and how the labels are given.
+ */
+export function checkData(
+  x: unknown,
+  y: unknown,
+  shapes: ModelShapes,
+  op: string,
+  names: readonly [string, string] = ['x', 'y'],
+): { batch: number; labelKind: LabelKind } {
+  const [xName, yName] = names;
+  const xs = checkTensor(x, xName, op);
+  const expected = [null, ...shapes.input];
+  const fits =
+    xs.rank === expected.length &&
+    shapes.input.every((d, i) => d === null || xs.shape[i + 1] === d);
+  if (!fits) {
+    throw new Error(
+      `${op}: ${xName} must have the models' input shape ${shapeText(expected)}, got ${describe(xs)}`,
+    );
+  }
+  const batch = xs.shape[0]!;
+  if (batch < 1) throw new Error(`${op}: ${xName} has no examples (${describe(xs)})`);
+  const ys = checkTensor(y, yName, op);
+  if (ys.shape[0] !== batch) {
+    throw new Error(
+      `${op}: ${xName} has ${batch} examples (${describe(xs)}) but ${yName} has ` +
+        `${ys.shape[0] ?? 0} (${describe(ys)})`,
+    );
+  }
+  const C = shapes.classes;
+  if (ys.dtype === 'int32' && ys.rank === 1) return { batch, labelKind: 'index' };
+  if (ys.dtype === 'float32' && ys.rank === 2 && ys.shape[1] === C) {
+    return { batch, labelKind: 'dense' };
+  }
+  const hint =
+    ys.rank === 1 && ys.dtype !== 'int32'
+      ? ' (cast class indices to int32: tf.cast(y, "int32"))'
+      : '';
+  throw new TypeError(
+    `${op}: ${yName} must be int32 [${batch}] class indices or float32 [${batch}, ${C}] ` +
+      `one-hot/soft labels, got ${describe(ys)}${hint}`,
+  );
+}
+
+/** Throws unless `value` is an integer ≥ 1. */
+export function checkPositiveInt(value: unknown, name: string, op: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+    throw new RangeError(`${op}: ${name} must be a positive integer, got ${String(value)}`);
+  }
+  return value;
+}
