@@ -25,8 +25,16 @@ function isTensorLike(x: unknown): x is Tensor {
   );
 }
 
+function shapeOf(t: Tensor): string {
+  return `[${t.shape.join(', ')}]`;
+}
+
 function describe(t: Tensor): string {
-  return `${t.dtype} [${t.shape.join(', ')}]`;
+  return `${t.dtype} ${shapeOf(t)}`;
+}
+
+function rows(n: number): string {
+  return n === 1 ? 'row' : 'rows';
 }
 
 /** Throws an error that names the argument, what was expected and what was given. */
@@ -66,7 +74,8 @@ export function checkInputs(
   }
   if (t.shape[0] !== batch || t.shape[1] !== classes) {
     throw new Error(
-      `${op}: teacherLogits must have the shape of studentLogits [${batch}, ${classes}], got ${describe(t)}`,
+      `${op}: studentLogits has shape ${shapeOf(s)} but teacherLogits has shape ${shapeOf(t)}: ` +
+        'they must match',
     );
   }
   if (!isTensorLike(labels)) {
@@ -74,17 +83,31 @@ export function checkInputs(
   }
   if (labels.isDisposed) throw new Error(`${op}: labels has been disposed`);
   if (labels.dtype === 'int32') {
-    if (labels.rank !== 1 || labels.shape[0] !== batch) {
+    if (labels.rank !== 1) {
       throw new Error(
-        `${op}: int32 labels must have shape [B] = [${batch}] (class indices), got ${describe(labels)}`,
+        `${op}: int32 labels must have rank 1 [B] (class indices), got ${describe(labels)}` +
+          (labels.rank === 2 ? '; one-hot or soft labels must be float32' : ''),
+      );
+    }
+    if (labels.shape[0] !== batch) {
+      throw new Error(
+        `${op}: labels has ${labels.shape[0]} ${rows(labels.shape[0]!)} but studentLogits has ${batch} ` +
+          `(labels ${describe(labels)}, studentLogits ${describe(s)}): one class index per row`,
       );
     }
     return { batch, classes, labelKind: 'index' };
   }
   if (labels.dtype === 'float32') {
-    if (labels.rank !== 2 || labels.shape[0] !== batch || labels.shape[1] !== classes) {
+    if (labels.rank !== 2) {
       throw new Error(
-        `${op}: float32 labels must have the logits' shape [${batch}, ${classes}] (one-hot or soft labels), got ${describe(labels)}`,
+        `${op}: float32 labels must have rank 2 [B, C] (one-hot or soft labels), got ${describe(labels)}` +
+          (labels.rank === 1 ? '; class indices must be int32' : ''),
+      );
+    }
+    if (labels.shape[0] !== batch || labels.shape[1] !== classes) {
+      throw new Error(
+        `${op}: labels has shape ${shapeOf(labels)} but studentLogits has shape ${shapeOf(s)}: ` +
+          'float32 (one-hot or soft) labels must match the logits',
       );
     }
     return { batch, classes, labelKind: 'dense' };

@@ -49,27 +49,47 @@ describe('bad input is rejected before anything is dispatched', () => {
     [
       'mismatched C',
       () => [y(), s(), tf.zeros([B, C + 1])],
-      /teacherLogits must have the shape of studentLogits \[4, 5\], got float32 \[4, 6\]/,
+      /studentLogits has shape \[4, 5\] but teacherLogits has shape \[4, 6\]: they must match/,
     ],
     [
       'mismatched B',
       () => [y(), s(), tf.zeros([B + 1, C])],
-      /teacherLogits must have the shape of studentLogits \[4, 5\], got float32 \[5, 5\]/,
+      /studentLogits has shape \[4, 5\] but teacherLogits has shape \[5, 5\]: they must match/,
+    ],
+    [
+      'a student one row short of the teacher',
+      () => [tf.zeros([63], 'int32'), tf.zeros([63, 10]), tf.zeros([64, 10])],
+      /studentLogits has shape \[63, 10\] but teacherLogits has shape \[64, 10\]: they must match/,
     ],
     [
       'labels of the wrong length',
       () => [tf.tensor1d([0, 1, 2], 'int32'), s(), t()],
-      /int32 labels must have shape \[B\] = \[4\] \(class indices\), got int32 \[3\]/,
+      /labels has 3 rows but studentLogits has 4 \(labels int32 \[3\], studentLogits float32 \[4, 5\]\): one class index per row/,
+    ],
+    [
+      'labels one row short of both logits',
+      () => [tf.zeros([63], 'int32'), tf.zeros([64, 10]), tf.zeros([64, 10])],
+      /labels has 63 rows but studentLogits has 64/,
+    ],
+    [
+      'int32 labels of rank 2',
+      () => [tf.zeros([B, C], 'int32'), s(), t()],
+      /int32 labels must have rank 1 \[B\] \(class indices\), got int32 \[4, 5\]; one-hot or soft labels must be float32/,
     ],
     [
       'float labels of another shape',
       () => [tf.zeros([B, C + 1]), s(), t()],
-      /float32 labels must have the logits' shape \[4, 5\] \(one-hot or soft labels\), got float32 \[4, 6\]/,
+      /labels has shape \[4, 6\] but studentLogits has shape \[4, 5\]: float32 \(one-hot or soft\) labels must match the logits/,
+    ],
+    [
+      'float labels with another batch',
+      () => [tf.zeros([B - 1, C]), s(), t()],
+      /labels has shape \[3, 5\] but studentLogits has shape \[4, 5\]/,
     ],
     [
       'float labels of rank 1',
       () => [tf.zeros([B]), s(), t()],
-      /float32 labels must have the logits' shape/,
+      /float32 labels must have rank 2 \[B, C\] \(one-hot or soft labels\), got float32 \[4\]; class indices must be int32/,
     ],
     [
       'bool labels',
