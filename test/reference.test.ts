@@ -229,3 +229,55 @@ describe('the reference at extreme temperatures (centred KL)', () => {
     }
   });
 });
+
+describe('the composition other backends run, at extreme temperatures', () => {
+  test.each([1e3, 1e4, 1e6])(
+    'T = %s: every row loss within 2e-6 relative, gradients within 1e-5 of their largest element',
+    async (T) => {
+      const c: Case = {
+        B: 8,
+        C: 300,
+        T,
+        alpha: 0.1,
+        reduction: 'none',
+        scale: 6,
+        labelKind: 'index',
+      };
+      const { s, t, labels: idxLabels } = inputs(c, 4242);
+      const idx = idxLabels as Int32Array;
+      const cfg = resolveConfig({ alpha: c.alpha, temperature: T, reduction: 'none' });
+      const ref = referenceDistillationLoss(
+        { batch: c.B, classes: c.C, student: s, teacher: t, labels: idx, labelKind: 'index' },
+        { alpha: c.alpha, temperature: T, reduction: 'none' },
+      );
+      const y = tf.tensor1d(idx, 'int32');
+      const st = tf.tensor2d(s, [c.B, c.C]);
+      const tt = tf.tensor2d(t, [c.B, c.C]);
+      const { value, grads } = tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor) =>
+        composedDistillationLoss(y, a, b, checkInputs(y, a, b, 'test'), cfg),
+      )([st, tt]);
+      const rows = await value.data();
+      for (let b = 0; b < c.B; b++) {
+        expect(Math.abs(rows[b]! - ref.rowLosses[b]!) / ref.rowLosses[b]!).toBeLessThan(2e-6);
+      }
+      const largest = (x: Float64Array) => x.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      expectClose(
+        '∂/∂s',
+        await grads[0]!.data(),
+        ref.gradStudent,
+        1e-5 * largest(ref.gradStudent),
+        `T=${T}`,
+        c.C,
+      );
+      expectClose(
+        '∂/∂t',
+        await grads[1]!.data(),
+        ref.gradTeacher,
+        1e-5 * largest(ref.gradTeacher),
+        `T=${T}`,
+        c.C,
+      );
+      tf.dispose([y, st, tt, value, ...grads]);
+    },
+  );
+});
