@@ -56,6 +56,24 @@ export function distillationLoss(
   labels: tf.Tensor,
   studentLogits: tf.Tensor,
   teacherLogits: tf.Tensor,
+  config?: DistillationLossConfig & { reduction?: 'mean' | 'sum' },
+): tf.Scalar;
+export function distillationLoss(
+  labels: tf.Tensor,
+  studentLogits: tf.Tensor,
+  teacherLogits: tf.Tensor,
+  config: DistillationLossConfig & { reduction: 'none' },
+): tf.Tensor1D;
+export function distillationLoss(
+  labels: tf.Tensor,
+  studentLogits: tf.Tensor,
+  teacherLogits: tf.Tensor,
+  config?: DistillationLossConfig,
+): tf.Tensor;
+export function distillationLoss(
+  labels: tf.Tensor,
+  studentLogits: tf.Tensor,
+  teacherLogits: tf.Tensor,
   config?: DistillationLossConfig,
 ): tf.Tensor {
   const op = 'distillationLoss';

@@ -29,6 +29,24 @@ export function stockDistillationLoss(
   labels: tf.Tensor,
   studentLogits: tf.Tensor,
   teacherLogits: tf.Tensor,
+  config?: DistillationLossConfig & { reduction?: 'mean' | 'sum' },
+): tf.Scalar;
+export function stockDistillationLoss(
+  labels: tf.Tensor,
+  studentLogits: tf.Tensor,
+  teacherLogits: tf.Tensor,
+  config: DistillationLossConfig & { reduction: 'none' },
+): tf.Tensor1D;
+export function stockDistillationLoss(
+  labels: tf.Tensor,
+  studentLogits: tf.Tensor,
+  teacherLogits: tf.Tensor,
+  config?: DistillationLossConfig,
+): tf.Tensor;
+export function stockDistillationLoss(
+  labels: tf.Tensor,
+  studentLogits: tf.Tensor,
+  teacherLogits: tf.Tensor,
   config?: DistillationLossConfig,
 ): tf.Tensor {
   const op = 'stockDistillationLoss';
