@@ -6,12 +6,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { resolveConfig, type DistillationLossConfig } from './config.js';
 import { composedDistillationLoss } from './composed.js';
 import { FUSED_DISTILLATION_LOSS, ROW_STATS_WIDTH, type DistillAttrs } from './kernels/names.js';
+import { activeTape, maxStorageBufferBindingSize } from './tfjs_internals.js';
 import { checkInputs, MAX_CLASSES } from './validate.js';
-
-interface EngineInternals {
-  isTapeOn(): boolean;
-  state: { activeTape: { outputs: tf.Tensor[] }[] | null };
-}
 
 /**
  * Which gradients the forward kernel writes. Without a tape, none. Under a tape, the
@@ -20,19 +16,12 @@ interface EngineInternals {
  * still exact: the backward pass then recomputes it from the saved row statistics.
  */
 function gradientsToWrite(teacherLogits: tf.Tensor): DistillAttrs['writeGradients'] {
-  const engine = tf.engine() as unknown as EngineInternals;
-  if (!engine.isTapeOn()) return 'none';
+  const tape = activeTape();
+  if (tape === null) return 'none';
   if (teacherLogits instanceof tf.Variable && teacherLogits.trainable) return 'both';
   const id = teacherLogits.id;
-  const onTape = (engine.state.activeTape ?? []).some((node) =>
-    node.outputs.some((o) => o.id === id),
-  );
+  const onTape = tape.some((node) => node.outputs.some((o) => o.id === id));
   return onTape ? 'both' : 'student';
-}
-
-function maxBindingBytes(): number {
-  const backend = tf.backend() as unknown as { device?: GPUDevice };
-  return backend.device?.limits.maxStorageBufferBindingSize ?? Number.POSITIVE_INFINITY;
 }
 
 /**
@@ -85,7 +74,7 @@ export function distillationLoss(
   }
   // The largest binding: a [B, C] logits/gradient array or the [B, 8] row statistics.
   const bytes = shapes.batch * Math.max(shapes.classes, ROW_STATS_WIDTH) * 4;
-  const limit = maxBindingBytes();
+  const limit = maxStorageBufferBindingSize();
   if (bytes > limit) {
     throw new RangeError(
       `${op}: inputs of shape [${shapes.batch}, ${shapes.classes}] need a ${bytes}-byte buffer, more ` +

@@ -7,6 +7,7 @@
  * backward kernel from the saved row statistics.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { cpuValues, webgpuInternals } from '../tfjs_internals.js';
 import {
   FUSED_DISTILLATION_LOSS,
   FUSED_DISTILLATION_LOSS_GRAD,
@@ -16,10 +17,7 @@ import {
 
 /** True when every entry of dy is 1 and its values still live on the CPU (no GPU read). */
 function isUnitOnCpu(dy: tf.Tensor): boolean {
-  const backend = tf.backend() as unknown as {
-    tensorMap?: { get(dataId: object): { values?: ArrayLike<number> | null } | undefined };
-  };
-  const values = backend.tensorMap?.get(dy.dataId)?.values;
+  const values = cpuValues(webgpuInternals(tf.backend()), dy.dataId);
   if (!values || values.length !== dy.size) return false;
   for (let i = 0; i < values.length; i++) if (values[i] !== 1) return false;
   return true;

@@ -3,13 +3,16 @@
  * with any number of inputs and outputs (tfjs' own programs have exactly one output).
  */
 import type { DataType, KernelBackend, TensorInfo } from '@tensorflow/tfjs-core';
+import convertToF32Wgsl from '../../../shaders/convert_to_f32.wgsl?raw';
+import { MAX_WORKGROUPS_PER_DIMENSION } from '../plan.js';
 import {
-  bufferOf,
   deferredSubmitBatchSize,
+  gpuResourceOf,
+  storedData,
   webgpuInternals,
   type UniformField,
   type WebGPUBackendInternals,
-} from './backend_internals.js';
+} from '../../tfjs_internals.js';
 
 /** A WGSL kernel: its complete source and the override constants that specialise it. */
 export interface KernelSource {
@@ -20,9 +23,25 @@ export interface KernelSource {
   readonly constants: Readonly<Record<string, number | boolean>>;
 }
 
+/** The element type a kernel's WGSL reads from an input binding. */
+export type ElementType = 'f32' | 'i32';
+
 /** One binding of a dispatch, in binding order. */
 export type Binding =
-  | { readonly kind: 'input'; readonly tensor: TensorInfo }
+  | {
+      readonly kind: 'input';
+      /** Names the input in error messages. */
+      readonly name: string;
+      readonly tensor: TensorInfo;
+      /**
+       * What the WGSL reads. The dtype tfjs stored the data in decides how it is bound: as it
+       * is when it matches (or bool storage, 0/1 as i32, read as i32); converted on the GPU
+       * into a temporary float32 tensor when f32 is read from int32/bool storage (tfjs' widening
+       * casts relabel a tensor without converting its buffer); anything else throws. A value
+       * is never reinterpreted.
+       */
+      readonly reads: ElementType;
+    }
   | { readonly kind: 'output'; readonly shape: number[]; readonly dtype: DataType }
   | { readonly kind: 'uniform'; readonly fields: UniformField[] }
   /**
@@ -87,6 +106,120 @@ function placeholderBuffer(
   return buffer;
 }
 
+/** How an input will be bound: as it is, or after a conversion to float32. */
+interface InputPlan {
+  readonly name: string;
+  readonly tensor: TensorInfo;
+  readonly convert: boolean;
+}
+
+/**
+ * Decides, from the dtype tfjs stored an input's data in, how the kernel can read it; throws
+ * before anything is recorded when it cannot.
+ */
+function planInput(
+  backend: WebGPUBackendInternals,
+  kernel: KernelSource,
+  input: Extract<Binding, { kind: 'input' }>,
+): InputPlan {
+  const { name, tensor, reads } = input;
+  const stored = storedData(backend, tensor.dataId);
+  const where = `tfjs-fused-distill: kernel ${kernel.name}, input '${name}' (${tensor.dtype} [${tensor.shape.join(', ')}])`;
+  const integer = stored.dtype === 'int32' || stored.dtype === 'bool';
+  if (reads === 'f32' && stored.dtype === 'float32') return { name, tensor, convert: false };
+  if (reads === 'i32' && integer) return { name, tensor, convert: false };
+  if (reads === 'f32' && integer) return { name, tensor, convert: true };
+  throw new Error(
+    `${where}: its data is stored as ${stored.dtype} and the kernel reads ${reads}; ` +
+      (stored.dtype === 'complex64' || stored.dtype === 'string'
+        ? `${stored.dtype} data cannot be bound to a WGSL kernel`
+        : 'the kernel converts int32/bool storage to f32 and never reinterprets a value'),
+  );
+}
+
+/** The storage binding of an input: its GPUBuffer, uploaded first if still on the CPU. */
+function inputBinding(
+  backend: WebGPUBackendInternals,
+  kernel: KernelSource,
+  { name, tensor }: InputPlan,
+): GPUBufferBinding {
+  const where = `tfjs-fused-distill: kernel ${kernel.name}, input '${name}' (${tensor.dtype} [${tensor.shape.join(', ')}])`;
+  const stored = storedData(backend, tensor.dataId);
+  if (stored.values == null && stored.resource == null) {
+    // uploadToGPU would hand over an uninitialised buffer.
+    throw new Error(`${where}: tfjs holds no data for it, neither on the CPU nor on the GPU`);
+  }
+  const resource = gpuResourceOf(backend, tensor.dataId);
+  if (resource.kind === 'texture') {
+    throw new Error(`${where}: its data is a GPU texture; the kernels read GPUBuffers only`);
+  }
+  if (resource.kind === 'none') {
+    throw new Error(
+      `${where}: tfjs did not give it a GPUBuffer (its resource is ${resource.what})`,
+    );
+  }
+  const { buffer } = resource;
+  const size = 4 * tensor.shape.reduce((a, b) => a * b, 1);
+  if (buffer.mapState !== 'unmapped') {
+    throw new Error(
+      `${where}: its GPUBuffer is ${buffer.mapState}; unmap it before use (tf.tensor({buffer, zeroCopy: true}) keeps the caller's buffer)`,
+    );
+  }
+  if (buffer.size < size) {
+    throw new Error(`${where}: its GPUBuffer has ${buffer.size} bytes, fewer than ${size}`);
+  }
+  if ((buffer.usage & GPUBufferUsage.STORAGE) === 0) {
+    throw new Error(`${where}: its GPUBuffer lacks GPUBufferUsage.STORAGE`);
+  }
+  return { buffer, offset: 0, size };
+}
+
+/** The GPUBuffer tfjs allocates for a fresh output. */
+function outputBuffer(
+  backend: WebGPUBackendInternals,
+  kernel: KernelSource,
+  out: TensorInfo,
+): GPUBuffer {
+  const resource = gpuResourceOf(backend, out.dataId);
+  if (resource.kind !== 'buffer') {
+    throw new Error(`tfjs-fused-distill: kernel ${kernel.name}: tfjs gave an output no GPUBuffer`);
+  }
+  return resource.buffer;
+}
+
+const CONVERT_WORKGROUP_SIZE = 64;
+const convertKernel: KernelSource = {
+  name: 'convert_to_f32',
+  code: convertToF32Wgsl,
+  constants: { WORKGROUP_SIZE: CONVERT_WORKGROUP_SIZE },
+};
+
+/**
+ * out = f32(x) for int32 or bool storage, one dispatch into a fresh float32 tensor (the
+ * caller disposes it once the kernel that reads it is recorded).
+ */
+function convertToF32(
+  backend: WebGPUBackendInternals,
+  name: string,
+  tensor: TensorInfo,
+): TensorInfo {
+  const n = tensor.shape.reduce((a, b) => a * b, 1);
+  const groups = Math.max(1, Math.ceil(n / CONVERT_WORKGROUP_SIZE));
+  const gridX = Math.min(groups, MAX_WORKGROUPS_PER_DIMENSION);
+  const gridY = Math.min(Math.ceil(groups / gridX), MAX_WORKGROUPS_PER_DIMENSION);
+  const [out] = dispatchKernel(
+    backend as unknown as KernelBackend,
+    convertKernel,
+    [
+      { kind: 'input', name, tensor, reads: 'i32' },
+      { kind: 'uniform', fields: [{ type: 'uint32', data: [n] }] },
+      { kind: 'output', shape: [...tensor.shape], dtype: 'float32' },
+    ],
+    [gridX, gridY, 1],
+  );
+  return out!;
+}
+
 function record(
   backend: WebGPUBackendInternals,
   pipeline: GPUComputePipeline,
@@ -113,8 +246,9 @@ function record(
 
 /**
  * Dispatches `kernel` over `grid` workgroups and returns the output tensors (in binding
- * order). Inputs and outputs are registered with the backend so that tfjs does not recycle
- * their buffers before the queued work has been submitted.
+ * order), preceded by one conversion dispatch per input that the kernel reads as f32 from
+ * int32/bool storage. Inputs and outputs are registered with the backend so that tfjs does not
+ * recycle their buffers before the queued work has been submitted.
  */
 export function dispatchKernel(
   kernelBackend: KernelBackend,
@@ -123,19 +257,37 @@ export function dispatchKernel(
   grid: readonly [number, number, number],
 ): TensorInfo[] {
   const backend = webgpuInternals(kernelBackend);
+  // Every input is checked (and uploaded if still on the CPU) before anything is dispatched;
+  // then the conversions are recorded ahead of the kernel, into temporaries released once the
+  // kernel is recorded.
+  const plans = bindings.map((b) => (b.kind === 'input' ? planInput(backend, kernel, b) : null));
+  const inputs = new Map<number, { tensor: TensorInfo; binding: GPUBufferBinding }>();
+  plans.forEach((plan, i) => {
+    if (!plan) return;
+    inputs.set(i, { tensor: plan.tensor, binding: inputBinding(backend, kernel, plan) });
+  });
   const pipeline = pipelineFor(backend.device, kernel);
+  const temporaries: TensorInfo[] = [];
+  plans.forEach((plan, i) => {
+    if (!plan?.convert) return;
+    const converted = convertToF32(backend, plan.name, plan.tensor);
+    temporaries.push(converted);
+    const binding = inputBinding(backend, kernel, { ...plan, tensor: converted });
+    inputs.set(i, { tensor: converted, binding });
+  });
+  // Marked just before recording (a conversion may have submitted the queue, which starts a
+  // new set): tfjs then defers releasing these buffers until the kernel is submitted.
+  for (const { tensor } of inputs.values()) backend.commandQueueOwnedIds.add(tensor.dataId);
   const outputs: TensorInfo[] = [];
   const entries: GPUBindGroupEntry[] = bindings.map((binding, i) => {
     switch (binding.kind) {
-      case 'input': {
-        backend.commandQueueOwnedIds.add(binding.tensor.dataId);
-        return { binding: i, resource: { buffer: bufferOf(backend, binding.tensor) } };
-      }
+      case 'input':
+        return { binding: i, resource: inputs.get(i)!.binding };
       case 'output': {
         const out = backend.makeTensorInfo(binding.shape, binding.dtype);
         outputs.push(out);
         backend.commandQueueOwnedIds.add(out.dataId);
-        return { binding: i, resource: { buffer: bufferOf(backend, out) } };
+        return { binding: i, resource: { buffer: outputBuffer(backend, kernel, out) } };
       }
       case 'uniform':
         return { binding: i, resource: backend.makeUniforms(binding.fields) };
@@ -146,6 +298,11 @@ export function dispatchKernel(
         };
     }
   });
-  record(backend, pipeline, entries, grid);
+  try {
+    record(backend, pipeline, entries, grid);
+  } finally {
+    // Owned by the command queue (bound above): tfjs releases their buffers after the submit.
+    for (const t of temporaries) backend.disposeData(t.dataId);
+  }
   return outputs;
 }

@@ -24,7 +24,7 @@ import {
   MAX_WORKGROUPS_PER_DIMENSION,
   type DistillPlan,
 } from '../plan.js';
-import type { UniformField } from './backend_internals.js';
+import { adapterInfo, type UniformField } from '../../tfjs_internals.js';
 import { dispatchKernel, type Binding, type KernelSource } from './dispatch.js';
 
 /** A kernel's full source: the chunk file for the plan, the shared declarations, the kernel. */
@@ -32,7 +32,27 @@ function source(kernel: string, chunk: 1 | 4): string {
   return [chunk === 4 ? chunkVec4Wgsl : chunkScalarWgsl, commonWgsl, kernel].join('\n');
 }
 
-/** The `Params` uniform of shaders/distill_common.wgsl, field by field. */
+/**
+ * The fields of `struct Params` in shaders/distill_common.wgsl, in order, with their WGSL types:
+ * the one description that `params()` builds the uniform from (test/params.test.ts checks it
+ * against the WGSL source).
+ */
+export const PARAMS_FIELDS = [
+  { name: 'batch', type: 'u32' },
+  { name: 'classes', type: 'u32' },
+  { name: 'alpha', type: 'f32' },
+  { name: 'invTemperature', type: 'f32' },
+  { name: 'klWeight', type: 'f32' },
+  { name: 'rowWeight', type: 'f32' },
+  { name: 'dyPerRow', type: 'u32' },
+  { name: 'gridRows', type: 'u32' },
+] as const satisfies readonly { name: string; type: 'u32' | 'i32' | 'f32' }[];
+
+type ParamsValues = Record<(typeof PARAMS_FIELDS)[number]['name'], number>;
+
+const UNIFORM_TYPES = { u32: 'uint32', i32: 'int32', f32: 'float32' } as const;
+
+/** The `Params` uniform: one value per field of PARAMS_FIELDS, in its order. */
 function params(
   attrs: DistillAttrs,
   batch: number,
@@ -40,18 +60,20 @@ function params(
   dyPerRow: boolean,
   gridRows: number,
 ): UniformField[] {
-  const klWeight = (1 - attrs.alpha) * klFactor(attrs);
-  const rowWeight = attrs.reduction === 'mean' ? 1 / batch : 1;
-  return [
-    { type: 'uint32', data: [batch] },
-    { type: 'uint32', data: [classes] },
-    { type: 'float32', data: [attrs.alpha] },
-    { type: 'float32', data: [1 / attrs.temperature] },
-    { type: 'float32', data: [klWeight] },
-    { type: 'float32', data: [rowWeight] },
-    { type: 'uint32', data: [dyPerRow ? 1 : 0] },
-    { type: 'uint32', data: [gridRows] },
-  ];
+  const values: ParamsValues = {
+    batch,
+    classes,
+    alpha: attrs.alpha,
+    invTemperature: 1 / attrs.temperature,
+    klWeight: (1 - attrs.alpha) * klFactor(attrs),
+    rowWeight: attrs.reduction === 'mean' ? 1 / batch : 1,
+    dyPerRow: dyPerRow ? 1 : 0,
+    gridRows,
+  };
+  return PARAMS_FIELDS.map(({ name, type }) => ({
+    type: UNIFORM_TYPES[type],
+    data: [values[name]],
+  }));
 }
 
 /** A float32 output when `wanted`, else a writable placeholder that is never touched. */
@@ -65,12 +87,12 @@ function optionalOutput(wanted: boolean, shape: number[]): Binding {
 function labelBindings(labels: TensorInfo): Binding[] {
   return labels.dtype === 'int32'
     ? [
-        { kind: 'input', tensor: labels },
+        { kind: 'input', name: 'labels', tensor: labels, reads: 'i32' },
         { kind: 'placeholder', access: 'read' },
       ]
     : [
         { kind: 'placeholder', access: 'read' },
-        { kind: 'input', tensor: labels },
+        { kind: 'input', name: 'labels', tensor: labels, reads: 'f32' },
       ];
 }
 
@@ -80,9 +102,7 @@ function planFor(
   classes: number,
   reduction: string,
 ): DistillPlan {
-  const info = (backend as unknown as { adapterInfo?: { vendor?: string; architecture?: string } })
-    .adapterInfo;
-  return choosePlan(batch, classes, reduction !== 'none', classifyAdapter(info));
+  return choosePlan(batch, classes, reduction !== 'none', classifyAdapter(adapterInfo(backend)));
 }
 
 function shapeOf(t: TensorInfo): [number, number] {
@@ -117,8 +137,8 @@ const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
     backend,
     forward,
     [
-      { kind: 'input', tensor: studentLogits! },
-      { kind: 'input', tensor: teacherLogits! },
+      { kind: 'input', name: 'studentLogits', tensor: studentLogits!, reads: 'f32' },
+      { kind: 'input', name: 'teacherLogits', tensor: teacherLogits!, reads: 'f32' },
       ...labelBindings(labels!),
       { kind: 'uniform', fields: uniforms },
       { kind: 'output', shape: plan.batchInWorkgroup ? [] : [batch], dtype: 'float32' },
@@ -139,7 +159,7 @@ const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
     backend,
     reduce,
     [
-      { kind: 'input', tensor: losses },
+      { kind: 'input', name: 'losses', tensor: losses, reads: 'f32' },
       { kind: 'uniform', fields: uniforms },
       { kind: 'output', shape: [], dtype: 'float32' },
     ],
@@ -178,12 +198,12 @@ const backwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
     backend,
     backward,
     [
-      { kind: 'input', tensor: studentLogits! },
-      { kind: 'input', tensor: teacherLogits! },
+      { kind: 'input', name: 'studentLogits', tensor: studentLogits!, reads: 'f32' },
+      { kind: 'input', name: 'teacherLogits', tensor: teacherLogits!, reads: 'f32' },
       ...labelBindings(labels!),
       { kind: 'uniform', fields: params(a, batch, classes, dyPerRow, plan.backwardGrid[1]) },
-      { kind: 'input', tensor: rowStats! },
-      { kind: 'input', tensor: dy! },
+      { kind: 'input', name: 'rowStats', tensor: rowStats!, reads: 'f32' },
+      { kind: 'input', name: 'dy', tensor: dy!, reads: 'f32' },
       optionalOutput(writeStudent, gradShape),
       optionalOutput(writeTeacher, gradShape),
     ],
@@ -211,11 +231,11 @@ const scaleKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
       constants: { WORKGROUP_SIZE: plan.workgroupSize, SCALE_TEACHER: teacherGrad !== undefined },
     },
     [
-      { kind: 'input', tensor: studentGrad! },
+      { kind: 'input', name: 'studentGrad', tensor: studentGrad!, reads: 'f32' },
       teacherGrad
-        ? { kind: 'input', tensor: teacherGrad }
+        ? { kind: 'input', name: 'teacherGrad', tensor: teacherGrad, reads: 'f32' }
         : { kind: 'placeholder', access: 'read' },
-      { kind: 'input', tensor: dy! },
+      { kind: 'input', name: 'dy', tensor: dy!, reads: 'f32' },
       { kind: 'uniform', fields: params(a, batch, classes, dyPerRow, gridY) },
       { kind: 'output', shape, dtype: 'float32' },
       optionalOutput(teacherGrad !== undefined, shape),
