@@ -72,7 +72,7 @@ export function distillationLoss(
   if (!tf.getKernel(FUSED_DISTILLATION_LOSS, backendName)) {
     return composedDistillationLoss(labels, studentLogits, teacherLogits, shapes, cfg);
   }
-  // The largest binding: a [B, C] logits/gradient array or the [B, 8] row statistics.
+  // The largest binding: a [B, C] logits/gradient array or the row statistics.
   const bytes = shapes.batch * Math.max(shapes.classes, ROW_STATS_WIDTH) * 4;
   const limit = maxStorageBufferBindingSize();
   if (bytes > limit) {
