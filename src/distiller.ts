@@ -287,7 +287,9 @@ export class Distiller {
         `Distiller: teacherLogits must be 'per-step' or 'cached', got ${String(mode)}`,
       );
     }
-    if (options.optimizer !== undefined && !(options.optimizer instanceof tf.Optimizer)) {
+    // Duck-typed: an optimizer from another copy of tfjs-core would fail an instanceof.
+    const optimizer = options.optimizer as { applyGradients?: unknown } | undefined;
+    if (optimizer !== undefined && typeof optimizer?.applyGradients !== 'function') {
       throw new TypeError('Distiller: optimizer must be a tf.Optimizer (e.g. tf.train.adam())');
     }
     this.student = student;
