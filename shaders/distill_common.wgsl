@@ -17,12 +17,14 @@
 // to a per-row constant), any centre c and x_c = δ_c − c:
 //   KL_b = E_p[x] + log E_p[e^−x] = E_p[g(x)] − h(y),   y = E_p[g(x)] − E_p[x] = E_p[e^−x] − 1,
 //   g(x) = e^−x − 1 + x ≥ 0,   h(y) = y − log(1 + y) ≥ 0.
-// With the centre c = (PV − PU)/ZT = E_p[δ] (from the first sweep), E_p[x] ≈ 0, every term of
-// Σ p g(x) is ≥ 0 (no cancellation in the sum), g is a series where |x| < 1 and h a series in
-// y/(2 + y) where y ≤ 1: KL keeps its relative precision at every temperature. For y > 1
-// (low T, KL ≳ 0.3) KL = E_p[x] + log(1 + y) is already well conditioned. The forward kernel
-// takes a second sweep for Σ p, Σ p x, Σ p g(x). When c ≥ CENTRE_LIMIT, p e^−x could
-// overflow; KL is then ≥ CENTRE_LIMIT − log C, large, and the direct form is accurate.
+// With a centre c within a quarter standard deviation of E_p[δ], |E_p[x]| is small, every term
+// of Σ p g(x) is ≥ 0 (no cancellation in the sum), g is a series where |x| < 1 and h a series
+// in y/(2 + y) where y ≤ 1: KL keeps its relative precision at every temperature (h(y) ≈ y²/2
+// takes at most 1/16 of E_p[g]). For y > 1 (low T) KL = E_p[x] + log(1 + y) is already well
+// conditioned. The forward kernel keeps Σ e^v x and Σ e^v g(x) in its one sweep, around a
+// centre that follows the running mean of δ. Where the centre would pass CENTRE_LIMIT, p e^−x
+// could overflow; KL is then large, the direct form accurate, and the row uses it (with c its
+// centre and E_p[x] = 0 for the gradients).
 // Gradients use the same quantities: log p − log q − KL = x − E_p[x], and
 // q − p = p · expm1(E_p[x] − x − KL) (a series where the argument is below 1 in magnitude).
 //

@@ -5,7 +5,7 @@
 //
 // Forward, per row b (notation of distill_common.wgsl):
 //   ℓ_b = α · (Σ y · log Z1 − Σ y d) + (1 − α) k · KL_b,  KL_b = E_p[g(x)] − h(y)
-//   (the cancellation-free form of distill_common.wgsl, from a second sweep over the row)
+//   (the cancellation-free form of distill_common.wgsl, from sums kept around a moving centre)
 //   output: ℓ_b for 'none'; rowWeight · Σ_b ℓ_b for 'mean' (rowWeight = 1/B) and 'sum'.
 // Gradients (WRITE_STUDENT_GRAD / WRITE_TEACHER_GRAD), written as rowWeight · ∂ℓ_b/∂·:
 //   ∂ℓ_b/∂s_c = α (σ_c Σ y − y_c) + (1 − α) (k / T) (q_c − p_c)
@@ -25,11 +25,14 @@
 // invocations owns one row and strides over its chunks (vec4s when C % 4 == 0). TILE_COLS = 1
 // (small C, e.g. MNIST's 10) is a thread per row with no barrier inside a row; TILE_COLS = 256
 // (large C) is a workgroup per row whose invocations merge their partial states in a
-// shared-memory tree. Sweep 1 over the row: the maxima are running maxima and the sums are
-// rescaled when a maximum grows (online softmax). Exponentials: three per element (exp d,
-// exp u, exp v), plus three per new running maximum. Sweep 2 (the row is still in cache)
-// accumulates Σ p, Σ p x and Σ p g(x) around the centre of sweep 1 for a KL without
-// cancellation: two exponentials per element. With gradients, sweep 3 writes them, three more
+// shared-memory tree. One sweep over the row: the maxima are running maxima and the sums are
+// rescaled when a maximum grows (online softmax), so s and t are read once. The centred KL sums
+// (Σ e^v x, Σ e^v g(x), x = δ − centre) ride along: the centre moves with the maxima (x never
+// changes) and is reset to the running mean of δ, with an exact recentring of the sums, when it
+// has drifted by a quarter of a standard deviation (rare after the first chunks); e^v e^−x is
+// e^u times a row constant, so they cost no exponential. Exponentials: three per element (exp d,
+// exp u, exp v), plus four per new running maximum or recentring. With gradients, a second
+// sweep over the row (still in cache: the row group has just read it) writes them, three more
 // exponentials per element; the backward pass then reads nothing of size B × C. When
 // BATCH_IN_WORKGROUP, one workgroup visits every row and reduces the losses itself: the
 // forward pass is one dispatch. Otherwise rows are spread over the grid's y dimension and
@@ -63,16 +66,73 @@ struct RowState {
   pu: f32,        // Σ exp(v) · u,  u = (s − ms) / T
   labelDot: f32,  // Σ y (s − ms)
   labelSum: f32,  // Σ y
+  // The centred KL sums (distill_common.wgsl), around a centre mc in the δ = v − u of the
+  // current maxima: x = δ − mc, weights e^v (those of zt).
+  mc: f32,        // the centre; moved with the maxima, so x of a visited element never changes
+  em: f32,        // exp(mc), or −1 once the centred sums are abandoned (direct KL for the row)
+  ax: f32,        // Σ e^v x
+  rg: f32,        // Σ e^v g(x) ≥ 0
 }
 
 var<workgroup> sharedState: array<RowState, WORKGROUP_SIZE>;
 var<workgroup> sharedFlags: array<u32, WORKGROUP_SIZE>;
 var<workgroup> sharedLoss: array<f32, WORKGROUP_SIZE>;
-// Sweep 2's partial sums (Σ p, Σ p x, Σ p g(x)) on their way through the tree.
-var<workgroup> sharedMoments: array<vec4<f32>, WORKGROUP_SIZE>;
 
 fn emptyState() -> RowState {
-  return RowState(LOWEST_LOGIT, LOWEST_LOGIT, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+  return RowState(LOWEST_LOGIT, LOWEST_LOGIT, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0);
+}
+
+// A scalar through the chunk-typed series (lane 0).
+fn expm1Scalar(z: f32) -> f32 {
+  if (abs(z) < 1.0) { return chunkLane(expm1Series(Chunk(z)), 0u); }
+  return exp(z) - 1.0;
+}
+
+// g(−Δ) = e^Δ − 1 − Δ ≥ 0.
+fn gNegScalar(d: f32) -> f32 {
+  if (abs(d) < 1.0) { return chunkLane(gSeries(Chunk(-d)), 0u); }
+  return exp(d) - 1.0 - d;
+}
+
+// The centred sums of a state whose teacher maximum rose: every v moved by shiftV ≤ 0 and every
+// weight e^v by scale = e^shiftV (w: the total weight before).
+fn shiftTeacherMax(st0: RowState, w: f32, shiftV: f32, scale: f32) -> RowState {
+  var st = st0;
+  if (shiftV > -30.0) {
+    // x unchanged: the centre moves with δ, and every term scales with its weight.
+    st.mc += shiftV;
+    st.em *= scale;
+    st.ax *= scale;
+    st.rg *= scale;
+  } else {
+    // The old weights all but vanish: keep the centre, so that e^v e^−x = e^(u + mc) keeps its
+    // size (it is the student's mass, not the teacher's), and move x by shiftV instead:
+    //   Σ s w g(x + shiftV) = Σ w e^−x − s Σ w + s Σ w x + s shiftV Σ w,
+    // with Σ w e^−x = Σ e^(u + mc) = e^mc ZS (no cancellation: the s terms are below e^−30).
+    st.rg = st.em * st.zs + scale * (st.ax + (shiftV - 1.0) * w);
+    st.ax = scale * (st.ax + shiftV * w);
+  }
+  return st;
+}
+
+// Moves the centred sums of a state with total weight w to the centre mc + d, exactly:
+//   Σ w g(x − d) = e^d Σ w g(x) + w g(−d) − expm1(d) Σ w x,   Σ w (x − d) = Σ w x − w d.
+// Every term but the last is ≥ 0, and the last is small (Σ w x is near 0 around a mean).
+fn recentre(st0: RowState, w: f32, d: f32) -> RowState {
+  var st = st0;
+  if (abs(d) > CENTRE_LIMIT || st.mc + d > CENTRE_LIMIT) {
+    st.em = -1.0;
+    return st;
+  }
+  // (w may be 0 while the sums are not: the student's mass e^(u + mc) of elements whose teacher
+  // weights underflowed; the w term is skipped then, never computed as 0 · g)
+  var weighted = 0.0;
+  if (w > 0.0) { weighted = w * gNegScalar(d); }
+  st.rg = exp(d) * st.rg + weighted - expm1Scalar(d) * st.ax;
+  st.ax = st.ax - w * d;
+  st.mc = st.mc + d;
+  st.em = exp(st.mc);
+  return st;
 }
 
 // Folds one chunk into a state: the sums are rescaled only when the chunk raises a running
@@ -89,12 +149,21 @@ fn addChunk(st0: RowState, s: Chunk, t: Chunk, y: Chunk, invT: f32) -> RowState 
     st.pu += st.zt * (shift * invT);
     st.labelDot += st.labelSum * shift;
     st.ms = chunkMaxS;
+    // every δ so far grows by −shift/T: so does the centre, and x is unchanged
+    if (st.zt > 0.0 && st.em > 0.0) {
+      st.mc -= shift * invT;
+      st.em = select(exp(st.mc), -1.0, st.mc > CENTRE_LIMIT);
+    }
   }
   let chunkMaxT = chunkMax(t);
   if (chunkMaxT > st.mt) {
     // Every v so far drops by shiftV and every weight exp(v) shrinks by exp(shiftV).
     let shiftV = (st.mt - chunkMaxT) * invT;
     let scale = exp(shiftV);
+    // (before the first chunk there is nothing to move: the first chunk sets the centre)
+    if (st.zt > 0.0 && st.em > 0.0) {
+      st = shiftTeacherMax(st, st.zt, shiftV, scale);
+    }
     st.pv = scale * (st.pv + st.zt * shiftV);
     st.pu *= scale;
     st.zt *= scale;
@@ -104,11 +173,29 @@ fn addChunk(st0: RowState, s: Chunk, t: Chunk, y: Chunk, invT: f32) -> RowState 
   let u = d * invT;
   let v = (t - Chunk(st.mt)) * invT;
   let ev = exp(v);
+  let eu = exp(u);
+  let weightBefore = st.zt;
   st.z1 += chunkSum(exp(d));
-  st.zs += chunkSum(exp(u));
+  st.zs += chunkSum(eu);
   st.zt += chunkSum(ev);
   st.pv += chunkSum(ev * v);
   st.pu += chunkSum(ev * u);
+  if (st.em > 0.0) {
+    // Recentre on the running mean of δ when it has drifted from the centre by more than a
+    // quarter of a standard deviation (drift² > Var/16, Var ≈ 2 Σ e^v g / Σ e^v), or at the
+    // first chunk: the sums then stay within 1 + 1/16 of their centred values (no cancellation).
+    let drift = (st.pv - st.pu) / st.zt - st.mc;
+    if (weightBefore == 0.0 || 8.0 * drift * drift * st.zt > st.rg) {
+      st = recentre(st, weightBefore, drift);
+    }
+  }
+  if (st.em > 0.0) {
+    // e^v g(x) = e^v e^−x − e^v + e^v x, e^v e^−x = e^(u + mc): no exponential of its own.
+    let x = (v - u) - Chunk(st.mc);
+    let pe = eu * st.em;
+    st.ax += chunkSum(ev * x);
+    st.rg += chunkSum(select(pe - ev + ev * x, ev * gSeries(x), abs(x) < Chunk(1.0)));
+  }
   // Index labels add their one term later (withIndexLabel): nothing to do per chunk.
   if (DENSE_LABELS) {
     st.labelDot += chunkSum(y * d);
@@ -127,6 +214,32 @@ fn mergeStates(p: RowState, q: RowState, invT: f32) -> RowState {
   let qv = (q.mt - mt) * invT;
   let pt = exp(pv);
   let qt = exp(qv);
+  let zt = p.zt * pt + q.zt * qt;
+  let pvSum = pt * (p.pv + p.zt * pv) + qt * (q.pv + q.zt * qv);
+  let puSum = pt * (p.pu + p.zt * (ps * invT)) + qt * (q.pu + q.zt * (qs * invT));
+  // Both centred sums on the common maxima (centres move with them, weights scale), then both
+  // recentred on the merged mean of δ and added.
+  var a = shiftTeacherMax(p, p.zt, pv, pt);
+  var b = shiftTeacherMax(q, q.zt, qv, qt);
+  a.mc -= ps * invT;
+  b.mc -= qs * invT;
+  var em = -1.0;
+  var mc = 0.0;
+  var ax = 0.0;
+  var rg = 0.0;
+  if (p.em > 0.0 && q.em > 0.0 && zt > 0.0) {
+    mc = (pvSum - puSum) / zt;
+    a = recentre(a, p.zt * pt, mc - a.mc);
+    b = recentre(b, q.zt * qt, mc - b.mc);
+    if (a.em > 0.0 && b.em > 0.0) {
+      em = exp(mc);
+      ax = a.ax + b.ax;
+      rg = a.rg + b.rg;
+    }
+  }
+  // An empty partner (an invocation without chunks) keeps the other's sums as they are.
+  if (q.zt == 0.0) { em = select(-1.0, exp(a.mc), p.em > 0.0); mc = a.mc; ax = a.ax; rg = a.rg; }
+  if (p.zt == 0.0) { em = select(-1.0, exp(b.mc), q.em > 0.0); mc = b.mc; ax = b.ax; rg = b.rg; }
   return RowState(
     ms,
     mt,
@@ -136,7 +249,11 @@ fn mergeStates(p: RowState, q: RowState, invT: f32) -> RowState {
     pt * (p.pv + p.zt * pv) + qt * (q.pv + q.zt * qv),
     pt * (p.pu + p.zt * (ps * invT)) + qt * (q.pu + q.zt * (qs * invT)),
     (p.labelDot + p.labelSum * ps) + (q.labelDot + q.labelSum * qs),
-    p.labelSum + q.labelSum);
+    p.labelSum + q.labelSum,
+    mc,
+    em,
+    ax,
+    rg);
 }
 
 // Index labels contribute one term, read once per row by the row's first invocation.
@@ -155,38 +272,21 @@ fn withIndexLabel(row: u32, st: RowState, flags: ptr<function, u32>) -> RowState
   return out;
 }
 
-// A row's merged state as statistics: the log-sums, the centre c = E_p[δ] and the direct KL_b
-// (kept only where the centre is too large for the refinement, see distill_common.wgsl).
+// A row's merged state as statistics: the log-sums, KL_b from the centred sums, and the centre
+// and E_p[x] the gradients use. Where the centred sums were abandoned (a centre beyond
+// CENTRE_LIMIT), the direct KL_b around the centre c = E_p[δ], with E_p[x] = 0.
 fn rowStats(st: RowState, flags: u32) -> RowStats {
   let logZS = log(st.zs);
   let logZT = log(st.zt);
   // E_p[v] − E_p[u]: each term is relative to its own row maximum, so an offset between
   // student and teacher (a row shifted by 1e4) cancels before any rounding.
   let centre = (st.pv - st.pu) / st.zt;
-  let kl = centre - logZT + logZS;
-  return RowStats(st.ms, st.mt, log(st.z1), logZS, logZT, kl, st.labelSum, flags, centre, 0.0);
-}
-
-// Sweep 2, one invocation's share of a row: (Σ p, Σ p x, Σ p g(x)) with x = δ − c.
-fn momentsOfRow(base: u32, col: u32, chunksPerRow: u32, rs: RowStats) -> vec4<f32> {
-  let invT = params.invTemperature;
-  var acc = vec4<f32>(0.0);
-  for (var c = col; c < chunksPerRow; c += TILE_COLS) {
-    let u = (student[base + c] - Chunk(rs.ms)) * invT;
-    let v = (teacher[base + c] - Chunk(rs.mt)) * invT;
-    let p = exp(v - Chunk(rs.logZT));
-    let x = (v - u) - Chunk(rs.centre);
-    acc += vec4<f32>(chunkSum(p), chunkSum(p * x), chunkSum(weightedG(p, x, u, rs.centre, rs.logZT)), 0.0);
-  }
-  return acc;
-}
-
-// The refined KL_b and E_p[x] from the row's merged moments.
-fn withMoments(rs0: RowStats, m: vec4<f32>) -> RowStats {
-  var rs = rs0;
-  rs.meanX = m.y / m.x;
-  if (rs.centre < CENTRE_LIMIT) {
-    rs.kl = klFromMoments(m.z / m.x, rs.meanX);
+  var rs = RowStats(st.ms, st.mt, log(st.z1), logZS, logZT, centre - logZT + logZS,
+                    st.labelSum, flags, centre, 0.0);
+  if (st.em > 0.0) {
+    rs.centre = st.mc;
+    rs.meanX = st.ax / st.zt;
+    rs.kl = klFromMoments(st.rg / st.zt, rs.meanX);
   }
   return rs;
 }
@@ -296,27 +396,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
 
     if (rowActive && !DENSE_LABELS) {
-      // Every invocation of the row group reads the label: sweep 2 needs its flag too.
+      // Every invocation of the row group reads the label: the gradient sweep needs its flag too.
       st = withIndexLabel(row, st, &flags);
     }
-    var rs = rowStats(st, flags);
-    var moments = vec4<f32>(0.0);
-    if (rowActive) {
-      moments = momentsOfRow(base, col, chunksPerRow, rs);
-    }
-    if (TILE_COLS > 1u) {
-      sharedMoments[lid] = moments;
-      workgroupBarrier();
-      for (var stride = TILE_COLS / 2u; stride > 0u; stride = stride / 2u) {
-        if (col < stride) {
-          sharedMoments[lid] += sharedMoments[lid + stride];
-        }
-        workgroupBarrier();
-      }
-      moments = sharedMoments[r * TILE_COLS];
-      workgroupBarrier();
-    }
-    rs = withMoments(rs, moments);
+    let rs = rowStats(st, flags);
     if (rowActive && col == 0u) {
       let loss = finishRow(row, st, rs);
       if (BATCH_IN_WORKGROUP) {

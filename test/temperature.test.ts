@@ -54,7 +54,7 @@ function normalLogits(n: number, sigma: number, seed: number): Float32Array {
   );
 }
 
-test('every row loss within 2e-6 relative of the float64 reference, T = 1 … 1e6 (16 × 1000, σ = 3)', async () => {
+test('every row loss within 1e-5 relative of the float64 reference, T = 1 … 1e6 (16 × 1000, σ = 3)', async () => {
   const B = 16;
   const C = 1000;
   const student = normalLogits(B * C, 3, 1);
@@ -78,8 +78,10 @@ test('every row loss within 2e-6 relative of the float64 reference, T = 1 … 1e
     rows.dispose();
     for (let b = 0; b < B; b++) {
       const rel = Math.abs(got[b]! - ref.rowLosses[b]!) / Math.abs(ref.rowLosses[b]!);
+      // The row sums run along chains of 250 vec4 chunks: 250 u ≈ 1.5e-5 at worst, √250 u
+      // typically. The direct form is 0.8 % off at T = 1000 and wrong in sign at T = 1e4.
       expect(rel, `T = ${temperature}, row ${b}: ${got[b]} vs ${ref.rowLosses[b]}`).toBeLessThan(
-        2e-6,
+        1e-5,
       );
     }
   }

@@ -14,7 +14,7 @@
  * - An exponential whose result is below the smallest normal float32 may be flushed to 0:
  *   an absolute error of FTZ_FLOOR times whatever multiplies it; and so may the final result
  *   (SwiftShader flushes it): FTZ_FLOOR more, absolute.
- * - KL_b comes from the centred sums of the kernels' second sweep (shaders/distill_common.wgsl):
+ * - KL_b comes from the centred sums the forward kernel keeps (shaders/distill_common.wgsl):
  *   KL = E_p[g(x)] − h(y). Its bound is relative to E_p[g] (every term ≥ 0), plus the errors of
  *   x_c (roundings of u, v, v − u, − c: absolute, per element) carried by g'(x) = 1 − e^−x,
  *   and of the weights p (relative, per element). A constant error in the centre c cancels
@@ -257,17 +257,29 @@ export function rowBounds(row: RowInputs, ctx: ToleranceContext): RowBounds {
   const sumDepthErr = U * (D + 2);
   const dMeanX =
     (errPX + sumDepthErr * absPX + errP * Math.abs(meanX)) / sumP + U * Math.abs(meanX);
-  const dMeanG = (errG + sumDepthErr * meanG * sumP + errP * meanG) / sumP + U * meanG;
+  // The kernel keeps these sums around a moving centre, recentred exactly (a few roundings of
+  // e^d, g(−d), expm1(d), each ≤ 4u of the sum) at most once per chunk and twice per merge: at
+  // most 2D times.
+  const recentring = 4 * U * 2 * D;
+  const dMeanG =
+    (errG + (sumDepthErr + recentring) * meanG * sumP + errP * meanG) / sumP + U * meanG;
   const yc = meanG - meanX;
   const dY = dMeanG + dMeanX + U * Math.abs(yc);
   const dKlSeries =
     dMeanG + (Math.abs(yc) / (1 + yc)) * dY + 6 * U * Math.abs(yc - Math.log1p(yc)) + U * kl;
   const dKlLog = dMeanX + dY / (1 + yc) + logError(1 + yc) + U * kl;
   // Near a switch of the kernel's branch (y = 1, c = 60) either branch may have been taken.
+  // The kernel's centre is within a quarter standard deviation of E_p[δ] (it recentres beyond):
+  // h(y) then takes up to 1/16 of E_p[g], and the error of KL = E_p[g] − h(y) grows by as much.
   const dKlCentred =
-    Math.abs(yc - 1) < 0.01 ? Math.max(dKlSeries, dKlLog) : yc > 1 ? dKlLog : dKlSeries;
-  const dKl =
-    Math.abs(centre - 60) < 1
+    (17 / 16) *
+    (Math.abs(yc - 1) < 0.01 ? Math.max(dKlSeries, dKlLog) : yc > 1 ? dKlLog : dKlSeries);
+  // The direct form where the centre passes 60, or may have on the way (a running centre lies
+  // within the row's range of δ, at most (range_s + range_t)/T).
+  const mayAbandon = (rangeS + rangeT) / T > 55;
+  const dKl = !Number.isFinite(dKlCentred) // the centred sums overflow float64: direct only
+    ? dKlDirect
+    : mayAbandon || Math.abs(centre - 60) < 1
       ? Math.max(dKlCentred, dKlDirect)
       : centre < 60
         ? dKlCentred
