@@ -74,7 +74,7 @@ struct RowStats {
   kl: f32,
   labelSum: f32,
   flags: u32,
-  // The centre c = E_p[δ] of the first sweep, and E_p[x] = E_p[δ] − c of the second.
+  // The centre the KL sums were kept around (within ¼ σ of E_p[δ]), and E_p[x] = E_p[δ] − centre.
   centre: f32,
   meanX: f32,
 }

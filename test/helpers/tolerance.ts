@@ -203,7 +203,7 @@ export function rowBounds(row: RowInputs, ctx: ToleranceContext): RowBounds {
     dLogZS +
     4 * U * (pAbs + Math.abs(logZT) + Math.abs(logZS));
 
-  // The centred form (second sweep): x = (v − u) − c around c = E_p[δ].
+  // The centred form (the forward kernel's sums): x = (v − u) − c around c = E_p[δ].
   let centre = 0;
   for (let c = 0; c < C; c++) centre += p[c]! * (v[c]! - d[c]! / T);
   const x = new Float64Array(C);
