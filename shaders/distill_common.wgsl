@@ -164,7 +164,9 @@ fn teacherGradChunk(s: Chunk, t: Chunk, rs: RowStats) -> Chunk {
   let v = (t - Chunk(rs.mt)) * invT;
   let p = exp(v - Chunk(rs.logZT));
   let x = (v - u) - Chunk(rs.centre);
-  return (params.klWeight * invT) * p * (x - Chunk(rs.meanX));
+  // p (x − E_p[x]) first: (1 − α)(k/T) p alone can fall below the smallest normal float (and
+  // be flushed to 0) where the whole product does not.
+  return (p * (x - Chunk(rs.meanX))) * (params.klWeight * invT);
 }
 
 // A row's gradient chunk, weighted, or NaN where the row is flagged: NaN for both gradients
