@@ -110,14 +110,6 @@ fn expm1Series(z: Chunk) -> Chunk {
   return z * r;
 }
 
-// p g(x) for one chunk, x = δ − c: the series where |x| < 1, else p e^−x − p + p x with
-// p e^−x = exp(u + c − log ZT) (never overflows while c < CENTRE_LIMIT; clamped beyond, where
-// the result is not used).
-fn weightedG(p: Chunk, x: Chunk, u: Chunk, centre: f32, logZT: f32) -> Chunk {
-  let pe = exp(min(u + Chunk(centre - logZT), Chunk(80.0)));
-  return select(pe - p + p * x, p * gSeries(x), abs(x) < Chunk(1.0));
-}
-
 // KL_b from E_p[g(x)] and E_p[x] (see the maths above); h(y) = y − log(1 + y) by the series
 // h = y z − 2 z³ (1/3 + z²/5 + …), z = y / (2 + y), |z| ≤ 1/3, truncation below z^15/15.
 fn klFromMoments(meanG: f32, meanX: f32) -> f32 {

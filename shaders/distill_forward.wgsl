@@ -69,7 +69,7 @@ struct RowState {
   // The centred KL sums (distill_common.wgsl), around a centre mc in the δ = v − u of the
   // current maxima: x = δ − mc, weights e^v (those of zt).
   mc: f32,        // the centre; moved with the maxima, so x of a visited element never changes
-  em: f32,        // exp(mc), or −1 once the centred sums are abandoned (direct KL for the row)
+  em: f32,        // exp(mc) ≥ 0, or −1 once the centred sums are abandoned (direct KL for the row)
   ax: f32,        // Σ e^v x
   rg: f32,        // Σ e^v g(x) ≥ 0
 }
@@ -120,7 +120,8 @@ fn shiftTeacherMax(st0: RowState, w: f32, shiftV: f32, scale: f32) -> RowState {
 // Every term but the last is ≥ 0, and the last is small (Σ w x is near 0 around a mean).
 fn recentre(st0: RowState, w: f32, d: f32) -> RowState {
   var st = st0;
-  if (abs(d) > CENTRE_LIMIT || st.mc + d > CENTRE_LIMIT) {
+  // (a move down never overflows: e^d → 0; a move up is bounded so that e^d R stays finite)
+  if (d > CENTRE_LIMIT || st.mc + d > CENTRE_LIMIT) {
     st.em = -1.0;
     return st;
   }
@@ -150,9 +151,11 @@ fn addChunk(st0: RowState, s: Chunk, t: Chunk, y: Chunk, invT: f32) -> RowState 
     st.labelDot += st.labelSum * shift;
     st.ms = chunkMaxS;
     // every δ so far grows by −shift/T: so does the centre, and x is unchanged
-    if (st.zt > 0.0 && st.em > 0.0) {
+    // (exp(mc) must stay finite for the teacher's shift below, which may lower mc again: the
+    // limit is tested once both have moved it)
+    if (st.zt > 0.0 && st.em >= 0.0) {
       st.mc -= shift * invT;
-      st.em = select(exp(st.mc), -1.0, st.mc > CENTRE_LIMIT);
+      st.em = select(exp(st.mc), -1.0, st.mc > 80.0);
     }
   }
   let chunkMaxT = chunkMax(t);
@@ -161,13 +164,16 @@ fn addChunk(st0: RowState, s: Chunk, t: Chunk, y: Chunk, invT: f32) -> RowState 
     let shiftV = (st.mt - chunkMaxT) * invT;
     let scale = exp(shiftV);
     // (before the first chunk there is nothing to move: the first chunk sets the centre)
-    if (st.zt > 0.0 && st.em > 0.0) {
+    if (st.zt > 0.0 && st.em >= 0.0) {
       st = shiftTeacherMax(st, st.zt, shiftV, scale);
     }
     st.pv = scale * (st.pv + st.zt * shiftV);
     st.pu *= scale;
     st.zt *= scale;
     st.mt = chunkMaxT;
+  }
+  if (st.em >= 0.0 && st.mc > CENTRE_LIMIT) {
+    st.em = -1.0;
   }
   let d = s - Chunk(st.ms);
   let u = d * invT;
@@ -180,7 +186,7 @@ fn addChunk(st0: RowState, s: Chunk, t: Chunk, y: Chunk, invT: f32) -> RowState 
   st.zt += chunkSum(ev);
   st.pv += chunkSum(ev * v);
   st.pu += chunkSum(ev * u);
-  if (st.em > 0.0) {
+  if (st.em >= 0.0) {
     // Recentre on the running mean of δ when it has drifted from the centre by more than a
     // quarter of a standard deviation (drift² > Var/16, Var ≈ 2 Σ e^v g / Σ e^v), or at the
     // first chunk: the sums then stay within 1 + 1/16 of their centred values (no cancellation).
@@ -189,7 +195,7 @@ fn addChunk(st0: RowState, s: Chunk, t: Chunk, y: Chunk, invT: f32) -> RowState 
       st = recentre(st, weightBefore, drift);
     }
   }
-  if (st.em > 0.0) {
+  if (st.em >= 0.0) {
     // e^v g(x) = e^v e^−x − e^v + e^v x, e^v e^−x = e^(u + mc): no exponential of its own.
     let x = (v - u) - Chunk(st.mc);
     let pe = eu * st.em;
@@ -227,19 +233,19 @@ fn mergeStates(p: RowState, q: RowState, invT: f32) -> RowState {
   var mc = 0.0;
   var ax = 0.0;
   var rg = 0.0;
-  if (p.em > 0.0 && q.em > 0.0 && zt > 0.0) {
+  if (p.em >= 0.0 && q.em >= 0.0 && zt > 0.0) {
     mc = (pvSum - puSum) / zt;
     a = recentre(a, p.zt * pt, mc - a.mc);
     b = recentre(b, q.zt * qt, mc - b.mc);
-    if (a.em > 0.0 && b.em > 0.0) {
+    if (a.em >= 0.0 && b.em >= 0.0) {
       em = exp(mc);
       ax = a.ax + b.ax;
       rg = a.rg + b.rg;
     }
   }
   // An empty partner (an invocation without chunks) keeps the other's sums as they are.
-  if (q.zt == 0.0) { em = select(-1.0, exp(a.mc), p.em > 0.0); mc = a.mc; ax = a.ax; rg = a.rg; }
-  if (p.zt == 0.0) { em = select(-1.0, exp(b.mc), q.em > 0.0); mc = b.mc; ax = b.ax; rg = b.rg; }
+  if (q.zt == 0.0) { em = select(-1.0, exp(a.mc), p.em >= 0.0); mc = a.mc; ax = a.ax; rg = a.rg; }
+  if (p.zt == 0.0) { em = select(-1.0, exp(b.mc), q.em >= 0.0); mc = b.mc; ax = b.ax; rg = b.rg; }
   return RowState(
     ms,
     mt,
@@ -283,7 +289,7 @@ fn rowStats(st: RowState, flags: u32) -> RowStats {
   let centre = (st.pv - st.pu) / st.zt;
   var rs = RowStats(st.ms, st.mt, log(st.z1), logZS, logZT, centre - logZT + logZS,
                     st.labelSum, flags, centre, 0.0);
-  if (st.em > 0.0) {
+  if (st.em >= 0.0) {
     rs.centre = st.mc;
     rs.meanX = st.ax / st.zt;
     rs.kl = klFromMoments(st.rg / st.zt, rs.meanX);

@@ -38,8 +38,13 @@ export const DEFAULT_CONFIG: ResolvedConfig = {
   reduction: 'mean',
 };
 
-/** The temperature range in which the kernels are tested; outside it they still run. */
-export const TESTED_TEMPERATURE_RANGE = [0.05, 100] as const;
+/**
+ * The temperatures accepted, all tested against the float64 reference (test/temperature.test.ts
+ * covers both ends). Beyond them float32 itself gives out: (1 − α) T² overflows near T = 1e19,
+ * logits / T near T = 1e-34 for logits of 1e4, and the kernels' running maxima start at
+ * −1e30, so 1e30 / T must stay finite. A loss outside the range is refused, never guessed.
+ */
+export const TESTED_TEMPERATURE_RANGE = [1e-4, 1e8] as const;
 
 /** Fills in defaults and throws a descriptive error for a bad field. */
 export function resolveConfig(
@@ -65,6 +70,13 @@ export function resolveConfig(
   if (typeof temperature !== 'number' || !Number.isFinite(temperature) || temperature <= 0) {
     throw new RangeError(
       `${op}: config.temperature must be a finite number > 0, got ${String(temperature)}`,
+    );
+  }
+  const [lowest, highest] = TESTED_TEMPERATURE_RANGE;
+  if (temperature < lowest || temperature > highest) {
+    throw new RangeError(
+      `${op}: config.temperature must be in [${lowest}, ${highest}] (the range tested against ` +
+        `the float64 reference), got ${temperature}`,
     );
   }
   const temperatureSquared = config.temperatureSquared ?? DEFAULT_CONFIG.temperatureSquared;

@@ -323,3 +323,14 @@ test('the built package imports cleanly in Node (no window/document at import ti
   });
   expect(out.trim()).toBe('ok');
 });
+
+describe('temperatures outside the tested range are refused, not guessed', () => {
+  test.each([5e-5, 2e8])('T = %s', (temperature) => {
+    const s = tf.zeros([2, 3]);
+    const y = tf.tensor1d([0, 1], 'int32');
+    expect(() => distillationLoss(y, s, s, { temperature })).toThrow(
+      /config.temperature must be in \[0.0001, 100000000\] \(the range tested against the float64 reference\)/,
+    );
+    tf.dispose([s, y]);
+  });
+});

@@ -3,7 +3,7 @@
  * KL shrinks like 1/T², so a KL computed as a difference of log-sums (size log C) is all
  * rounding by T = 1e4. The kernels compute it around a centre (distill_common.wgsl); these cases
  * hold them to the derived per-element tolerances and, beyond that, to a plain relative bar on
- * every row's loss, from T = 0.01 to T = 1e6, on both plans.
+ * every row's loss, over the whole accepted range (1e-4 to 1e8), on both plans.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -15,7 +15,7 @@ import { checkCase, type CaseSpec } from './helpers/cases.js';
 beforeAll(useWebGPU);
 afterAll(() => expect(uncapturedGpuErrors()).toEqual([]));
 
-const TEMPERATURES = [0.01, 0.05, 1e3, 1e4, 1e5, 1e6];
+const TEMPERATURES = [1e-4, 0.01, 0.05, 1e3, 1e4, 1e6, 1e8];
 const base: CaseSpec = {
   batch: 16,
   classes: 1000,
@@ -54,13 +54,13 @@ function normalLogits(n: number, sigma: number, seed: number): Float32Array {
   );
 }
 
-test('every row loss within 1e-5 relative of the float64 reference, T = 1 … 1e6 (16 × 1000, σ = 3)', async () => {
+test('every row loss within 1e-5 relative of the float64 reference, T = 1 … 1e8 (16 × 1000, σ = 3)', async () => {
   const B = 16;
   const C = 1000;
   const student = normalLogits(B * C, 3, 1);
   const teacher = normalLogits(B * C, 3, 2);
   const labels = new Int32Array(B).map((_, b) => (b * 37) % C);
-  for (const temperature of [1, 10, 100, 1e3, 1e4, 1e5, 1e6]) {
+  for (const temperature of [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e8]) {
     const config = { alpha: 0.1, temperature, reduction: 'none' as const };
     const ref = referenceDistillationLoss(
       { batch: B, classes: C, student, teacher, labels, labelKind: 'index' },
