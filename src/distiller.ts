@@ -27,6 +27,7 @@ import {
   type LabelKind,
   type ModelShapes,
 } from './distiller-checks.js';
+import { oneHotFloat } from './composed.js';
 import { distillationLoss } from './op.js';
 import { stockDistillationLoss } from './stock.js';
 
@@ -180,11 +181,14 @@ function correctCount(y: tf.Tensor, kind: LabelKind, logits: tf.Tensor): tf.Scal
 function crossEntropySum(y: tf.Tensor, kind: LabelKind, logits: tf.Tensor): tf.Scalar {
   return tf.tidy(() => {
     const classes = logits.shape[1]!;
-    const dense =
-      kind === 'index'
-        ? tf.cast(tf.oneHot(tf.cast(y, 'int32') as tf.Tensor1D, classes), 'float32')
-        : y;
-    return tf.neg(tf.sum(tf.mul(dense, tf.logSoftmax(logits)))) as tf.Scalar;
+    const logSigma = tf.logSoftmax(logits);
+    if (kind !== 'index') return tf.neg(tf.sum(tf.mul(y, logSigma))) as tf.Scalar;
+    // oneHotFloat takes any C ≥ 1 (tf.oneHot wants 2); an out-of-range label makes its row NaN,
+    // as it does in the loss.
+    const idx = tf.cast(y, 'int32');
+    const valid = tf.logicalAnd(tf.greaterEqual(idx, 0), tf.less(idx, classes));
+    const rows = tf.neg(tf.sum(tf.mul(oneHotFloat(idx, classes), logSigma), -1));
+    return tf.sum(tf.where(valid, rows, tf.fill(rows.shape, NaN))) as tf.Scalar;
   });
 }
 

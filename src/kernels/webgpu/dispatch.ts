@@ -268,41 +268,45 @@ export function dispatchKernel(
   });
   const pipeline = pipelineFor(backend.device, kernel);
   const temporaries: TensorInfo[] = [];
-  plans.forEach((plan, i) => {
-    if (!plan?.convert) return;
-    const converted = convertToF32(backend, plan.name, plan.tensor);
-    temporaries.push(converted);
-    const binding = inputBinding(backend, kernel, { ...plan, tensor: converted });
-    inputs.set(i, { tensor: converted, binding });
-  });
-  // Marked just before recording (a conversion may have submitted the queue, which starts a
-  // new set): tfjs then defers releasing these buffers until the kernel is submitted.
-  for (const { tensor } of inputs.values()) backend.commandQueueOwnedIds.add(tensor.dataId);
   const outputs: TensorInfo[] = [];
-  const entries: GPUBindGroupEntry[] = bindings.map((binding, i) => {
-    switch (binding.kind) {
-      case 'input':
-        return { binding: i, resource: inputs.get(i)!.binding };
-      case 'output': {
-        const out = backend.makeTensorInfo(binding.shape, binding.dtype);
-        outputs.push(out);
-        backend.commandQueueOwnedIds.add(out.dataId);
-        return { binding: i, resource: { buffer: outputBuffer(backend, kernel, out) } };
-      }
-      case 'uniform':
-        return { binding: i, resource: backend.makeUniforms(binding.fields) };
-      case 'placeholder':
-        return {
-          binding: i,
-          resource: { buffer: placeholderBuffer(backend.device, binding.access, i) },
-        };
-    }
-  });
+  let recorded = false;
   try {
+    plans.forEach((plan, i) => {
+      if (!plan?.convert) return;
+      const converted = convertToF32(backend, plan.name, plan.tensor);
+      temporaries.push(converted);
+      const binding = inputBinding(backend, kernel, { ...plan, tensor: converted });
+      inputs.set(i, { tensor: converted, binding });
+    });
+    // Marked just before recording (a conversion may have submitted the queue, which starts a
+    // new set): tfjs then defers releasing these buffers until the kernel is submitted.
+    for (const { tensor } of inputs.values()) backend.commandQueueOwnedIds.add(tensor.dataId);
+    const entries: GPUBindGroupEntry[] = bindings.map((binding, i) => {
+      switch (binding.kind) {
+        case 'input':
+          return { binding: i, resource: inputs.get(i)!.binding };
+        case 'output': {
+          const out = backend.makeTensorInfo(binding.shape, binding.dtype);
+          outputs.push(out);
+          backend.commandQueueOwnedIds.add(out.dataId);
+          return { binding: i, resource: { buffer: outputBuffer(backend, kernel, out) } };
+        }
+        case 'uniform':
+          return { binding: i, resource: backend.makeUniforms(binding.fields) };
+        case 'placeholder':
+          return {
+            binding: i,
+            resource: { buffer: placeholderBuffer(backend.device, binding.access, i) },
+          };
+      }
+    });
     record(backend, pipeline, entries, grid);
+    recorded = true;
   } finally {
     // Owned by the command queue (bound above): tfjs releases their buffers after the submit.
+    // On a failure before recording, the outputs made so far are released too (no leak).
     for (const t of temporaries) backend.disposeData(t.dataId);
+    if (!recorded) for (const t of outputs) backend.disposeData(t.dataId);
   }
   return outputs;
 }
