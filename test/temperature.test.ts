@@ -5,12 +5,14 @@
  * hold them to the derived per-element tolerances and, beyond that, to a plain relative bar on
  * every row's loss, over the whole accepted range (1e-4 to 1e8), on both plans.
  */
+import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { distillationLoss, referenceDistillationLoss } from '../src/index.js';
 import { mulberry32 } from '../bench/lib/random.js';
 import { uncapturedGpuErrors, useWebGPU } from './helpers/backend.js';
 import { checkCase, type CaseSpec } from './helpers/cases.js';
+import { CENTRE_LIMIT } from './helpers/tolerance.js';
 
 beforeAll(useWebGPU);
 afterAll(() => expect(uncapturedGpuErrors()).toEqual([]));
@@ -85,4 +87,10 @@ test('every row loss within 1e-5 relative of the float64 reference, T = 1 … 1e
       );
     }
   }
+});
+
+test("the tolerance model's CENTRE_LIMIT is the kernels'", () => {
+  const wgsl = readFileSync(new URL('../shaders/distill_common.wgsl', import.meta.url), 'utf8');
+  const match = /const CENTRE_LIMIT: f32 = ([0-9.]+);/.exec(wgsl);
+  expect(Number(match?.[1])).toBe(CENTRE_LIMIT);
 });

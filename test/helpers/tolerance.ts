@@ -28,6 +28,8 @@ import { choosePlan, type AdapterClass } from '../../src/kernels/plan.js';
 const U = 2 ** -24;
 const EPS = 2 ** -23;
 const SAFETY = 2;
+/** shaders/distill_common.wgsl's CENTRE_LIMIT: past it the kernel keeps the direct KL. */
+export const CENTRE_LIMIT = 60;
 /** Below this a float32 result may be flushed to zero (smallest normal ≈ 1.18e-38). */
 const FTZ_FLOOR = 1.2e-38;
 
@@ -203,7 +205,8 @@ export function rowBounds(row: RowInputs, ctx: ToleranceContext): RowBounds {
     dLogZS +
     4 * U * (pAbs + Math.abs(logZT) + Math.abs(logZS));
 
-  // The centred form (the forward kernel's sums): x = (v − u) − c around c = E_p[δ].
+  // The centred form (the forward kernel's sums), modelled around c = E_p[δ]; the kernel's own
+  // centre is within ¼ σ of it (the 17/16 below), or elsewhere only where mayAbandon holds.
   let centre = 0;
   for (let c = 0; c < C; c++) centre += p[c]! * (v[c]! - d[c]! / T);
   const x = new Float64Array(C);
@@ -279,9 +282,9 @@ export function rowBounds(row: RowInputs, ctx: ToleranceContext): RowBounds {
   const mayAbandon = (rangeS + rangeT) / T > 55;
   const dKl = !Number.isFinite(dKlCentred) // the centred sums overflow float64: direct only
     ? dKlDirect
-    : mayAbandon || Math.abs(centre - 60) < 1
+    : mayAbandon || Math.abs(centre - CENTRE_LIMIT) < 1
       ? Math.max(dKlCentred, dKlDirect)
-      : centre < 60
+      : centre < CENTRE_LIMIT
         ? dKlCentred
         : dKlDirect;
 
