@@ -4,6 +4,7 @@
  */
 import type { Tensor } from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { isTensorLike } from './validate.js';
 
 /** What the Distiller knows about its models once they are checked. */
 export interface ModelShapes {
@@ -21,19 +22,9 @@ function shapeText(shape: readonly (number | null)[]): string {
   return `[${shape.map((d) => (d === null ? 'null' : String(d))).join(', ')}]`;
 }
 
-function isTensor(x: unknown): x is Tensor {
-  return (
-    typeof x === 'object' &&
-    x !== null &&
-    Array.isArray((x as Tensor).shape) &&
-    typeof (x as Tensor).dtype === 'string' &&
-    typeof (x as Tensor).dataId === 'object'
-  );
-}
-
 /** Throws unless `x` is a live tensor. */
 export function checkTensor(x: unknown, name: string, op: string): Tensor {
-  if (!isTensor(x)) throw new TypeError(`${op}: ${name} must be a tf.Tensor, got ${typeof x}`);
+  if (!isTensorLike(x)) throw new TypeError(`${op}: ${name} must be a tf.Tensor, got ${typeof x}`);
   if (x.isDisposed) throw new Error(`${op}: ${name} has been disposed`);
   return x;
 }

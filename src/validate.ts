@@ -15,7 +15,8 @@ export interface CheckedShapes {
   readonly labelKind: 'index' | 'dense';
 }
 
-function isTensorLike(x: unknown): x is Tensor {
+/** Whether `x` looks like a tf.Tensor (shape, dtype, dataId), across copies of tfjs-core. */
+export function isTensorLike(x: unknown): x is Tensor {
   return (
     typeof x === 'object' &&
     x !== null &&

@@ -10,11 +10,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import puppeteer, { type Browser } from 'puppeteer-core';
+import type { Browser } from 'puppeteer-core';
 import { build, preview, type PreviewServer } from 'vite';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { chromiumMissingMessage, findChromium } from '../tools/find-chromium.js';
 import type { BrowserResult } from './browser/main.js';
+import { launchChromium, pageResult } from './helpers/chromium.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const work = mkdtempSync(path.join(tmpdir(), 'fused-distill-browser-'));
@@ -44,33 +44,13 @@ afterAll(async () => {
 test('imports and runs in headless Chromium on its WebGPU adapter', async () => {
   const url = server!.resolvedUrls?.local[0];
   expect(url, 'preview server URL').toBeDefined();
-  const chromium = findChromium();
-  if (!chromium.executable)
-    throw new Error(`test/browser.test.ts: ${chromiumMissingMessage(chromium)}`);
-  process.stdout.write(`[browser] browser: ${chromium.executable}\n`);
-  browser = await puppeteer.launch({
-    executablePath: chromium.executable,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--enable-unsafe-webgpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      `--user-data-dir=${path.join(work, 'profile')}`,
-    ],
-  });
-  const page = await browser.newPage();
-  const console: string[] = [];
-  page.on('console', (m) => console.push(`${m.type()}: ${m.text()}`));
-  page.on('pageerror', (e) => console.push(`pageerror: ${String(e)}`));
-  await page.goto(url!);
-  await page.waitForFunction('window.__fusedDistillResult !== undefined', { timeout: 120_000 });
-  const result = (await page.evaluate(
-    () => (window as unknown as { __fusedDistillResult: BrowserResult }).__fusedDistillResult,
-  )) as BrowserResult;
+  browser = await launchChromium(path.join(work, 'profile'), 'browser');
+  const { result, console } = await pageResult<BrowserResult>(
+    browser,
+    url!,
+    '__fusedDistillResult',
+    120_000,
+  );
   expect(result.error, console.join('\n')).toBeUndefined();
   expect(result.backend).toBe('webgpu');
   process.stdout.write(`[browser] adapter: ${result.adapter}\n`);

@@ -26,10 +26,10 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import puppeteer, { type Browser } from 'puppeteer-core';
+import type { Browser } from 'puppeteer-core';
 import { preview, type PreviewServer } from 'vite';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { chromiumMissingMessage, findChromium } from '../tools/find-chromium.js';
+import { launchChromium, pageResult } from './helpers/chromium.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const APP_SOURCES = path.join(ROOT, 'test/consumer/app');
@@ -282,33 +282,13 @@ test('Chromium: the app built by Vite, fused and stock losses agree step by step
   });
   const url = server.resolvedUrls?.local[0];
   expect(url, 'preview server URL').toBeDefined();
-  const chromium = findChromium();
-  if (!chromium.executable)
-    throw new Error(`test/consumer.test.ts: ${chromiumMissingMessage(chromium)}`);
-  // The launch flags of test/browser.test.ts.
-  browser = await puppeteer.launch({
-    executablePath: chromium.executable,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--enable-unsafe-webgpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      `--user-data-dir=${path.join(work, 'profile')}`,
-    ],
-  });
-  const page = await browser.newPage();
-  const console: string[] = [];
-  page.on('console', (m) => console.push(`${m.type()}: ${m.text()}`));
-  page.on('pageerror', (e) => console.push(`pageerror: ${String(e)}`));
-  await page.goto(url!);
-  await page.waitForFunction('window.__consumerResult !== undefined', { timeout: 180_000 });
-  const result = (await page.evaluate(
-    () => (window as unknown as { __consumerResult: ConsumerResult }).__consumerResult,
-  )) as ConsumerResult;
+  browser = await launchChromium(path.join(work, 'profile'), 'consumer');
+  const { result, console } = await pageResult<ConsumerResult>(
+    browser,
+    url!,
+    '__consumerResult',
+    180_000,
+  );
   expect(result.error, console.join('\n')).toBeUndefined();
   expectAgreement(result, 'Chromium');
 }, 300_000);
