@@ -15,8 +15,8 @@ import {
   stockDistillationLoss,
   type DistillationLossConfig,
 } from '../src/index.js';
-import { countDispatches } from '../bench/lib/dispatch-counter.js';
-import { mulberry32 } from '../bench/lib/random.js';
+import { countDispatches } from '../bench/core/lib/dispatch-counter.js';
+import { mulberry32 } from '../bench/core/lib/random.js';
 import { uncapturedGpuErrors, useCpu, useWebGPU } from './helpers/backend.js';
 import { expectClose } from './helpers/compare.js';
 

@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { distillationLoss, stockDistillationLoss, type Reduction } from '../src/index.js';
-import { countDispatches } from '../bench/lib/dispatch-counter.js';
+import { countDispatches } from '../bench/core/lib/dispatch-counter.js';
 import { uncapturedGpuErrors, useWebGPU, withValidationScope } from './helpers/backend.js';
 
 beforeAll(useWebGPU);

@@ -1,4 +1,4 @@
-// The distillation benchmark (bench/protocol.ts, bench/presets.ts) end to end on the software
+// The distillation benchmark (bench/core/protocol.ts, bench/core/presets.ts) end to end on the software
 // WebGPU adapter with real MNIST: a tiny protocol run writes a complete result file, the fused
 // and stock losses agree step by step from the same start, the fused step dispatches less, and
 // an abort yields `complete: false` with what finished. Kept small (128 / 64 images, a [8, 16]
@@ -9,30 +9,33 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadMnist } from '../bench/data/mnist-node.js';
-import { buildTeacher } from '../bench/models.js';
+import { loadMnist } from '../bench/node/data/mnist-node.js';
+import { buildTeacher } from '../bench/core/models.js';
 import {
   PRESETS,
   choosePreset,
   describeReductions,
   resolveSettings,
   type BenchSettings,
-} from '../bench/presets.js';
+} from '../bench/core/presets.js';
 import {
   compareCurves,
   epochOrder,
   formatReport,
   limitSplit,
-  loadTeacherCheckpoint,
   runDistillBenchmark,
-  saveTeacherCheckpoint,
   speedupSpread,
-  writeReport,
   type BenchData,
   type DistillReport,
   type ProgressSink,
   type ReportMeta,
-} from '../bench/protocol.js';
+} from '../bench/core/protocol.js';
+import { nodeResultMeta } from '../bench/node/lib/results.js';
+import { writeReport } from '../bench/node/report-files.js';
+import {
+  loadTeacherCheckpoint,
+  saveTeacherCheckpoint,
+} from '../bench/node/teacher-checkpoint-file.js';
 import { describeAdapter } from '../tools/webgpu-node.js';
 import { useWebGPU } from './helpers/backend.js';
 
@@ -78,6 +81,7 @@ beforeAll(async () => {
     adapter: describeAdapter(adapter?.info, process.env.VK_ICD_FILENAMES ?? 'dawn default'),
     software: true,
     flags: { test: true },
+    ...nodeResultMeta(),
   };
   const mnist = await loadMnist({ dataDir: MNIST_DIR, download: false });
   data = {

@@ -22,7 +22,7 @@ function runCli(args: string[]) {
     [
       '--import',
       'tsx',
-      'bench/distill.ts',
+      'bench/node/distill.ts',
       '--preset',
       'smoke',
       '--data-dir',

@@ -2,7 +2,7 @@
 // (nothing here is MNIST-specific): trainStep with index and one-hot labels, fused vs stock
 // step by step, fit's callbacks and History, evaluate, cached vs per-step teacher logits, only
 // the student learns, no tensor leaks, and named errors before any dispatch. Also the
-// benchmark's glue (bench/distiller.ts): the from-scratch baseline and its evaluation.
+// benchmark's glue (bench/core/distiller.ts): the from-scratch baseline and its evaluation.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -12,8 +12,8 @@ import {
   inferLogits,
   sparseSoftmaxCrossEntropy,
   trainStudentFromScratch,
-} from '../bench/distiller.js';
-import { countDispatches } from '../bench/lib/dispatch-counter.js';
+} from '../bench/core/distiller.js';
+import { countDispatches } from '../bench/core/lib/dispatch-counter.js';
 import {
   DEFAULT_CONFIG,
   Distiller,
@@ -662,7 +662,7 @@ describe('Distiller: no tensor leaks', () => {
   });
 });
 
-describe('benchmark glue (bench/distiller.ts)', () => {
+describe('benchmark glue (bench/core/distiller.ts)', () => {
   it('trainStudentFromScratch lowers the cross-entropy of the given model only, without leaks', async () => {
     const model = track(studentOf(40));
     const other = track(studentOf(40));

@@ -17,7 +17,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { distillationLoss, FUSED_DISTILLATION_LOSS } from '../src/index.js';
 import { storedData, webgpuInternals } from '../src/tfjs_internals.js';
-import { countDispatches } from '../bench/lib/dispatch-counter.js';
+import { countDispatches } from '../bench/core/lib/dispatch-counter.js';
 import { uncapturedGpuErrors, useWebGPU, withValidationScope } from './helpers/backend.js';
 import {
   adapterOf,

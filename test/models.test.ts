@@ -1,4 +1,4 @@
-// The Keras example's teacher and student (bench/models.ts): exact parameter counts, the
+// The Keras example's teacher and student (bench/core/models.ts): exact parameter counts, the
 // architecture, seeded initialisation and weight copying. CPU backend: nothing here needs a GPU.
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
@@ -13,7 +13,7 @@ import {
   cloneWeights,
   convNetParamCount,
   setWeightsFrom,
-} from '../bench/models.js';
+} from '../bench/core/models.js';
 
 /** Copies of every weight array (the CPU backend's dataSync returns its live buffer). */
 function snapshot(model: tfl.LayersModel): Float32Array[] {

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { distillationLoss, referenceDistillationLoss } from '../src/index.js';
-import { mulberry32 } from '../bench/lib/random.js';
+import { mulberry32 } from '../bench/core/lib/random.js';
 import { uncapturedGpuErrors, useWebGPU } from './helpers/backend.js';
 import { checkCase, type CaseSpec } from './helpers/cases.js';
 import { CENTRE_LIMIT } from './helpers/tolerance.js';

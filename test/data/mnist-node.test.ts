@@ -19,7 +19,7 @@ import {
   type ChecksumTable,
   type LoadMnistOptions,
   type MnistFileName,
-} from '../../bench/data/mnist-node.js';
+} from '../../bench/node/data/mnist-node.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const ALL_FILES = Object.values(MNIST_FILES);

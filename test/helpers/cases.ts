@@ -19,7 +19,7 @@ import {
   overrideAdapterClassForTesting,
   type AdapterClass,
 } from '../../src/kernels/plan.js';
-import { mulberry32 } from '../../bench/lib/random.js';
+import { mulberry32 } from '../../bench/core/lib/random.js';
 import { expectClose } from './compare.js';
 import {
   reducedLossTolerance,

@@ -1,7 +1,7 @@
 /**
  * The distillation benchmark (`npm run bench`): the Keras knowledge-distillation protocol on
  * MNIST, with the fused WGSL loss and with the stock-op loss, on the current WebGPU adapter.
- * Prints a table; writes JSON and CSV under bench/results/ (see bench/protocol.ts).
+ * Prints a table; writes JSON and CSV under bench/results/ (see bench/core/protocol.ts).
  *
  *   npm run bench                               # 'full' on a GPU, 'quick' on a software one
  *   npm run bench -- --preset smoke --data-dir ../shared/data/mnist
@@ -22,20 +22,22 @@ import {
   resolveSettings,
   type BenchSettings,
   type SettingOverrides,
-} from './presets.js';
+} from '../core/presets.js';
 import {
   formatReport,
   limitSplit,
-  loadTeacherCheckpoint,
   runDistillBenchmark,
-  writeReport,
   type BenchData,
   type EpochProgress,
   type EpochRecord,
   type LoadedTeacher,
   type ProgressSink,
   type StepProgress,
-} from './protocol.js';
+} from '../core/protocol.js';
+import { nodeRunHost } from './host.js';
+import { nodeResultMeta } from './lib/results.js';
+import { writeReport } from './report-files.js';
+import { loadTeacherCheckpoint } from './teacher-checkpoint-file.js';
 
 /** The parsed command line: the preset's overrides and the run's own options. */
 interface CliOptions extends SettingOverrides {
@@ -261,9 +263,11 @@ async function main(): Promise<number> {
       adapter: env.adapter,
       software: env.software,
       flags: { ...opts },
+      ...nodeResultMeta(),
     },
     teacher,
     saveTeacherPath: opts.saveTeacher,
+    host: nodeRunHost,
     signal: controller.signal,
     progress: opts.progress && process.stderr.isTTY ? barProgress() : lineProgress(),
     log: (line) => process.stderr.write(`${line}\n`),

@@ -7,7 +7,7 @@ import {
   describeAdapter,
   installNodeWebGPU,
   type NodeAdapterDescription,
-} from '../../tools/webgpu-node.js';
+} from '../../../tools/webgpu-node.js';
 
 export interface WebGPUEnvironment {
   readonly adapter: NodeAdapterDescription;

@@ -1,7 +1,8 @@
 /**
  * The distillation benchmark's protocol (the Keras "Knowledge Distillation" example, run with
  * the fused loss and with the stock one), its measurements and its result file. The CLI
- * (bench/distill.ts) is a thin shell around {@link runDistillBenchmark}; tests call it directly.
+ * (bench/node/distill.ts) is a thin shell around {@link runDistillBenchmark}; tests call it
+ * directly.
  *
  * Order of a run:
  *   1. teacher: trained (hard-label cross-entropy, Adam) or loaded from a checkpoint; evaluated;
@@ -20,14 +21,18 @@
  * Keras `fit` on NumPy arrays does. 60,000 MNIST images are 188 MB as float32, more than the
  * 128 MiB a storage buffer may hold on many adapters.
  *
- * This module runs the protocol; the rest lives under bench/protocol/:
+ * It runs on any host that has tfjs and WebGPU: nothing here touches files, processes or the
+ * environment. What only the host can do (store a teacher checkpoint, the run's provenance in
+ * `meta`) comes in through {@link RunOptions}; bench/node/ is the Node host.
+ *
+ * This module runs the protocol; the rest lives under bench/core/protocol/:
  *   data.ts                host splits, the seeded epoch order, batches;
  *   progress.ts            progress events and their sink;
  *   train-loop.ts          the training loop and its windowed timing and memory samples;
  *   timing.ts              the fenced step phases and the loss-alone timing;
- *   teacher-checkpoint.ts  saving and loading a trained teacher;
+ *   teacher-checkpoint.ts  a trained teacher encoded as JSON and decoded back;
  *   report.ts              the result file's types, its empty state and derived fields;
- *   report-output.ts       the result files and the printed summary.
+ *   report-output.ts       the result files' rows and the printed summary.
  * It re-exports what the CLI and the tests use from them.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -47,11 +52,16 @@ import {
   type RunName,
   type RunRecord,
 } from './protocol/report.js';
-import { saveTeacherCheckpoint, type LoadedTeacher } from './protocol/teacher-checkpoint.js';
+import {
+  encodeTeacherCheckpoint,
+  type LoadedTeacher,
+  type TeacherCheckpoint,
+} from './protocol/teacher-checkpoint.js';
 import { captureLogits, timeLossOnly, timePhases } from './protocol/timing.js';
 import {
   emptyLoopRecord,
   trainLoop,
+  yieldByTimeout,
   type LoopRecord,
   type RunContext,
 } from './protocol/train-loop.js';
@@ -61,6 +71,7 @@ export type { EpochProgress, ProgressSink, StepProgress } from './protocol/progr
 export {
   compareCurves,
   speedupSpread,
+  type AdapterDescription,
   type CurveComparison,
   type DistillReport,
   type EpochRecord,
@@ -73,21 +84,23 @@ export {
   type RunRecord,
   type SpeedupSpread,
 } from './protocol/report.js';
-export {
-  csvRows,
-  formatReport,
-  textTable,
-  writeReport,
-  type WrittenFiles,
-} from './protocol/report-output.js';
+export { csvRows, curveRows, formatReport, textTable } from './protocol/report-output.js';
 export {
   TEACHER_CHECKPOINT_FORMAT,
-  loadTeacherCheckpoint,
-  saveTeacherCheckpoint,
+  decodeTeacherCheckpoint,
+  encodeTeacherCheckpoint,
   type LoadedTeacher,
   type TeacherCheckpoint,
   type TeacherCheckpointInfo,
 } from './protocol/teacher-checkpoint.js';
+
+/** What the protocol asks of its host beyond tfjs and WebGPU. */
+export interface RunHost {
+  /** Stores a trained teacher's checkpoint under `path`; needed for `saveTeacherPath`. */
+  saveTeacherCheckpoint?(path: string, checkpoint: TeacherCheckpoint): void | Promise<void>;
+  /** Resolves on a later event-loop turn; default: a zero-delay `setTimeout`. */
+  yieldToEventLoop?(): Promise<void>;
+}
 
 /** Options of {@link runDistillBenchmark}. */
 export interface RunOptions {
@@ -97,8 +110,9 @@ export interface RunOptions {
   meta: ReportMeta;
   /** A loaded teacher: teacher training is skipped (the run takes ownership of the model). */
   teacher?: LoadedTeacher;
-  /** Writes the trained teacher there (atomically) once it is trained and evaluated. */
+  /** Stores the trained teacher there (through the host) once it is trained and evaluated. */
   saveTeacherPath?: string;
+  host?: RunHost;
   /** Aborting stops after the current step; the report then has `complete: false`. */
   signal?: AbortSignal;
   progress?: ProgressSink;
@@ -135,7 +149,11 @@ export async function runDistillBenchmark(options: RunOptions): Promise<DistillR
     signal: options.signal,
     progress: options.progress ?? SILENT,
     log: options.log ?? (() => undefined),
+    yieldToEventLoop: options.host?.yieldToEventLoop ?? yieldByTimeout,
   };
+  if (options.saveTeacherPath !== undefined && !options.host?.saveTeacherCheckpoint) {
+    throw new Error('runDistillBenchmark: saveTeacherPath needs host.saveTeacherCheckpoint');
+  }
   installDispatchCounter();
   const report = emptyReport(options);
   const started = performance.now();
@@ -236,7 +254,10 @@ async function maybeSaveTeacher(
   const path = options.saveTeacherPath;
   if (path === undefined) return;
   const { settings, data } = options;
-  await saveTeacherCheckpoint(path, model, {
+  const save = options.host?.saveTeacherCheckpoint;
+  if (!save)
+    throw new Error('runDistillBenchmark: saveTeacherPath needs host.saveTeacherCheckpoint');
+  const checkpoint = await encodeTeacherCheckpoint(model, {
     dataset: data.name,
     filters: record.filters,
     trainImages: options.teacher?.info.trainImages ?? data.train.count,
@@ -245,6 +266,7 @@ async function maybeSaveTeacher(
     seed: options.teacher?.info.seed ?? settings.seed,
     testAccuracy: record.testAccuracy,
   });
+  await save(path, checkpoint);
   record.checkpoint = path;
   ctx.log(`teacher: saved to ${path}`);
 }

@@ -1,4 +1,7 @@
-/** Writing result files atomically (temp file + rename), with the run's provenance. */
+/**
+ * Node's side of the result files: writing them atomically (temp file + rename) and the run's
+ * provenance (git commit, package versions), which the CLI passes to the shared report.
+ */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -37,24 +40,9 @@ export function versions(): Record<string, string> {
   };
 }
 
-/** One CSV line per row; values are quoted only when they need to be. */
-export function toCsv(rows: readonly Record<string, string | number | boolean>[]): string {
-  if (rows.length === 0) return '';
-  const header = Object.keys(rows[0]!);
-  const cell = (v: unknown) => {
-    const s = String(v);
-    return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-  };
-  return (
-    [header.join(','), ...rows.map((r) => header.map((h) => cell(r[h])).join(','))].join('\n') +
-    '\n'
-  );
+/** The provenance fields of a report's meta, as Node sees them. */
+export function nodeResultMeta(): { commit: string; versions: Record<string, string> } {
+  return { commit: gitCommit(), versions: versions() };
 }
 
-/** A timestamp usable in a file name: 2026-11-28T08-20-07Z. */
-export function fileStamp(date = new Date()): string {
-  return date
-    .toISOString()
-    .replace(/\.\d+Z$/, 'Z')
-    .replace(/:/g, '-');
-}
+export { fileStamp, toCsv } from '../../core/lib/csv.js';

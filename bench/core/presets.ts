@@ -1,5 +1,5 @@
 /**
- * Presets of the distillation benchmark (bench/distill.ts): the same protocol code, at three
+ * Presets of the distillation benchmark (bench/node/distill.ts): the same protocol code, at three
  * sizes. `full` is the Keras example's protocol exactly; `quick` and `smoke` shrink it so that
  * it fits a software WebGPU adapter, and say plainly what they shrank.
  *

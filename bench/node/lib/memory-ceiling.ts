@@ -1,9 +1,9 @@
 /**
- * Times the memory ceiling (bench/memory_ceiling.wgsl) on the device that tfjs uses, with the
+ * Times the memory ceiling (bench/node/memory_ceiling.wgsl) on the device that tfjs uses, with the
  * same fencing discipline as the op benchmarks: many dispatches, one fence per window.
  */
 import { readFileSync } from 'node:fs';
-import { spread, type Spread } from './stats.js';
+import { spread, type Spread } from '../../core/lib/stats.js';
 
 const SOURCE = readFileSync(new URL('../memory_ceiling.wgsl', import.meta.url), 'utf8');
 

@@ -33,6 +33,8 @@ export interface RunContext {
   signal: AbortSignal | undefined;
   progress: ProgressSink;
   log: (line: string) => void;
+  /** Resolves on a later event-loop turn, so that an abort can land between steps. */
+  yieldToEventLoop: () => Promise<void>;
 }
 
 /** The parts of a {@link RunRecord} that a training loop produces. */
@@ -83,9 +85,9 @@ async function readWindow(pending: StepResult[]): Promise<{ losses: number[]; ac
   return { losses, accs };
 }
 
-/** Resolves on the next macrotask turn (after pending I/O and signal callbacks). */
-function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
+/** Resolves on a later macrotask turn (after pending events); works in Node and in a page. */
+export function yieldByTimeout(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
 function mean(values: readonly number[]): number {
@@ -234,7 +236,7 @@ async function trainEpoch(
     done++;
     // Lets a SIGINT handler (and progress rendering) run between steps without a fence: a
     // macrotask turn does not wait for the GPU, so the queue stays full.
-    await yieldToEventLoop();
+    await ctx.yieldToEventLoop();
     const sps = (done * 1000) / (performance.now() - epochStart);
     if (!state.shouldFlush(timing.windowSteps, done === info.steps)) {
       ctx.progress.step({ ...info, done, stepsPerSecond: sps });

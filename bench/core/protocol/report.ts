@@ -2,12 +2,11 @@
  * The distillation benchmark's result file: the types of {@link DistillReport} and its parts
  * (run records, timings, curve comparison), the report a run starts from, and the fields
  * derived once the runs are done (speedup, curve comparison, memory flag, completeness).
- * Writing and printing it is bench/protocol/report-output.ts.
+ * Printing it and its CSV rows: bench/core/protocol/report-output.ts; writing the files:
+ * bench/node/report-files.ts.
  */
-import { gitCommit, versions } from '../lib/results.js';
 import type { Spread } from '../lib/stats.js';
 import type { BenchSettings, PresetName } from '../presets.js';
-import type { NodeAdapterDescription } from '../../tools/webgpu-node.js';
 import type { BenchData } from './data.js';
 
 /** The four trained models, as keys of {@link DistillReport.runs}. */
@@ -119,16 +118,34 @@ export interface CurveComparison {
   points: { step: number; fused: number; stock: number }[];
 }
 
-/** The settings' provenance and the environment, filled in by the caller. */
+/** The adapter a run used, as the host describes it (Dawn in Node, `navigator.gpu` in a page). */
+export interface AdapterDescription {
+  /** Which software or hardware adapter, e.g. "lavapipe (mesa, software)". */
+  readonly description: string;
+  readonly vendor: string;
+  readonly architecture: string;
+  readonly device: string;
+  /** The Vulkan ICD file that was selected, or "dawn default". */
+  readonly icd: string;
+}
+
+/**
+ * The settings' provenance and the environment, filled in by the host (the CLI): the shared
+ * protocol reads no files, processes or environment itself.
+ */
 export interface ReportMeta {
   /** Why this preset (e.g. "--preset quick", or the adapter rule). */
   presetReason: string;
   /** What the preset reduced relative to the Keras protocol. */
   reductions: string[];
-  adapter: NodeAdapterDescription;
+  adapter: AdapterDescription;
   software: boolean;
   /** The command-line flags as parsed (all of them, defaults included). */
   flags: Record<string, unknown>;
+  /** The source's git commit (short), or "unknown". */
+  commit: string;
+  /** Versions of the runtime and packages, by name. */
+  versions: Record<string, string>;
 }
 
 /** The result file of one benchmark run (JSON). */
@@ -142,7 +159,7 @@ export interface DistillReport {
   preset: PresetName;
   presetReason: string;
   reductions: string[];
-  adapter: NodeAdapterDescription;
+  adapter: AdapterDescription;
   software: boolean;
   timestamp: string;
   commit: string;
@@ -156,7 +173,7 @@ export interface DistillReport {
     distilledStock: RunRecord | null;
     scratch: RunRecord | null;
   };
-  /** One full step after warm-up, counted with bench/lib/dispatch-counter.ts. */
+  /** One full step after warm-up, counted with bench/core/lib/dispatch-counter.ts. */
   dispatchesPerStep: {
     fused: number | null;
     stock: number | null;
@@ -175,7 +192,7 @@ export interface DistillReport {
   totalWallMs: number;
 }
 
-/** What {@link emptyReport} fills in: the run's options (see `RunOptions` in bench/protocol.ts). */
+/** What {@link emptyReport} fills in: the run's options (`RunOptions`, bench/core/protocol.ts). */
 export interface ReportInputs {
   settings: BenchSettings;
   data: BenchData;
@@ -196,8 +213,8 @@ export function emptyReport(options: ReportInputs): DistillReport {
     adapter: meta.adapter,
     software: meta.software,
     timestamp: new Date().toISOString(),
-    commit: gitCommit(),
-    versions: versions(),
+    commit: meta.commit,
+    versions: meta.versions,
     flags: meta.flags,
     settings,
     dataset: {

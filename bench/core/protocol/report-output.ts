@@ -1,38 +1,10 @@
 /**
- * The distillation report's output: the result files (JSON, a CSV row per run, a CSV of the
- * per-step loss curves) and the printed summary with its text tables.
+ * The distillation report's output: the rows of the result files (a CSV row per run, a CSV of
+ * the per-step loss curves) and the printed summary with its text tables. Writing the files is
+ * the host's (bench/node/report-files.ts).
  */
-import { fileStamp, toCsv, writeFileAtomic } from '../lib/results.js';
 import { formatMs } from '../lib/stats.js';
 import type { DistillReport, PhaseTimes, RunName, RunRecord } from './report.js';
-
-/** Where {@link writeReport} put the files. */
-export interface WrittenFiles {
-  json: string;
-  csv: string;
-  curvesCsv: string;
-}
-
-/**
- * Writes the report atomically: JSON (`jsonPath`, else `<outDir>/distill-<preset>-<stamp>.json`),
- * a CSV with one row per run, and a CSV of the per-step loss curves.
- */
-export function writeReport(
-  report: DistillReport,
-  outDir: string,
-  jsonPath?: string,
-): WrittenFiles {
-  const base = `${outDir}/distill-${report.preset}-${fileStamp(new Date(report.timestamp))}`;
-  const files: WrittenFiles = {
-    json: jsonPath ?? `${base}.json`,
-    csv: `${base}.csv`,
-    curvesCsv: `${base}-curves.csv`,
-  };
-  writeFileAtomic(files.json, JSON.stringify(report, null, 2) + '\n');
-  writeFileAtomic(files.csv, toCsv(csvRows(report)));
-  writeFileAtomic(files.curvesCsv, toCsv(curveRows(report)));
-  return files;
-}
 
 /** One CSV row per run that started. */
 export function csvRows(report: DistillReport): Record<string, string | number | boolean>[] {
@@ -64,7 +36,7 @@ export function csvRows(report: DistillReport): Record<string, string | number |
 }
 
 /** One CSV row per distillation step: fused and stock loss side by side (and scratch). */
-function curveRows(report: DistillReport): Record<string, string | number>[] {
+export function curveRows(report: DistillReport): Record<string, string | number>[] {
   const f = report.runs.distilledFused?.lossCurve ?? [];
   const s = report.runs.distilledStock?.lossCurve ?? [];
   const c = report.runs.scratch?.lossCurve ?? [];

@@ -10,12 +10,12 @@ import * as tf from '@tensorflow/tfjs-core';
 // tfjs-layers registers the gradients of every stock op (tfjs-core alone registers none).
 import '@tensorflow/tfjs-layers';
 import { distillationLoss, stockDistillationLoss } from 'tfjs-fused-distill';
-import { countDispatches } from './lib/dispatch-counter.js';
+import { countDispatches } from '../core/lib/dispatch-counter.js';
 import { measureMemoryCeiling } from './lib/memory-ceiling.js';
 import { initNodeWebGPU } from './lib/node-webgpu.js';
-import { labelArray, mulberry32, uniformArray } from './lib/random.js';
+import { labelArray, mulberry32, uniformArray } from '../core/lib/random.js';
 import { fileStamp, gitCommit, toCsv, versions, writeFileAtomic } from './lib/results.js';
-import { formatMs, spread, type Spread } from './lib/stats.js';
+import { formatMs, spread, type Spread } from '../core/lib/stats.js';
 
 type LossFn = typeof distillationLoss;
 

@@ -1,11 +1,10 @@
 /**
- * Teacher checkpoints: a trained teacher's weights saved to a JSON file (`--save-teacher`)
- * and loaded back (`--teacher`), so that runs can skip training the teacher.
+ * Teacher checkpoints: a trained teacher's weights as a JSON object, encoded here and decoded
+ * back into a model, so that runs can skip training the teacher. Storing them is the host's:
+ * bench/node/teacher-checkpoint-file.ts writes and reads files (`--save-teacher`, `--teacher`).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { readFileSync } from 'node:fs';
-import { writeFileAtomic } from '../lib/results.js';
 import { buildConvNet } from '../models.js';
 
 /** The `format` field of a teacher checkpoint file. */
@@ -42,12 +41,11 @@ export interface LoadedTeacher {
   path: string;
 }
 
-/** Writes `model`'s weights as a {@link TeacherCheckpoint}, atomically (temp file + rename). */
-export async function saveTeacherCheckpoint(
-  path: string,
+/** `model`'s weights as a {@link TeacherCheckpoint}. */
+export async function encodeTeacherCheckpoint(
   model: tfl.LayersModel,
   info: TeacherCheckpointInfo,
-): Promise<void> {
+): Promise<TeacherCheckpoint> {
   if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
     throw new Error('saveTeacherCheckpoint: only little-endian hosts are supported');
   }
@@ -66,23 +64,24 @@ export async function saveTeacherCheckpoint(
     savedAt: new Date().toISOString(),
     weights: model.weights.map((w, i) => ({ name: w.originalName, shape: [...values[i].shape] })),
     byteOrder: 'little-endian',
-    data: Buffer.from(flat.buffer, flat.byteOffset, flat.byteLength).toString('base64'),
+    data: toBase64(new Uint8Array(flat.buffer, flat.byteOffset, flat.byteLength)),
   };
-  writeFileAtomic(path, JSON.stringify(file) + '\n');
+  return file;
 }
 
 /**
- * Reads a {@link TeacherCheckpoint} and rebuilds the teacher with its weights.
+ * Rebuilds the teacher from a parsed {@link TeacherCheckpoint}; `path` names where it came
+ * from (in messages and in the result).
  *
- * @throws Error when the file is not such a checkpoint or its shapes do not match the
+ * @throws Error when the object is not such a checkpoint or its shapes do not match the
  *   architecture it names.
  */
-export function loadTeacherCheckpoint(path: string): LoadedTeacher {
-  const file = JSON.parse(readFileSync(path, 'utf8')) as Partial<TeacherCheckpoint>;
+export function decodeTeacherCheckpoint(parsed: unknown, path: string): LoadedTeacher {
+  const file = parsed as Partial<TeacherCheckpoint>;
   if (file.format !== TEACHER_CHECKPOINT_FORMAT || !file.filters || !file.weights || !file.data) {
     throw new Error(`${path}: not a teacher checkpoint (format ${String(file.format)})`);
   }
-  const bytes = Buffer.from(file.data, 'base64');
+  const bytes = fromBase64(file.data);
   const flat = new Float32Array(
     bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length),
   );
@@ -120,4 +119,22 @@ export function loadTeacherCheckpoint(path: string): LoadedTeacher {
     testAccuracy: file.testAccuracy ?? null,
   };
   return { model, info, path };
+}
+
+/** Standard base64 (with padding) of `bytes`, via `btoa`, which Node and browsers both have. */
+function toBase64(bytes: Uint8Array): string {
+  const chunk = 0x8000;
+  let binary = '';
+  for (let i = 0; i < bytes.length; i += chunk) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + chunk));
+  }
+  return btoa(binary);
+}
+
+/** The bytes of a base64 string, via `atob`. */
+function fromBase64(text: string): Uint8Array {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
 }
