@@ -1,0 +1,14 @@
+/**
+ * The host-neutral benchmark code: the distillation protocol, its presets and models, the
+ * timing and the report. Runs wherever tfjs and WebGPU do (Node with Dawn, a page); no Node
+ * APIs (tsconfig.core.json checks that, test/core-bundle.test.ts bundles it for the browser).
+ * Hosts: bench/node/ (the CLIs); bench/page/ later.
+ */
+export * from './protocol.js';
+export * from './presets.js';
+export * from './models.js';
+export * from './distiller.js';
+export * from './lib/csv.js';
+export * from './lib/dispatch-counter.js';
+export * from './lib/random.js';
+export * from './lib/stats.js';
