@@ -10,5 +10,6 @@ export * from './models.js';
 export * from './distiller.js';
 export * from './lib/csv.js';
 export * from './lib/dispatch-counter.js';
+export * from './lib/loss-timing.js';
 export * from './lib/random.js';
 export * from './lib/stats.js';

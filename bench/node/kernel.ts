@@ -10,14 +10,12 @@ import * as tf from '@tensorflow/tfjs-core';
 // tfjs-layers registers the gradients of every stock op (tfjs-core alone registers none).
 import '@tensorflow/tfjs-layers';
 import { distillationLoss, stockDistillationLoss } from 'tfjs-fused-distill';
-import { countDispatches } from '../core/lib/dispatch-counter.js';
+import { lossStep, stepDispatches, timeWindow, windowCalls } from '../core/lib/loss-timing.js';
 import { measureMemoryCeiling } from './lib/memory-ceiling.js';
 import { initNodeWebGPU } from './lib/node-webgpu.js';
 import { labelArray, mulberry32, uniformArray } from '../core/lib/random.js';
 import { fileStamp, gitCommit, toCsv, versions, writeFileAtomic } from './lib/results.js';
 import { formatMs, spread, type Spread } from '../core/lib/stats.js';
-
-type LossFn = typeof distillationLoss;
 
 interface ShapeResult {
   batch: number;
@@ -55,42 +53,15 @@ function parseShapes(list: string): [number, number][] {
   });
 }
 
-/** One forward+backward (student gradient, as in training); returns the loss to fence on. */
-function step(loss: LossFn, y: tf.Tensor, s: tf.Tensor, t: tf.Tensor, config: object): tf.Tensor {
-  return tf.tidy(() => {
-    const { value, grads } = tf.valueAndGrads((x: tf.Tensor) => loss(y, x, t, config) as tf.Scalar)(
-      [s],
-    );
-    tf.dispose(grads);
-    return value;
-  });
-}
-
-/** Per-call times: each window runs `calls` steps and fences once. */
+/**
+ * Per-call times: two fenced warm-up calls, one probe call to size the windows, then `windows`
+ * windows of calls with one fence each (bench/core/lib/loss-timing.ts).
+ */
 async function timeSteps(run: () => tf.Tensor, windows: number, windowMs: number): Promise<Spread> {
-  for (let i = 0; i < 2; i++) {
-    const warm = run();
-    await warm.data();
-    warm.dispose();
-  }
-  const t0 = performance.now();
-  const probe = run();
-  await probe.data();
-  probe.dispose();
-  const once = Math.max(performance.now() - t0, 0.01);
-  const calls = Math.max(1, Math.min(500, Math.round(windowMs / once)));
+  for (let i = 0; i < 2; i++) await timeWindow(run, 1);
+  const calls = windowCalls(await timeWindow(run, 1), windowMs, 1);
   const samples: number[] = [];
-  for (let w = 0; w < windows; w++) {
-    const start = performance.now();
-    let last: tf.Tensor | null = null;
-    for (let i = 0; i < calls; i++) {
-      last?.dispose();
-      last = run();
-    }
-    await last!.data();
-    last!.dispose();
-    samples.push((performance.now() - start) / calls);
-  }
+  for (let w = 0; w < windows; w++) samples.push(await timeWindow(run, calls));
   return spread(samples);
 }
 
@@ -114,24 +85,16 @@ async function main(): Promise<void> {
     const t = tf.tensor2d(uniformArray(batch * classes, 4, rng), [batch, classes]);
     const y = tf.tensor1d(labelArray(batch, classes, rng), 'int32');
     const before = tf.memory().numTensors;
-    const fusedRun = () => step(distillationLoss, y, s, t, config);
-    const stockRun = () => step(stockDistillationLoss, y, s, t, config);
-    const count = (run: () => tf.Tensor) => {
-      let out: tf.Tensor | null = null;
-      const n = countDispatches(() => {
-        out = run();
-      });
-      (out as tf.Tensor | null)?.dispose();
-      return n;
-    };
+    const fusedRun = () => lossStep(distillationLoss, y, s, t, config);
+    const stockRun = () => lossStep(stockDistillationLoss, y, s, t, config);
     const fused = await timeSteps(fusedRun, opts.windows, opts.windowMs);
     const stock = await timeSteps(
       stockRun,
       Math.min(opts.windows, classes >= 8192 ? 5 : opts.windows),
       opts.windowMs,
     );
-    const fusedDispatches = count(fusedRun);
-    const stockDispatches = count(stockRun);
+    const fusedDispatches = stepDispatches(fusedRun);
+    const stockDispatches = stepDispatches(stockRun);
     const ceilingCalls = Math.max(1, Math.round(opts.windowMs / Math.max(fused.p50, 0.01)));
     const ceiling = await measureMemoryCeiling(
       env.device,

@@ -1,13 +1,14 @@
 /**
  * The benchmark's separate timings, outside the training loop: the phases of a distillation
  * step, each fenced on its own (a breakdown, not the step time), and the loss alone, forward +
- * backward, fused vs stock on logits captured from a real batch.
+ * backward, fused vs stock on logits captured from a real batch (the step and the windowed
+ * timing shared with the kernel benchmark: bench/core/lib/loss-timing.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { distillationLoss, stockDistillationLoss, type Distiller } from 'tfjs-fused-distill';
 import { inferLogits, trainableVariables } from '../distiller.js';
-import { countDispatches } from '../lib/dispatch-counter.js';
+import { lossStep, stepDispatches, timeWindow, windowCalls } from '../lib/loss-timing.js';
 import { spread } from '../lib/stats.js';
 import type { BenchSettings } from '../presets.js';
 import { epochOrder, makeBatch, type Batch, type HostSplit } from './data.js';
@@ -85,29 +86,6 @@ export interface CapturedLogits {
   teacher: tf.Tensor2D;
 }
 
-/** One forward+backward of `loss` w.r.t. the student logits; returns the loss to fence on. */
-function lossStep(loss: typeof distillationLoss, c: CapturedLogits, config: object): tf.Tensor {
-  return tf.tidy(() => {
-    const f = (s: tf.Tensor) => loss(c.labels, s, c.teacher, config) as tf.Scalar;
-    const { value, grads } = tf.valueAndGrads(f)([c.student]);
-    tf.dispose(grads);
-    return value;
-  });
-}
-
-/** `calls` runs of `run` and ONE fence; returns ms per call. */
-async function timeWindow(run: () => tf.Tensor, calls: number): Promise<number> {
-  const start = performance.now();
-  let last: tf.Tensor | null = null;
-  for (let i = 0; i < calls; i++) {
-    last?.dispose();
-    last = run();
-  }
-  await last?.data();
-  last?.dispose();
-  return (performance.now() - start) / calls;
-}
-
 /**
  * The loss alone, forward + backward, fused vs stock, on the same captured logits: windows
  * of calls with one fence each, fused and stock windows interleaved so that drift in the
@@ -119,13 +97,15 @@ export async function timeLossOnly(
   signal: AbortSignal | undefined,
 ): Promise<LossOnlyTimes | null> {
   const config = { alpha: settings.alpha, temperature: settings.temperature };
-  const fusedRun = (): tf.Tensor => lossStep(distillationLoss, captured, config);
-  const stockRun = (): tf.Tensor => lossStep(stockDistillationLoss, captured, config);
+  const { labels, student, teacher } = captured;
+  const fusedRun = (): tf.Tensor => lossStep(distillationLoss, labels, student, teacher, config);
+  const stockRun = (): tf.Tensor =>
+    lossStep(stockDistillationLoss, labels, student, teacher, config);
   // Warm-up (pipeline compilation), then one probe call to size the windows.
   await timeWindow(fusedRun, 2);
   await timeWindow(stockRun, 2);
-  const once = Math.max(await timeWindow(stockRun, 1), 0.01);
-  const calls = Math.max(2, Math.min(500, Math.round(settings.timing.lossWindowMs / once)));
+  const once = await timeWindow(stockRun, 1);
+  const calls = windowCalls(once, settings.timing.lossWindowMs, 2);
   const fused: number[] = [];
   const stock: number[] = [];
   for (let w = 0; w < settings.timing.lossWindows && !signal?.aborted; w++) {
@@ -133,14 +113,6 @@ export async function timeLossOnly(
     stock.push(await timeWindow(stockRun, calls));
   }
   if (fused.length === 0) return null;
-  const count = (run: () => tf.Tensor): number => {
-    let out: tf.Tensor | undefined;
-    const n = countDispatches(() => {
-      out = run();
-    });
-    out?.dispose();
-    return n;
-  };
   const f = spread(fused);
   const s = spread(stock);
   return {
@@ -148,7 +120,7 @@ export async function timeLossOnly(
     fused: f,
     stock: s,
     speedup: s.p50 / f.p50,
-    dispatches: { fused: count(fusedRun), stock: count(stockRun) },
+    dispatches: { fused: stepDispatches(fusedRun), stock: stepDispatches(stockRun) },
   };
 }
 
