@@ -10,7 +10,7 @@ import {
   parseIdx,
   parseMnistImages,
   parseMnistLabels,
-} from '../../bench/node/data/idx.js';
+} from '../../bench/core/data/idx.js';
 
 const SIDE = 28;
 const PIXELS = SIDE * SIDE;

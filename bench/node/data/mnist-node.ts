@@ -20,95 +20,35 @@ import { mkdir, open, readFile, rename, rm, type FileHandle } from 'node:fs/prom
 import os from 'node:os';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
-import { loadMnistSplitFromBuffers, type Gunzip, type MnistSplit } from './idx.js';
+import { loadMnistSplitFromBuffers, type Gunzip, type MnistSplit } from '../../core/data/idx.js';
+import {
+  DATASETS,
+  MNIST_FILES,
+  MNIST_FILE_NAMES,
+  formatDigests,
+  verifyDigest,
+  type ChecksumTable,
+  type DatasetName,
+  type FileDigests,
+  type MnistFileName,
+} from '../../core/data/datasets.js';
+
+// The catalogue lives in bench/core/data/datasets.ts (shared with the browser app); these
+// re-exports keep this module's public surface unchanged for its importers.
+export {
+  DEFAULT_MNIST_BASE_URL,
+  FASHION_MNIST_CHECKSUMS,
+  MNIST_CHECKSUMS,
+  MNIST_FILES,
+  type ChecksumTable,
+  type FileDigests,
+  type MnistFileName,
+} from '../../core/data/datasets.js';
 
 /** The datasets this loader knows; both use the same four file names and format. */
-export type MnistDataset = 'mnist' | 'fashion-mnist';
+export type MnistDataset = DatasetName;
 
-/** The four files of an MNIST-format dataset, by role. */
-export const MNIST_FILES = {
-  trainImages: 'train-images-idx3-ubyte.gz',
-  trainLabels: 'train-labels-idx1-ubyte.gz',
-  testImages: 't10k-images-idx3-ubyte.gz',
-  testLabels: 't10k-labels-idx1-ubyte.gz',
-} as const;
-
-/** One of the four file names. */
-export type MnistFileName = (typeof MNIST_FILES)[keyof typeof MNIST_FILES];
-
-const ALL_FILES: readonly MnistFileName[] = Object.values(MNIST_FILES);
-
-/** Public mirror serving the canonical gzipped MNIST files (the ones in SHA256SUMS below). */
-export const DEFAULT_MNIST_BASE_URL = 'https://storage.googleapis.com/cvdf-datasets/mnist/';
-
-/**
- * Lowercase hex digests a file may have. A file matches when every digest given here matches;
- * an entry with no digest at all would match anything, so entries always carry one.
- */
-export interface FileDigests {
-  readonly sha256?: string;
-  readonly md5?: string;
-}
-
-/**
- * Accepted digests per file: a file is good when it matches any one entry. An empty list
- * means "structure only" (magic, dims, counts and length are still checked when parsing).
- */
-export type ChecksumTable = Readonly<Record<MnistFileName, readonly FileDigests[]>>;
-
-/** Canonical MNIST checksums (LeCun et al.; as in shared/data/mnist/SHA256SUMS and MD5SUMS). */
-export const MNIST_CHECKSUMS: ChecksumTable = {
-  'train-images-idx3-ubyte.gz': [
-    {
-      sha256: '440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609',
-      md5: 'f68b3c2dcbeaaa9fbdd348bbdeb94873',
-    },
-  ],
-  'train-labels-idx1-ubyte.gz': [
-    {
-      sha256: '3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c',
-      md5: 'd53e105ee54ea40749a09fcbcd1e9432',
-    },
-  ],
-  't10k-images-idx3-ubyte.gz': [
-    {
-      sha256: '8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6',
-      md5: '9fb629c4189551a2d022fa330f9573f3',
-    },
-  ],
-  't10k-labels-idx1-ubyte.gz': [
-    {
-      sha256: 'f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6',
-      md5: 'ec29112dd5afa0611ce80d1b7f02629c',
-    },
-  ],
-};
-
-/**
- * Fashion-MNIST checksums. Two gzip encodings of the same data are in circulation:
- *   - upstream's files (zalandoresearch/fashion-mnist), md5 as published in upstream's README;
- *   - Debian's `dataset-fashion-mnist` (0.0~git20200523.55506a9-1), whose .gz files were
- *     re-compressed without the embedded file name (24 bytes shorter, different digests). Those
- *     sha256 values were computed from the installed package, itself verified by apt.
- */
-export const FASHION_MNIST_CHECKSUMS: ChecksumTable = {
-  'train-images-idx3-ubyte.gz': [
-    { md5: '8d4fb7e6c68d591d4c3dfef9ec88bf0d' },
-    { sha256: 'b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7' },
-  ],
-  'train-labels-idx1-ubyte.gz': [
-    { md5: '25c81989df183df01b3e8a0aad5dffbe' },
-    { sha256: '0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056' },
-  ],
-  't10k-images-idx3-ubyte.gz': [
-    { md5: 'bef4ecab320f06d8554ea6380940ec79' },
-    { sha256: 'cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa' },
-  ],
-  't10k-labels-idx1-ubyte.gz': [
-    { md5: 'bb300cfdad3c16e7a12a480ee83cd310' },
-    { sha256: '8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05' },
-  ],
-};
+const ALL_FILES: readonly MnistFileName[] = MNIST_FILE_NAMES;
 
 /** Where Debian's `dataset-fashion-mnist` package installs the four files. */
 export const DEBIAN_FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
@@ -126,28 +66,8 @@ interface DatasetProfile {
 }
 
 const PROFILES: Readonly<Record<MnistDataset, DatasetProfile>> = {
-  mnist: {
-    label: 'MNIST',
-    dirEnv: 'MNIST_DIR',
-    baseUrlEnv: 'MNIST_BASE_URL',
-    defaultBaseUrl: DEFAULT_MNIST_BASE_URL,
-    checksums: MNIST_CHECKSUMS,
-    systemDirs: [],
-    counts: { train: 60_000, test: 10_000 },
-  },
-  'fashion-mnist': {
-    label: 'Fashion-MNIST',
-    // Its own variables, so that a MNIST_DIR set for the digits never feeds digits to a
-    // fashion run (the checksums would reject them, but with a confusing message).
-    dirEnv: 'FASHION_MNIST_DIR',
-    baseUrlEnv: 'FASHION_MNIST_BASE_URL',
-    // This project hard-codes a single public mirror (MNIST's); Fashion-MNIST downloads need
-    // FASHION_MNIST_BASE_URL or `baseUrl`. Debian's package is the usual offline source.
-    defaultBaseUrl: undefined,
-    checksums: FASHION_MNIST_CHECKSUMS,
-    systemDirs: [DEBIAN_FASHION_MNIST_DIR],
-    counts: { train: 60_000, test: 10_000 },
-  },
+  mnist: { ...DATASETS.mnist, systemDirs: [] },
+  'fashion-mnist': { ...DATASETS['fashion-mnist'], systemDirs: [DEBIAN_FASHION_MNIST_DIR] },
 };
 
 /** How {@link loadMnist} found its files. */
@@ -250,7 +170,7 @@ export function defaultCacheRoot(env: NodeJS.ProcessEnv = process.env): string {
  * files as described in this module's header.
  * @throws MnistUnavailableError when no local copy exists and none can be downloaded.
  * @throws MnistDataError on a checksum mismatch, an incomplete explicit directory or a failed
- *   download; IdxFormatError (from ./idx.js) on a structurally bad file.
+ *   download; IdxFormatError (from bench/core/data/idx.js) on a structurally bad file.
  */
 export async function loadMnist(options: LoadMnistOptions = {}): Promise<MnistData> {
   const located = await locateMnistFiles(options);
@@ -387,7 +307,7 @@ async function readPresentFiles(
     const filePath = path.join(dir, file);
     const bytes = await readIfExists(filePath);
     if (bytes === undefined) continue;
-    verifyChecksum(bytes, checksums[file], filePath);
+    await verifyChecksum(bytes, checksums[file], filePath);
     found.set(file, bytes);
   }
   return found;
@@ -405,40 +325,23 @@ async function readIfExists(filePath: string): Promise<Uint8Array | undefined> {
   }
 }
 
-/** Digests of `bytes` under every algorithm the table uses. */
-function digestsOf(bytes: Uint8Array): Required<FileDigests> {
-  return {
-    sha256: createHash('sha256').update(bytes).digest('hex'),
-    md5: createHash('md5').update(bytes).digest('hex'),
-  };
-}
-
-function matchesAny(actual: Required<FileDigests>, accepted: readonly FileDigests[]): boolean {
-  if (accepted.length === 0) return true;
-  return accepted.some(
-    (entry) =>
-      (entry.sha256 !== undefined || entry.md5 !== undefined) &&
-      (entry.sha256 === undefined || entry.sha256 === actual.sha256) &&
-      (entry.md5 === undefined || entry.md5 === actual.md5),
-  );
-}
-
 /** @throws MnistDataError naming the file, its size and both the expected and actual digests. */
-function verifyChecksum(bytes: Uint8Array, accepted: readonly FileDigests[], where: string): void {
-  const actual = digestsOf(bytes);
-  if (matchesAny(actual, accepted)) return;
+async function verifyChecksum(
+  bytes: Uint8Array,
+  accepted: readonly FileDigests[],
+  where: string,
+): Promise<void> {
+  const check = await verifyDigest(bytes, accepted, { md5: md5Hex });
+  if (check.ok) return;
   const expected = accepted.map(formatDigests).join(' or ');
   throw new MnistDataError(
     `checksum mismatch for ${where} (${bytes.length} bytes; truncated or corrupt?): ` +
-      `expected ${expected}, got ${formatDigests(actual)}. Replace or delete the file.`,
+      `expected ${expected}, got ${formatDigests(check.actual)}. Replace or delete the file.`,
   );
 }
 
-function formatDigests(digests: FileDigests): string {
-  const parts: string[] = [];
-  if (digests.sha256 !== undefined) parts.push(`sha256 ${digests.sha256}`);
-  if (digests.md5 !== undefined) parts.push(`md5 ${digests.md5}`);
-  return parts.join(' / ');
+function md5Hex(bytes: Uint8Array): string {
+  return createHash('md5').update(bytes).digest('hex');
 }
 
 interface DownloadSettings {
@@ -468,7 +371,7 @@ async function downloadVerified(
     await handle.sync();
     await handle.close();
     handle = undefined;
-    verifyChecksum(bytes, accepted, `download of ${url}`);
+    await verifyChecksum(bytes, accepted, `download of ${url}`);
     await rename(tempPath, dest);
     await syncDirectory(path.dirname(dest));
     return bytes;
