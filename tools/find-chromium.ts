@@ -1,6 +1,6 @@
 /**
- * Finds a Chromium or Chrome executable for `test/browser.test.ts` (puppeteer-core downloads
- * no browser): `CHROMIUM_PATH` if set, else `PUPPETEER_EXECUTABLE_PATH`, else the usual install
+ * Finds a Chromium or Chrome executable for the page tests and `npm run bench:browser` (puppeteer-core downloads
+ * no browser): `CHROME_PATH` if set, else `CHROMIUM_PATH`, else `PUPPETEER_EXECUTABLE_PATH`, else the usual install
  * locations of the current platform. Returns where it looked too, so that a caller can say so.
  */
 import { existsSync } from 'node:fs';
@@ -46,7 +46,7 @@ function platformCandidates(): string[] {
 }
 
 export function findChromium(): ChromiumSearch {
-  for (const name of ['CHROMIUM_PATH', 'PUPPETEER_EXECUTABLE_PATH'] as const) {
+  for (const name of ['CHROME_PATH', 'CHROMIUM_PATH', 'PUPPETEER_EXECUTABLE_PATH'] as const) {
     const fromEnv = process.env[name];
     if (fromEnv) {
       // An explicit choice is respected as is: a wrong path is reported, never replaced.
@@ -68,6 +68,6 @@ export function chromiumMissingMessage(search: ChromiumSearch): string {
   }
   return (
     `no Chromium or Chrome found (looked at ${search.searched.join(', ')}): install one ` +
-    '(on Debian: `apt-get install chromium`) or set CHROMIUM_PATH to its executable'
+    '(on Debian: `apt-get install chromium`) or set CHROME_PATH to its executable'
   );
 }

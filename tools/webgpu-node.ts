@@ -13,6 +13,7 @@
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { describeAdapterInfo } from '../bench/core/lib/adapter.js';
 
 const LAVAPIPE_ICDS = [
   '/usr/share/vulkan/icd.d/lvp_icd.json',
@@ -96,14 +97,5 @@ export function describeAdapter(
   info: Partial<GPUAdapterInfo> | undefined,
   icd: string,
 ): NodeAdapterDescription {
-  const vendor = info?.vendor ?? '';
-  const architecture = info?.architecture ?? '';
-  const device = info?.device ?? '';
-  const name = /swiftshader/i.test(`${architecture} ${device} ${icd}`)
-    ? 'SwiftShader'
-    : /mesa|llvmpipe|lavapipe/i.test(`${vendor} ${device} ${icd}`)
-      ? 'lavapipe'
-      : device || vendor || 'unknown adapter';
-  const description = `${name} (${[vendor, architecture, device].filter(Boolean).join(', ')})`;
-  return { description, vendor, architecture, device, icd };
+  return describeAdapterInfo(info, icd);
 }

@@ -3,29 +3,9 @@
  * browser (tools/find-chromium.ts; a missing one fails the test, never skips it) with WebGPU on,
  * and a page whose script leaves its result in a window global.
  */
-import puppeteer, { type Browser } from 'puppeteer-core';
-import { chromiumMissingMessage, findChromium } from '../../tools/find-chromium.js';
+import type { Browser } from 'puppeteer-core';
 
-/** Launches the browser with the flags known to be needed here, profile in `profileDir`. */
-export async function launchChromium(profileDir: string, who: string): Promise<Browser> {
-  const chromium = findChromium();
-  if (!chromium.executable) throw new Error(`${who}: ${chromiumMissingMessage(chromium)}`);
-  process.stdout.write(`[${who}] browser: ${chromium.executable}\n`);
-  return puppeteer.launch({
-    executablePath: chromium.executable,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--enable-unsafe-webgpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      `--user-data-dir=${profileDir}`,
-    ],
-  });
-}
+export { launchChromium } from '../../bench/node/lib/chromium.js';
 
 /** Opens `url`, waits for `window[global]` and returns it with the page's console lines. */
 export async function pageResult<T>(

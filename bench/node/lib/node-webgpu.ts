@@ -3,6 +3,7 @@
  * WebGPU backend, and a description of the adapter for every result file.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { isSoftwareAdapter } from '../../core/lib/adapter.js';
 import {
   describeAdapter,
   installNodeWebGPU,
@@ -30,9 +31,7 @@ export async function initNodeWebGPU(): Promise<WebGPUEnvironment> {
   if (!(await tf.setBackend('webgpu'))) throw new Error('tfjs could not start its webgpu backend');
   await tf.ready();
   const description = describeAdapter(adapter.info, icd);
-  const software = /swiftshader|lavapipe|llvmpipe|software|cpu/i.test(
-    `${description.description} ${adapter.info.architecture} ${adapter.info.device}`,
-  );
+  const software = isSoftwareAdapter(description);
   const device = (tf.backend() as unknown as { device: GPUDevice }).device;
   return { adapter: description, software, device };
 }
