@@ -1,0 +1,40 @@
+/**
+ * The committed results table in Node: reading bench/results/all-results.csv and appending a
+ * report's rows to it atomically, without duplicates. The schema, the rows and the CSV text are
+ * host-neutral: bench/core/results-table.ts.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import {
+  mergeResults,
+  parseResultsCsv,
+  toResultsCsv,
+  type ResultRow,
+} from '../core/results-table.js';
+import { writeFileAtomic } from './lib/results.js';
+
+/** The committed table, relative to the repository root. */
+export const RESULTS_FILE = 'bench/results/all-results.csv';
+
+/** The table's rows; an empty table when the file does not exist. Throws on a bad file. */
+export function readResultsFile(path: string = RESULTS_FILE): ResultRow[] {
+  if (!existsSync(path)) return [];
+  try {
+    return parseResultsCsv(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new Error(`${path}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+}
+
+/**
+ * Appends `rows` to the table at `path` (created with its header when missing), skipping rows
+ * already there (same run, metric, variant and x), and rewrites it atomically. Returns how
+ * many rows were new.
+ */
+export function appendResultsFile(path: string, rows: readonly ResultRow[]): number {
+  const existing = readResultsFile(path);
+  const merged = mergeResults(existing, rows);
+  if (merged.length !== existing.length || !existsSync(path)) {
+    writeFileAtomic(path, toResultsCsv(merged));
+  }
+  return merged.length - existing.length;
+}

@@ -1,0 +1,117 @@
+/**
+ * The committed results table (bench/results/all-results.csv) and the README tables generated
+ * from it. The schema and the generator: bench/core/results-table.ts.
+ *
+ *   npm run results -- append bench/results/distill-quick-….json bench/results/kernel-….json
+ *   npm run results -- export report.json [--no-header]   # the rows as CSV on stdout
+ *   npm run results -- readme                             # regenerate the README's tables
+ *   npm run results -- check                              # exit 1 if the README is stale
+ *
+ * Exit status: 0 done (check: the README is current); 1 an error or, for check, a stale README.
+ */
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import {
+  reportResultRows,
+  staleReadmeSections,
+  toResultsCsv,
+  updateReadme,
+  type ResultRow,
+} from '../bench/core/results-table.js';
+import { writeFileAtomic } from '../bench/node/lib/results.js';
+import { appendResultsFile, readResultsFile, RESULTS_FILE } from '../bench/node/results-file.js';
+
+const README = 'README.md';
+
+/** The rows of the reports (JSON files from npm run bench / bench:kernel, or the page's). */
+function rowsOfReports(files: readonly string[]): ResultRow[] {
+  return files.flatMap((file) => {
+    let report: unknown;
+    try {
+      report = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (err) {
+      throw new Error(`${file}: ${err instanceof Error ? err.message : String(err)}`, {
+        cause: err,
+      });
+    }
+    try {
+      return reportResultRows(report);
+    } catch (err) {
+      throw new Error(`${file}: ${err instanceof Error ? err.message : String(err)}`, {
+        cause: err,
+      });
+    }
+  });
+}
+
+const program = new Command()
+  .name('results')
+  .description('The accumulated results table and the README tables generated from it');
+
+program
+  .command('append')
+  .description('append the rows of benchmark reports (JSON) to the table, skipping duplicates')
+  .argument('<report.json...>', 'reports from npm run bench, npm run bench:kernel or the page')
+  .option('--table <path>', 'the results table', RESULTS_FILE)
+  .action((files: string[], opts: { table: string }) => {
+    const rows = rowsOfReports(files);
+    const added = appendResultsFile(opts.table, rows);
+    console.log(
+      `${opts.table}: ${added} new row(s) of ${rows.length}` +
+        (added < rows.length ? ` (${rows.length - added} already there)` : ''),
+    );
+    if (added > 0) console.log('then: npm run results -- readme');
+  });
+
+program
+  .command('export')
+  .description("print the reports' rows as CSV, in the table's schema")
+  .argument('<report.json...>', 'reports from npm run bench, npm run bench:kernel or the page')
+  .option('--no-header', 'rows only (to paste under an existing table)')
+  .action((files: string[], opts: { header: boolean }) => {
+    process.stdout.write(toResultsCsv(rowsOfReports(files), { header: opts.header }));
+  });
+
+program
+  .command('readme')
+  .description("regenerate the README's result tables from the table")
+  .option('--table <path>', 'the results table', RESULTS_FILE)
+  .option('--readme <path>', 'the README', README)
+  .action((opts: { table: string; readme: string }) => {
+    const before = readFileSync(opts.readme, 'utf8');
+    const after = updateReadme(before, readResultsFile(opts.table));
+    if (after === before) {
+      console.log(`${opts.readme}: up to date`);
+    } else {
+      writeFileAtomic(opts.readme, after);
+      console.log(`${opts.readme}: result tables regenerated from ${opts.table}`);
+    }
+  });
+
+program
+  .command('check')
+  .description("exit 1 when the README's result tables differ from what readme would write")
+  .option('--table <path>', 'the results table', RESULTS_FILE)
+  .option('--readme <path>', 'the README', README)
+  .action((opts: { table: string; readme: string }) => {
+    const stale = staleReadmeSections(
+      readFileSync(opts.readme, 'utf8'),
+      readResultsFile(opts.table),
+    );
+    if (stale.length > 0) {
+      console.error(
+        `${opts.readme}: generated section(s) ${stale.join(', ')} differ from ${opts.table}; ` +
+          'run: npm run results -- readme',
+      );
+      process.exitCode = 1;
+    } else {
+      console.log(`${opts.readme}: result tables match ${opts.table}`);
+    }
+  });
+
+try {
+  program.parse();
+} catch (err) {
+  console.error(`results: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  process.exit(1);
+}
