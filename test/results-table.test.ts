@@ -118,8 +118,8 @@ function kernelReport(over: Partial<KernelReportInput> = {}): KernelReportInput 
         stockDispatches: 52,
         fusedGBps: 100.66,
         ceilingGBps: 201.3,
-        gpuFused: spread(0.7, 0.8, 0.9),
-        gpuStock: null,
+        fusedGpu: spread(0.7, 0.8, 0.9),
+        stockGpu: null,
       },
     ],
     ...over,
@@ -288,7 +288,7 @@ describe('the README', () => {
     expect(out).toContain('\nmiddle\n');
     const kernel = readmeSectionText(out, 'kernel');
     expect(kernel).toContain('| NVIDIA H200 | Chrome 131 | 256×32768 |');
-    expect(kernel).toContain('GPU time fused');
+    expect(kernel).toContain('GPU fused');
     const distill = readmeSectionText(out, 'distill');
     expect(distill).toContain('preset `quick`');
     expect(distill).toMatch(/\| student from scratch +\| 20,490 +\| 85.00 %/);

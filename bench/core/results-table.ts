@@ -11,8 +11,8 @@
  * - `metric`: what was measured (see {@link ResultMetric}): distill `step_ms`, `step_speedup`,
  *   `dispatches_per_step`, `test_accuracy`, `test_loss`, `params`, `loss_alone_ms`,
  *   `loss_alone_dispatches`, `loss_alone_speedup`, `curve_max_abs_diff`, `curve_max_rel_diff`,
- *   `total_wall_s`; kernel `time_ms`, `gpu_time_ms`, `dispatches`, `speedup`, `ceiling_ratio`,
- *   `gbps`.
+ *   `total_wall_s`; kernel `time_ms`, `dispatches`, `speedup`, `ceiling_ratio`, `gbps` (wall
+ *   clock) and `gpu_time_ms`, `gpu_speedup` (GPU timestamps, when the adapter has them).
  * - `unit`: `ms`, `s`, `fraction` (accuracy, 0–1), `x` (a ratio), `count`, `GB/s`, `` (a loss).
  * - `variant`: which side: `fused`, `stock`, `teacher`, `scratch`, `ceiling` (the memory-bound
  *   kernel), `stock/fused` and `fused/ceiling` (ratios), `fused-stock` (curve difference), or
@@ -100,6 +100,7 @@ export type ResultMetric =
   | 'total_wall_s'
   | 'time_ms'
   | 'gpu_time_ms'
+  | 'gpu_speedup'
   | 'dispatches'
   | 'speedup'
   | 'ceiling_ratio'
@@ -173,9 +174,10 @@ export interface KernelShapeInput {
   stockDispatches: number;
   fusedGBps: number;
   ceilingGBps: number;
-  /** GPU-timestamp times, when the adapter has timestamp queries. */
-  gpuFused?: SpreadFields | null;
-  gpuStock?: SpreadFields | null;
+  /** GPU-timestamp times (per step; the ceiling per dispatch); null or absent without. */
+  fusedGpu?: SpreadFields | null;
+  stockGpu?: SpreadFields | null;
+  ceilingGpu?: SpreadFields | null;
 }
 
 /** A kernel benchmark's report, structurally: bench:kernel's JSON and the page's. */
@@ -400,8 +402,16 @@ export function kernelResultRows(report: KernelReportInput): ResultRow[] {
       unit: 'ms',
       clock: 'gpu-timestamp' as const,
     };
-    sink.spread({ ...gpu, variant: 'fused' }, r.gpuFused);
-    sink.spread({ ...gpu, variant: 'stock' }, r.gpuStock);
+    sink.spread({ ...gpu, variant: 'fused' }, r.fusedGpu);
+    sink.spread({ ...gpu, variant: 'stock' }, r.stockGpu);
+    sink.spread({ ...gpu, variant: 'ceiling' }, r.ceilingGpu);
+    if (r.fusedGpu && r.stockGpu) {
+      sink.ratio(
+        { ...sx, metric: 'gpu_speedup', unit: 'x', variant: 'stock/fused', clock: 'gpu-timestamp' },
+        r.fusedGpu,
+        r.stockGpu,
+      );
+    }
     const count = { ...sx, metric: 'dispatches' as const, unit: 'count', clock: '' as const };
     sink.value({ ...count, variant: 'fused' }, r.fusedDispatches);
     sink.value({ ...count, variant: 'stock' }, r.stockDispatches);
@@ -831,7 +841,7 @@ export function kernelReadmeSection(rows: readonly ResultRow[]): string {
   if (list.length === 0) return NO_ROWS;
   const gpu = list.some(({ g, shape }) => find(g, 'gpu_time_ms', 'fused', shape));
   const header = ['adapter', 'host', 'B×C', 'fused', 'stock', 'stock/fused'];
-  if (gpu) header.push('GPU time fused', 'GPU time stock');
+  if (gpu) header.push('GPU fused', 'GPU stock', 'GPU stock/fused');
   header.push(
     'dispatches fused/stock',
     'memory ceiling',
@@ -855,7 +865,13 @@ export function kernelReadmeSection(rows: readonly ResultRow[]): string {
       msCell(get('time_ms', 'stock')),
       ratioCell(get('speedup', 'stock/fused')),
     ];
-    if (gpu) row.push(msCell(get('gpu_time_ms', 'fused')), msCell(get('gpu_time_ms', 'stock')));
+    if (gpu) {
+      row.push(
+        msCell(get('gpu_time_ms', 'fused')),
+        msCell(get('gpu_time_ms', 'stock')),
+        ratioCell(get('gpu_speedup', 'stock/fused')),
+      );
+    }
     row.push(
       `${countCell(get('dispatches', 'fused'))}/${countCell(get('dispatches', 'stock'))}`,
       msCell(get('time_ms', 'ceiling')),
