@@ -15,6 +15,7 @@
  * | WebGPUBackend.device.limits                | the op: the largest binding                    |
  * | WebGPUBackend.adapterInfo                  | the plan: hardware or software adapter         |
  * | env flag WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE | dispatch: when tfjs would flush its queue      |
+ * | WebGPUBackend.activeTimers, querySet…      | dispatch: timing its passes inside tf.time()   |
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { DataId, DataType, KernelBackend, TensorInfo } from '@tensorflow/tfjs-core';
@@ -305,4 +306,105 @@ export function deferredSubmitBatchSize(): number {
     );
   }
   return value;
+}
+
+// ---------------------------------------------------------------------------------------------
+// GPU timing inside tf.time() (tfjs-backend-webgpu)
+
+/** One entry of tfjs' timer list: a program's name and its GPU time in ms, once resolved. */
+export interface ProgramTimer {
+  readonly name: string;
+  readonly query: Promise<number>;
+}
+
+/**
+ * What tfjs' WebGPUBackend uses to time its own programs while `tf.time(f)` runs `f`
+ * (WebGPUBackend.time and recordAndSubmit, 4.22): `time()` sets `activeTimers` to a fresh list
+ * for the duration of `f`; each program recorded meanwhile runs in a compute pass of its own
+ * with `timestampWrites` into `querySet` (indices 0 and 1, created on first use with
+ * `querySetCount` entries); right after the pass, `getQueryTime()` records the query set's
+ * resolve and a copy to a staging buffer, submits the queue, and resolves to the pass time in
+ * ms (0 without timestamp-query); `{name, query}` goes into `activeTimers`, and `time()` sums
+ * those promises into `kernelMs`.
+ */
+export interface GpuTimingInternals {
+  /** tfjs' `supportTimestampQuery`: the device was created with 'timestamp-query'. */
+  readonly supportTimestampQuery: boolean;
+  /** The list that the innermost running `tf.time()` collects. */
+  readonly activeTimers: ProgramTimer[];
+  /** tfjs' timestamp query set, created as tfjs creates it if it does not exist yet. */
+  querySet(): GPUQuerySet;
+  /** tfjs' `getQueryTime()`: resolves the query set, submits the queue; ms of the last pass. */
+  getQueryTime(): Promise<number>;
+}
+
+interface TimingFields {
+  activeTimers?: unknown;
+  supportTimestampQuery: boolean;
+  querySet: GPUQuerySet | null;
+  querySetCount: number;
+  device: GPUDevice;
+  getQueryTime(): Promise<number>;
+}
+
+const checkedTimingBackends = new WeakSet<object>();
+
+function checkTimingInternals(b: Record<string, unknown>): void {
+  const missing: string[] = [];
+  // `activeTimers` only exists once a tf.time() has run: check that time() still uses it.
+  const time = b.time;
+  if (
+    typeof time !== 'function' ||
+    !Function.prototype.toString.call(time).includes('activeTimers')
+  ) {
+    missing.push('WebGPUBackend.time() collecting WebGPUBackend.activeTimers');
+  }
+  if (typeof b.getQueryTime !== 'function') missing.push('WebGPUBackend.getQueryTime()');
+  if (typeof b.supportTimestampQuery !== 'boolean') {
+    missing.push('WebGPUBackend.supportTimestampQuery');
+  }
+  if (!('querySet' in b)) missing.push('WebGPUBackend.querySet');
+  if (typeof b.querySetCount !== 'number' || !(b.querySetCount >= 2)) {
+    missing.push('WebGPUBackend.querySetCount');
+  }
+  if (missing.length > 0) {
+    throw new TfjsInternalsError(
+      missing.join(', '),
+      missing.length > 1 ? 'are missing' : 'is missing',
+    );
+  }
+}
+
+/**
+ * tfjs' GPU timing state while a `tf.time()` is running, else null. Checks the timing
+ * internals once per backend (whether or not a timer runs), so that a tfjs whose timing
+ * works otherwise fails here instead of leaving the fused passes out of `kernelMs` silently.
+ */
+export function activeGpuTimers(backend: WebGPUBackendInternals): GpuTimingInternals | null {
+  const b = backend as unknown as Record<string, unknown>;
+  if (!checkedTimingBackends.has(b)) {
+    checkTimingInternals(b);
+    checkedTimingBackends.add(b);
+  }
+  const fields = backend as unknown as TimingFields;
+  const timers = fields.activeTimers;
+  if (timers == null) return null;
+  if (!Array.isArray(timers)) {
+    throw new TfjsInternalsError(
+      'WebGPUBackend.activeTimers',
+      `is ${describeValue(timers)} while tf.time() runs (expected an array of timers)`,
+    );
+  }
+  return {
+    supportTimestampQuery: fields.supportTimestampQuery,
+    activeTimers: timers as ProgramTimer[],
+    querySet() {
+      fields.querySet ??= fields.device.createQuerySet({
+        type: 'timestamp',
+        count: fields.querySetCount,
+      });
+      return fields.querySet;
+    },
+    getQueryTime: () => fields.getQueryTime(),
+  };
 }

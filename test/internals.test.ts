@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { beforeAll, describe, expect, test } from 'vitest';
 import {
+  activeGpuTimers,
   activeTape,
   adapterInfo,
   cpuValues,
@@ -178,5 +179,56 @@ describe('WebGPUBackend internals', () => {
       tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE') as number,
     );
     expect(deferredSubmitBatchSize()).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('GPU timing inside tf.time(): WebGPUBackend.activeTimers, querySet, getQueryTime()', () => {
+  test("null outside tf.time(); tfjs' timer list inside, fed by the fused kernels too", async () => {
+    const b = webgpuInternals(tf.backend());
+    expect(activeGpuTimers(b)).toBeNull();
+    let inside: ReturnType<typeof activeGpuTimers> = null;
+    const x = tf.tensor1d([1, 2, 3]);
+    const info = await tf.time(() => {
+      inside = activeGpuTimers(b);
+      tf.square(x).dispose();
+    });
+    const timers = inside as ReturnType<typeof activeGpuTimers>;
+    expect(timers).not.toBeNull();
+    expect(Array.isArray(timers!.activeTimers)).toBe(true);
+    // The square program's entry was pushed into this very list.
+    expect(timers!.activeTimers.map((t) => t.name)).toContain('UnaryOpProgram');
+    const device = (tf.backend() as unknown as { device: GPUDevice }).device;
+    expect(timers!.supportTimestampQuery).toBe(device.features.has('timestamp-query'));
+    if (timers!.supportTimestampQuery) expect(timers!.querySet()).toBeInstanceOf(GPUQuerySet);
+    expect(typeof info.kernelMs).toBe('number');
+    expect(activeGpuTimers(b)).toBeNull();
+    x.dispose();
+  });
+
+  test('a missing or changed internal throws a named error', () => {
+    const internals = (overrides: Record<string, unknown>) =>
+      activeGpuTimers(webgpuInternals(backendWith(overrides)));
+    expectInternalsError(
+      () => internals({ getQueryTime: undefined }),
+      /WebGPUBackend\.getQueryTime\(\) is missing/,
+    );
+    expectInternalsError(
+      () => internals({ supportTimestampQuery: undefined }),
+      /WebGPUBackend\.supportTimestampQuery is missing/,
+    );
+    expectInternalsError(
+      () => internals({ querySetCount: undefined }),
+      /WebGPUBackend\.querySetCount is missing/,
+    );
+    // A time() that no longer collects `activeTimers` (renamed): the fused passes would drop
+    // out of kernelMs silently.
+    expectInternalsError(
+      () => internals({ time: async () => ({ kernelMs: 0 }) }),
+      /WebGPUBackend\.time\(\) collecting WebGPUBackend\.activeTimers is missing/,
+    );
+    expectInternalsError(
+      () => internals({ activeTimers: {} }),
+      /WebGPUBackend\.activeTimers is an object/,
+    );
   });
 });

@@ -159,8 +159,16 @@ function timingLines(report: DistillReport): string[] {
     lines.push(
       `Loss alone, forward + backward, ${l.shape[0]}×${l.shape[1]}: fused ${formatMs(l.fused)} ` +
         `(${l.dispatches.fused} dispatches), stock ${formatMs(l.stock)} ` +
-        `(${l.dispatches.stock} dispatches), ×${l.speedup.toFixed(1)}`,
+        `(${l.dispatches.stock} dispatches), ×${l.speedup.toFixed(1)} (wall, one fence per window)`,
     );
+    if (l.gpu) {
+      lines.push(
+        `  on the GPU clock (timestamps, sum of one step's passes): fused ${formatMs(l.gpu.fused)}, ` +
+          `stock ${formatMs(l.gpu.stock)}, ×${(l.gpu.stock.p50 / l.gpu.fused.p50).toFixed(1)}`,
+      );
+    } else if (l.clock) {
+      lines.push(`  clocks: ${l.clock}`);
+    }
   }
   return lines;
 }

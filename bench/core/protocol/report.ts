@@ -96,6 +96,13 @@ export interface LossOnlyTimes {
   /** stock p50 / fused p50. */
   speedup: number;
   dispatches: { fused: number; stock: number };
+  /**
+   * GPU timestamps (tf.time's kernelMs: the sum of one step's pass times, one step per
+   * sample); null without 'timestamp-query' (see {@link clock}). Absent in older reports.
+   */
+  gpu?: { fused: Spread; stock: Spread } | null;
+  /** Which clock each figure came from, and why the GPU clock is missing when it is. */
+  clock?: string;
 }
 
 /** A speedup stock/fused from two spreads: the p50 ratio and a conservative band. */

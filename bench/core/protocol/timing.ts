@@ -8,8 +8,17 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { distillationLoss, stockDistillationLoss, type Distiller } from 'tfjs-fused-distill';
 import { inferLogits, trainableVariables } from '../distiller.js';
-import { lossStep, stepDispatches, timeWindow, windowCalls } from '../lib/loss-timing.js';
-import { spread } from '../lib/stats.js';
+import {
+  GPU_CLOCK,
+  gpuClockAvailability,
+  gpuStepTime,
+  lossStep,
+  stepDispatches,
+  timeWindow,
+  WALL_CLOCK,
+  windowCalls,
+} from '../lib/loss-timing.js';
+import { spread, type Spread } from '../lib/stats.js';
 import type { BenchSettings } from '../presets.js';
 import { epochOrder, makeBatch, type Batch, type HostSplit } from './data.js';
 import type { LossOnlyTimes, PhaseTimes } from './report.js';
@@ -89,7 +98,8 @@ export interface CapturedLogits {
 /**
  * The loss alone, forward + backward, fused vs stock, on the same captured logits: windows
  * of calls with one fence each, fused and stock windows interleaved so that drift in the
- * machine's speed hits both alike.
+ * machine's speed hits both alike; then, where the device has 'timestamp-query', as many
+ * GPU-clock samples of one step each (tf.time's kernelMs), interleaved the same way.
  */
 export async function timeLossOnly(
   captured: CapturedLogits,
@@ -115,12 +125,35 @@ export async function timeLossOnly(
   if (fused.length === 0) return null;
   const f = spread(fused);
   const s = spread(stock);
+  const availability = gpuClockAvailability();
+  let gpu: { fused: Spread; stock: Spread } | null = null;
+  if (availability.available) {
+    const gpuFused: number[] = [];
+    const gpuStock: number[] = [];
+    // One discarded step each (tfjs' timed path submits per pass), then alternating samples.
+    await gpuStepTime(fusedRun);
+    await gpuStepTime(stockRun);
+    for (let i = 0; i < settings.timing.lossWindows && !signal?.aborted; i++) {
+      gpuFused.push((await gpuStepTime(fusedRun)).ms);
+      gpuStock.push((await gpuStepTime(stockRun)).ms);
+    }
+    if (gpuFused.length > 0) gpu = { fused: spread(gpuFused), stock: spread(gpuStock) };
+  }
+  const clock =
+    `fused, stock: ${WALL_CLOCK}; gpu: ` +
+    (gpu
+      ? `${GPU_CLOCK} (tf.time kernelMs, sum of one step's pass times)`
+      : availability.available
+        ? 'not measured (stopped early)'
+        : `none, ${availability.reason}`);
   return {
     shape: [captured.student.shape[0], captured.student.shape[1]],
     fused: f,
     stock: s,
     speedup: s.p50 / f.p50,
     dispatches: { fused: stepDispatches(fusedRun), stock: stepDispatches(stockRun) },
+    gpu,
+    clock,
   };
 }
 

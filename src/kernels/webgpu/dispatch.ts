@@ -6,6 +6,7 @@ import type { DataType, KernelBackend, TensorInfo } from '@tensorflow/tfjs-core'
 import convertToF32Wgsl from '../../../shaders/convert_to_f32.wgsl?raw';
 import { MAX_WORKGROUPS_PER_DIMENSION } from '../plan.js';
 import {
+  activeGpuTimers,
   deferredSubmitBatchSize,
   gpuResourceOf,
   storedData,
@@ -220,8 +221,15 @@ function convertToF32(
   return out!;
 }
 
+/**
+ * Records one dispatch into tfjs' current compute pass, as tfjs records its own programs
+ * (WebGPUBackend.recordAndSubmit, 4.22), including inside `tf.time()`: there the dispatch gets
+ * a pass of its own with timestampWrites into tfjs' query set, and its time joins tfjs' timer
+ * list, so that `kernelMs` counts the fused kernels like any tfjs program.
+ */
 function record(
   backend: WebGPUBackendInternals,
+  kernel: KernelSource,
   pipeline: GPUComputePipeline,
   entries: GPUBindGroupEntry[],
   grid: readonly [number, number, number],
@@ -230,17 +238,29 @@ function record(
     layout: pipeline.getBindGroupLayout(0),
     entries,
   });
+  const timers = activeGpuTimers(backend);
   backend.ensureCommandEncoderReady();
-  if (!backend.computePassEncoder) {
+  if (timers && timers.supportTimestampQuery) {
+    backend.endComputePassEncoder();
+    backend.computePassEncoder = backend.commandEncoder!.beginComputePass({
+      timestampWrites: {
+        querySet: timers.querySet(),
+        beginningOfPassWriteIndex: 0,
+        endOfPassWriteIndex: 1,
+      },
+    });
+  } else if (!backend.computePassEncoder) {
     backend.computePassEncoder = backend.commandEncoder!.beginComputePass({});
   }
   backend.computePassEncoder.setPipeline(pipeline);
   backend.computePassEncoder.setBindGroup(0, bindGroup);
   backend.computePassEncoder.dispatchWorkgroups(grid[0], grid[1], grid[2]);
   backend.dispatchCountInPass++;
-  if (backend.dispatchCountInPass >= deferredSubmitBatchSize()) {
+  if (timers || backend.dispatchCountInPass >= deferredSubmitBatchSize()) {
     backend.endComputePassEncoder();
-    backend.submitQueue();
+    // getQueryTime() submits the queue (synchronously, before its first await).
+    if (timers) timers.activeTimers.push({ name: kernel.name, query: timers.getQueryTime() });
+    else backend.submitQueue();
   }
 }
 
@@ -300,7 +320,7 @@ export function dispatchKernel(
           };
       }
     });
-    record(backend, pipeline, entries, grid);
+    record(backend, kernel, pipeline, entries, grid);
     recorded = true;
   } finally {
     // Owned by the command queue (bound above): tfjs releases their buffers after the submit.

@@ -1,6 +1,11 @@
-// memory_ceiling.wgsl — the benchmark's memory ceiling: o = a + b over n floats as vec4s,
-// i.e. two [B, C] float32 arrays read and one written, the least traffic a loss+gradient pass
-// over student and teacher logits can have.
+// memory_ceiling.wgsl — the kernel benchmark's memory ceiling (bench/core/lib/memory-ceiling.ts).
+//
+// Maths: o[i] = a[i] + b[i] for i < n = rows × C, over float32 as vec4s. A forward+backward of
+// the distillation loss must read the student and the teacher logits ([rows, C] float32 each)
+// and write the gradient ([rows, C] float32): at least two reads and one write of rows × C
+// floats, 3 × 4 × rows × C bytes. This kernel moves exactly that and computes next to nothing,
+// so its time is the least a fused loss+gradient pass can take on this device; the benchmark's
+// GB/s figures divide these 12 × rows × C bytes by a measured time.
 //
 // Bindings (group 0): 0 a vec4<f32>[n/4] read, 1 b vec4<f32>[n/4] read,
 //                     2 o vec4<f32>[n/4] read_write, 3 count u32 uniform (n/4)

@@ -1,0 +1,295 @@
+/**
+ * The kernel benchmark (bench/core/kernel-bench.ts) on the Node WebGPU adapter: the report's
+ * structure, both clocks, no tensor leak, a clean stop on abort; and the proof that the fused
+ * passes join tfjs' GPU timing: `tf.time()` of the fused op alone reports kernelMs > 0, with
+ * one timed pass per fused dispatch.
+ *
+ * The GPU clock is present exactly when the device has 'timestamp-query' (lavapipe and
+ * SwiftShader via Dawn both do); each test asserts which case it is in instead of skipping.
+ */
+import { readFileSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs-core';
+// Registers the stock ops' gradients for the stock composition.
+import '@tensorflow/tfjs-layers';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { distillationLoss } from '../src/index.js';
+import {
+  DEFAULT_KERNEL_SHAPES,
+  formatKernelReport,
+  kernelCsvRows,
+  parseShapes,
+  runKernelBenchmark,
+  type KernelBenchOptions,
+  type KernelReport,
+} from '../bench/core/kernel-bench.js';
+import { countDispatches } from '../bench/core/lib/dispatch-counter.js';
+import { gpuClockAvailability, gpuStepTime, lossStep } from '../bench/core/lib/loss-timing.js';
+import {
+  uncapturedGpuErrors,
+  tfDevice,
+  useWebGPU,
+  withValidationScope,
+} from './helpers/backend.js';
+
+beforeAll(useWebGPU);
+afterAll(() => expect(uncapturedGpuErrors()).toEqual([]));
+
+const CEILING_SHADER = readFileSync(
+  new URL('../bench/core/memory_ceiling.wgsl', import.meta.url),
+  'utf8',
+);
+
+const hasTimestamps = (): boolean => tfDevice().features.has('timestamp-query');
+
+/**
+ * A shape whose fused step is far above the GPU clock's resolution (Dawn quantizes timestamps
+ * to 2^16 ns = 65.5 µs; lavapipe takes ~1 ms for this step), so its GPU time cannot read 0.
+ */
+const TIMED_SHAPE: [number, number] = [128, 1024];
+
+function options(overrides: Partial<KernelBenchOptions> = {}): KernelBenchOptions {
+  return {
+    device: tfDevice(),
+    ceilingShader: CEILING_SHADER,
+    shapes: [[16, 10], TIMED_SHAPE],
+    windows: 3,
+    windowMs: 15,
+    alpha: 0.1,
+    temperature: 10,
+    seed: 7,
+    meta: {
+      adapter: {
+        description: 'test adapter',
+        vendor: '',
+        architecture: '',
+        device: '',
+        icd: 'dawn default',
+      },
+      software: true,
+      commit: 'test',
+      versions: {},
+    },
+    ...overrides,
+  };
+}
+
+describe('parseShapes', () => {
+  test('the default shapes and malformed entries', () => {
+    expect(parseShapes(DEFAULT_KERNEL_SHAPES)).toEqual([
+      [64, 10],
+      [1024, 10],
+      [64, 1000],
+      [256, 32768],
+    ]);
+    expect(parseShapes(' 2x3 ')).toEqual([[2, 3]]);
+    expect(() => parseShapes('64by10')).toThrow(/expected entries like 64x10/);
+    expect(() => parseShapes('0x10')).toThrow(/positive/);
+  });
+});
+
+describe('tf.time() times the fused passes', () => {
+  test('kernelMs > 0 for the fused op alone, one timed pass per fused dispatch', async () => {
+    const [B, C] = TIMED_SHAPE;
+    const s = tf.randomNormal([B, C]);
+    const t = tf.randomNormal([B, C]);
+    const y = tf.tensor1d(
+      Array.from({ length: B }, (_, i) => i % C),
+      'int32',
+    );
+    const before = tf.memory().numTensors;
+    const run = () => lossStep(distillationLoss, y, s, t, { alpha: 0.1, temperature: 10 });
+    await withValidationScope(async () => {
+      const untimed = run();
+      const expected = await untimed.data();
+      untimed.dispose();
+      const dispatches = countDispatches(() => run().dispose());
+      // The timed path (own pass per dispatch, submit after each) gives the same value.
+      let timedOut: tf.Tensor | undefined;
+      const info = await tf.time(() => {
+        timedOut = run();
+      });
+      expect(Array.from(await timedOut!.data())).toEqual(Array.from(expected));
+      timedOut!.dispose();
+      const extra = info.getExtraProfileInfo?.() ?? '';
+      const passes = extra.split(', ').filter((p) => p !== '');
+      // Only fused kernels ran, and each of them was timed.
+      expect(passes.length).toBe(dispatches);
+      expect(passes.every((p) => p.startsWith('distill_'))).toBe(true);
+      expect(typeof info.kernelMs).toBe('number');
+      if (hasTimestamps()) {
+        expect(info.kernelMs as number).toBeGreaterThan(0);
+        const sample = await gpuStepTime(run);
+        expect(sample.passes).toHaveLength(dispatches);
+        expect(sample.ms).toBeGreaterThan(0);
+        expect(sample.ms).toBeCloseTo(
+          sample.passes.reduce((a, b) => a + b, 0),
+          6,
+        );
+      } else {
+        // tfjs' getQueryTime() reads 0 without the feature.
+        expect(info.kernelMs).toBe(0);
+      }
+    });
+    tf.dispose([s, t, y]);
+    expect(tf.memory().numTensors).toBe(before - 3);
+  });
+});
+
+describe('runKernelBenchmark', () => {
+  let report: KernelReport;
+
+  beforeAll(async () => {
+    const shapesSeen: number[] = [];
+    const before = tf.memory().numTensors;
+    report = await runKernelBenchmark(
+      options({ onShape: (_r, i, n) => shapesSeen.push(i * 10 + n) }),
+    );
+    expect(tf.memory().numTensors).toBe(before);
+    expect(shapesSeen).toEqual([2, 12]);
+  });
+
+  test('report structure and settings', () => {
+    expect(report.kind).toBe('kernel-benchmark');
+    expect(report.schemaVersion).toBe(1);
+    expect(report.complete).toBe(true);
+    expect(report.settings).toEqual({
+      shapes: [[16, 10], TIMED_SHAPE],
+      windows: 3,
+      windowMs: 15,
+      alpha: 0.1,
+      temperature: 10,
+      seed: 7,
+    });
+    expect(report.adapter.description).toBe('test adapter');
+    expect(Number.isNaN(Date.parse(report.timestamp))).toBe(false);
+    expect(report.totalWallMs).toBeGreaterThan(0);
+    expect(report.results.map((r) => [r.batch, r.classes])).toEqual([[16, 10], TIMED_SHAPE]);
+    for (const r of report.results) {
+      for (const s of [r.fused, r.stock, r.ceiling]) {
+        expect(s.p50).toBeGreaterThan(0);
+        expect(s.p20).toBeLessThanOrEqual(s.p50);
+        expect(s.p50).toBeLessThanOrEqual(s.p80);
+      }
+      expect(r.fused.n).toBe(3);
+      expect(r.fusedDispatches).toBeGreaterThanOrEqual(1);
+      expect(r.fusedDispatches).toBeLessThanOrEqual(3);
+      expect(r.stockDispatches).toBeGreaterThan(r.fusedDispatches);
+      expect(r.speedup).toBeCloseTo(r.stock.p50 / r.fused.p50, 10);
+      expect(r.fusedGBps).toBeCloseTo((12 * r.batch * r.classes) / r.fused.p50 / 1e6, 10);
+      expect(r.clock.fused).toBe('wall, one fence per window');
+      expect(r.clock.stock).toBe('wall, one fence per window');
+    }
+    expect(report.clocks.wall).toMatch(/^wall, one fence per window/);
+    // JSON round trip: a plain object.
+    expect(JSON.parse(JSON.stringify(report))).toEqual(report);
+  });
+
+  test('GPU-clock figures exist exactly when the device has timestamp-query', () => {
+    const has = hasTimestamps();
+    expect(gpuClockAvailability().available).toBe(has);
+    expect(report.clocks.gpuAvailable).toBe(has);
+    for (const r of report.results) {
+      const gpuFields = [r.fusedGpu, r.stockGpu, r.ceilingGpu, r.speedupGpu, r.fusedGpuPasses];
+      if (!has) {
+        expect(gpuFields.every((f) => f === null)).toBe(true);
+        expect(r.clock.fusedGpu).toBeNull();
+        expect(report.clocks.gpu).toMatch(/no GPU-clock figures: .*timestamp-query/);
+        continue;
+      }
+      expect(gpuFields.every((f) => f !== null)).toBe(true);
+      expect(r.clock.fusedGpu).toBe('GPU timestamps');
+      expect(r.clock.stockGpu).toBe('GPU timestamps');
+      expect(report.clocks.gpu).toMatch(/^GPU timestamps: tf\.time/);
+      // Every pass of the step was timed, the fused ones included.
+      expect(r.fusedGpuPasses).toBe(r.fusedDispatches);
+      expect(r.stockGpuPasses).toBe(r.stockDispatches);
+      // 52 stock passes cannot all fall under the clock's resolution; the ceiling's window
+      // is one pass of ~windowMs.
+      expect(r.stockGpu!.p50).toBeGreaterThan(0);
+      expect(r.ceilingGpu!.p50).toBeGreaterThan(0);
+      for (const s of [r.fusedGpu!, r.stockGpu!]) expect(s.p20).toBeGreaterThanOrEqual(0);
+    }
+  });
+
+  test('GPU times are plausible against the wall clock', () => {
+    if (!hasTimestamps()) {
+      expect(report.results.every((r) => r.fusedGpu === null)).toBe(true);
+      return;
+    }
+    const timed = report.results.find((r) => r.batch === TIMED_SHAPE[0])!;
+    expect(timed.fusedGpu!.p50).toBeGreaterThan(0);
+    for (const r of report.results) {
+      const resolution = r.gpuResolutionMs ?? 0;
+      // The GPU clock counts only the step's passes, the wall clock the whole step, so GPU ≤
+      // wall, up to: (a) inside tf.time every pass runs alone after a submit, and a software
+      // adapter's timestamps then include its worker threads' wake-up (stock at 256×4096 on
+      // lavapipe: ~1.3× its wall time); (b) quantization, one resolution step per pass. A
+      // factor 3 keeps room for (a) and still catches a timer that counts something else
+      // (tf.time's wall time, the read-backs) or a unit error (ns read as ms: ×10^6).
+      const bound = (wall: number, passes: number) => 3 * wall + passes * resolution;
+      expect(r.fusedGpu!.p50).toBeLessThanOrEqual(bound(r.fused.p50, r.fusedDispatches));
+      expect(r.stockGpu!.p50).toBeLessThanOrEqual(bound(r.stock.p50, r.stockDispatches));
+      expect(r.ceilingGpu!.p50).toBeLessThanOrEqual(3 * r.ceiling.p50 + resolution);
+      // And the stock composition's 52 passes take more GPU time than the fused 1–3.
+      expect(r.stockGpu!.p50).toBeGreaterThan(r.fusedGpu!.p50);
+    }
+  });
+
+  test('printed table and CSV rows name both clocks', () => {
+    const text = formatKernelReport(report);
+    expect(text).toMatch(/fused \(wall\)/);
+    expect(text).toMatch(/fused \(GPU\)/);
+    expect(text).toMatch(/^\(wall\) wall, one fence per window/m);
+    expect(text).toMatch(/^\(GPU\) {2}/m);
+    expect(text).toContain('128×1024');
+    const rows = kernelCsvRows(report);
+    expect(rows).toHaveLength(2);
+    expect(rows[1]!.wall_clock).toBe('wall, one fence per window');
+    expect(rows[1]!.gpu_clock).toBe(hasTimestamps() ? 'GPU timestamps' : '');
+  });
+});
+
+describe('runKernelBenchmark stops cleanly on abort', () => {
+  test('after the first shape: complete false, one result, no leak', async () => {
+    const abort = new AbortController();
+    const before = tf.memory().numTensors;
+    const report = await runKernelBenchmark(
+      options({
+        shapes: '8x10,8x20,8x30',
+        windows: 2,
+        windowMs: 5,
+        signal: abort.signal,
+        onShape: () => abort.abort(),
+      }),
+    );
+    expect(report.complete).toBe(false);
+    expect(report.results).toHaveLength(1);
+    expect(formatKernelReport(report)).toMatch(/INCOMPLETE/);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  test('in the middle of a shape: no partial result, no leak', async () => {
+    const abort = new AbortController();
+    const before = tf.memory().numTensors;
+    let yields = 0;
+    const report = await runKernelBenchmark(
+      options({
+        shapes: '8x10',
+        windows: 3,
+        windowMs: 5,
+        signal: abort.signal,
+        onProgress: (line) => {
+          if (/stock/.test(line)) abort.abort();
+        },
+        yieldToEventLoop: async () => {
+          yields++;
+          await new Promise((r) => setTimeout(r, 0));
+        },
+      }),
+    );
+    expect(report.complete).toBe(false);
+    expect(report.results).toEqual([]);
+    expect(yields).toBeGreaterThan(0);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
