@@ -31,6 +31,7 @@ import {
   resolveDatasetDirs,
   type DatasetMiddleware,
 } from '../bench/node/app-dataset-server.js';
+import { DEBIAN_FASHION_MNIST_DIR } from '../bench/node/data/mnist-node.js';
 import {
   DatasetLoadError,
   MemoryDatasetCache,
@@ -350,6 +351,29 @@ describe('loadDatasetInPage', () => {
     expect(digits.kind).toBe('checksum');
     expect(digits.message).toContain(`it is MNIST's`);
   });
+
+  // Debian's dataset-fashion-mnist package; CI installs it, elsewhere it may be absent.
+  it.skipIf(!existsSync(DEBIAN_FASHION_MNIST_DIR) && !process.env.CI)(
+    "loads Fashion-MNIST (Debian's files) through the plugin",
+    async () => {
+      const srv = await listen([
+        datasetMiddleware({ dirs: { 'fashion-mnist': DEBIAN_FASHION_MNIST_DIR } }),
+      ]);
+      try {
+        const data = await loadDatasetInPage({
+          dataset: 'fashion-mnist',
+          sameOriginBase: `http://127.0.0.1:${portOf(srv)}/datasets/fashion-mnist/`,
+          cache: null,
+        });
+        expect(data.train.count).toBe(60_000);
+        expect(data.test.count).toBe(10_000);
+        expect(data.train.labels[0]).toBe(9); // Ankle boot
+        expect(DATASETS['fashion-mnist'].classNames[data.train.labels[0]]).toBe('Ankle boot');
+      } finally {
+        await new Promise((resolve) => srv.close(resolve));
+      }
+    },
+  );
 
   it('stops on abort, before or during the fetch', async () => {
     const before = new AbortController();
