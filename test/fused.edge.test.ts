@@ -10,6 +10,7 @@ import {
   FUSED_DISTILLATION_LOSS_GRAD,
 } from '../src/index.js';
 import { overrideAdapterClassForTesting } from '../src/kernels/plan.js';
+import { edgeCases, largestCases, type EdgeKind } from '../bench/core/numerics/suite.js';
 import { uncapturedGpuErrors, useWebGPU, withValidationScope } from './helpers/backend.js';
 import {
   adapterOf,
@@ -37,135 +38,50 @@ const base: CaseSpec = {
   upstream: 'random',
 };
 const plans = ['cpu', 'gpu'] as const;
-const sizes = [10, 1271, 4096];
 
-describe.each(plans)("edge cases, '%s' plan", (plan) => {
-  test.each(sizes)('logits ±100, C=%i', async (classes) => {
-    await checkCase({ ...base, plan, classes, scale: 100 });
-  });
-
-  test.each(sizes)('logits ±1e4 at T = 0.05 and T = 100, C=%i', async (classes) => {
-    await checkCase({ ...base, plan, classes, scale: 1e4, temperature: 0.05 });
-    await checkCase({ ...base, plan, classes, scale: 1e4, temperature: 100, seed: 43 });
-  });
-
-  test.each(sizes)('a row shifted by a large constant, C=%i', async (classes) => {
-    await checkCase({
-      ...base,
-      plan,
-      classes,
-      mutate: ({ student, teacher }) => {
-        for (let c = 0; c < classes; c++) {
-          student[2 * classes + c]! += 9000;
-          teacher[3 * classes + c]! -= 9000;
-        }
-      },
-    });
-  });
-
-  test.each(sizes)(
-    'identical teacher and student: KL and its gradients vanish, C=%i',
-    async (classes) => {
-      const spec: CaseSpec = {
-        ...base,
-        plan,
-        classes,
-        alpha: 0,
-        mutate: (x) => x.teacher.set(x.student),
-      };
-      await checkCase(spec);
-      const inputs = makeInputs(spec);
-      const fused = await runFused(spec, inputs, null);
-      // With α = 0 the loss is the KL alone: exactly 0 up to the rounding of the log-sums.
-      for (const v of fused.value) expect(Math.abs(v)).toBeLessThan(1e-5);
-      for (const g of fused.gradStudent) expect(g).toBe(0);
-    },
-  );
-
-  test.each(sizes)('one-hot teacher (one logit far above the rest), C=%i', async (classes) => {
-    await checkCase({
-      ...base,
-      plan,
-      classes,
-      temperature: 1,
-      mutate: ({ teacher }) => {
-        teacher.fill(-50);
-        for (let b = 0; b < 7; b++) teacher[b * classes + ((b * 3) % classes)] = 50;
-      },
-    });
-  });
-
-  test.each([10, 1271, 1023, 257])(
-    'C not a multiple of the workgroup size or of 4, C=%i',
-    async (classes) => {
-      await checkCase({ ...base, plan, classes, batch: 5, reduction: 'mean' });
-    },
-  );
-
-  test('non-unit upstream gradient, scalar and per row', async () => {
-    await checkCase({ ...base, plan, classes: 1000, reduction: 'sum', upstream: 'random' });
-    await checkCase({ ...base, plan, classes: 1000, reduction: 'none', upstream: 'random' });
-    await checkCase({
-      ...base,
-      plan,
-      classes: 1000,
-      reduction: 'mean',
-      upstream: 'random',
-      teacherGrad: 'none',
-    });
-  });
-
-  test.each(sizes)('NaN propagates to its row only, C=%i', async (classes) => {
-    const spec: CaseSpec = {
-      ...base,
-      plan,
-      classes,
-      mutate: ({ student, teacher }) => {
-        student[1 * classes + (classes >> 1)] = NaN;
-        teacher[4 * classes + classes - 1] = NaN;
-      },
-    };
-    await checkCase(spec); // NaN where the reference has NaN, and only there
+/** What some edge cases check beyond the comparison with the reference. */
+const beyondTheReference: Partial<Record<EdgeKind, (spec: CaseSpec) => Promise<void>>> = {
+  identical: async (spec) => {
+    const fused = await runFused(spec, makeInputs(spec), null);
+    // With α = 0 the loss is the KL alone: exactly 0 up to the rounding of the log-sums.
+    for (const v of fused.value) expect(Math.abs(v)).toBeLessThan(1e-5);
+    for (const g of fused.gradStudent) expect(g).toBe(0);
+  },
+  NaN: async (spec) => {
+    // checkCase held NaN where the reference has NaN, and only there; the rows, explicitly:
     const fused = await runFused(spec, makeInputs(spec), null);
     const nanRows = [...fused.value]
       .map((v, b) => (Number.isNaN(v) ? b : -1))
       .filter((b) => b >= 0);
     expect(nanRows).toEqual([1, 4]);
-  });
+  },
+  // … without reading out of bounds (the validation scope and the comparison)
+  'labels out of range': async (spec) => {
+    const fused = await runFused(spec, makeInputs(spec), null);
+    expect([...fused.value].map(Number.isNaN)).toEqual([
+      true,
+      false,
+      false,
+      true,
+      false,
+      true,
+      false,
+    ]);
+    // The teacher's gradient does not depend on the labels: finite everywhere.
+    expect(fused.gradTeacher!.every(Number.isFinite)).toBe(true);
+  },
+};
 
-  test.each(sizes)(
-    'out-of-range labels make their row NaN without reading out of bounds, C=%i',
-    async (classes) => {
-      const spec: CaseSpec = {
-        ...base,
-        plan,
-        classes,
-        mutate: ({ labels }) => {
-          labels[0] = classes;
-          labels[3] = -1;
-          labels[5] = 2 ** 31 - 1;
-        },
-      };
-      await checkCase(spec);
-      const fused = await runFused(spec, makeInputs(spec), null);
-      expect([...fused.value].map(Number.isNaN)).toEqual([
-        true,
-        false,
-        false,
-        true,
-        false,
-        true,
-        false,
-      ]);
-      // The teacher's gradient does not depend on the labels: finite everywhere.
-      expect(fused.gradTeacher!.every(Number.isFinite)).toBe(true);
-    },
-  );
+// The named edge cases on both plans (bench/core/numerics/suite.ts, shared with the app).
+describe('edge cases', () => {
+  test.each(edgeCases().map((c) => [c.name, c] as const))('%s', async (_name, c) => {
+    await checkCase(c.spec);
+    await beyondTheReference[c.kind as EdgeKind]?.(c.spec);
+  });
 });
 
-test.each(plans)("C = 262144 (the largest supported) and B = 1, '%s' plan", async (plan) => {
-  await checkCase({ ...base, plan, batch: 1, classes: 262_144, reduction: 'mean', scale: 20 });
-  await checkCase({ ...base, plan, batch: 2, classes: 262_143, reduction: 'none', seed: 7 });
+test.each(largestCases().map((c) => [c.name, c.spec] as const))('%s', async (_name, spec) => {
+  await checkCase(spec);
 });
 
 test('the tolerances are tight enough to catch a 1e-3 error in the temperature or alpha', async () => {

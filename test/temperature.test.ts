@@ -11,40 +11,18 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { distillationLoss, referenceDistillationLoss } from '../src/index.js';
 import { mulberry32 } from '../bench/core/lib/random.js';
 import { uncapturedGpuErrors, useWebGPU } from './helpers/backend.js';
-import { checkCase, type CaseSpec } from './helpers/cases.js';
-import { CENTRE_LIMIT } from './helpers/tolerance.js';
+import { checkCase } from './helpers/cases.js';
+import { temperatureCases } from '../bench/core/numerics/suite.js';
+import { CENTRE_LIMIT } from '../bench/core/numerics/tolerance.js';
 
 beforeAll(useWebGPU);
 afterAll(() => expect(uncapturedGpuErrors()).toEqual([]));
 
-const TEMPERATURES = [1e-4, 0.01, 0.05, 1e3, 1e4, 1e6, 1e8];
-const base: CaseSpec = {
-  batch: 16,
-  classes: 1000,
-  temperature: 1,
-  alpha: 0.1,
-  reduction: 'none',
-  labelKind: 'index',
-  seed: 7,
-  teacherGrad: 'tape',
-  upstream: 'random',
-};
-
-describe.each(['cpu', 'gpu'] as const)("extreme temperatures, '%s' plan", (plan) => {
-  test.each(TEMPERATURES)('T = %s, C = 10, 1000 and 4096, every gradient path', async (T) => {
-    await checkCase({ ...base, plan, temperature: T, classes: 10, scale: 3 });
-    await checkCase({ ...base, plan, temperature: T, teacherGrad: 'lazy', seed: 8 });
-    await checkCase({
-      ...base,
-      plan,
-      temperature: T,
-      classes: 4096,
-      batch: 3,
-      labelKind: 'dense',
-      reduction: 'mean',
-      teacherGrad: 'none',
-      seed: 9,
-    });
+// At each of 1e-4, 0.01, 0.05, 1e3, 1e4, 1e6 and 1e8, on both plans: C = 10, 1000 and 4096,
+// every gradient path (bench/core/numerics/suite.ts, shared with the app).
+describe('extreme temperatures', () => {
+  test.each(temperatureCases().map((c) => [c.name, c.spec] as const))('%s', async (_name, spec) => {
+    await checkCase(spec);
   });
 });
 

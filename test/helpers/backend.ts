@@ -7,6 +7,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-webgpu';
 import { describeAdapter } from '../../tools/webgpu-node.js';
+import { tfDevice } from '../../bench/core/numerics/gpu-scope.js';
+
+// Host-neutral (the app uses them too): tfjs' device and a validation error scope on it.
+export { tfDevice, withValidationScope } from '../../bench/core/numerics/gpu-scope.js';
 
 let printed = false;
 const recordedGpuErrors: string[] = [];
@@ -15,30 +19,6 @@ const watchedDevices = new WeakSet<GPUDevice>();
 /** WebGPU errors that no error scope caught since the process started (validation, OOM…). */
 export function uncapturedGpuErrors(): readonly string[] {
   return recordedGpuErrors;
-}
-
-/** The GPUDevice of tfjs' WebGPU backend. */
-export function tfDevice(): GPUDevice {
-  return (tf.backend() as unknown as { device: GPUDevice }).device;
-}
-
-/**
- * Runs `fn` inside a validation error scope on tfjs' device (and fences with tfjs' own reads
- * inside fn) and throws if WebGPU reported a validation error.
- */
-export async function withValidationScope<T>(fn: () => Promise<T>): Promise<T> {
-  const device = tfDevice();
-  device.pushErrorScope('validation');
-  let result: T;
-  try {
-    result = await fn();
-  } catch (err) {
-    await device.popErrorScope();
-    throw err;
-  }
-  const error = await device.popErrorScope();
-  if (error) throw new Error(`WebGPU validation error: ${error.message}`);
-  return result;
 }
 
 export async function useWebGPU(): Promise<void> {

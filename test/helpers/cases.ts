@@ -1,266 +1,53 @@
 /**
- * One fused-vs-reference case: seeded inputs, the fused op forward and backward through tfjs'
- * tape, the float64 reference, and an element-wise comparison of the value and both gradients
- * with the derived tolerances (tolerance.ts).
+ * One fused-vs-reference case as a vitest assertion. The case itself (inputs, the fused op,
+ * the float64 reference, the derived tolerances, the element-wise comparison) is
+ * bench/core/numerics/cases.ts, shared with the app; `checkCase` turns its report into a
+ * failure with the case's context and the table of the first mismatches.
  */
-import * as tf from '@tensorflow/tfjs-core';
-// Registers the gradients of the stock ops (the 'tape' mode multiplies the teacher by 1).
-import '@tensorflow/tfjs-layers';
 import { expect } from 'vitest';
-import {
-  distillationLoss,
-  referenceDistillationLoss,
-  type Reduction,
-  type ReferenceResult,
-} from '../../src/index.js';
-import { klFactor, resolveConfig } from '../../src/config.js';
-import {
-  classifyAdapter,
-  overrideAdapterClassForTesting,
-  type AdapterClass,
-} from '../../src/kernels/plan.js';
-import { mulberry32 } from '../../bench/core/lib/random.js';
-import { expectClose } from './compare.js';
-import {
-  reducedLossTolerance,
-  rowBounds,
-  studentGradTolerance,
-  teacherGradTolerance,
-  type RowBounds,
-  type RowInputs,
-  type ToleranceContext,
-} from './tolerance.js';
-import { withValidationScope } from './backend.js';
+import { evaluateCase, type CaseReport, type CaseSpec } from '../../bench/core/numerics/cases.js';
+import { formatMismatches } from '../../bench/core/numerics/compare.js';
 
-export interface CaseInputs {
-  student: Float32Array;
-  teacher: Float32Array;
-  /** [B] indices or [B·C] dense labels */
-  labels: Int32Array | Float32Array;
-}
+export {
+  adapterOf,
+  describeCase,
+  evaluateCase,
+  makeInputs,
+  referenceFor,
+  runFused,
+  tolerancesFor,
+  upstreamFor,
+  type CaseInputs,
+  type CaseReport,
+  type CaseResult,
+  type CaseSpec,
+  type CaseTolerances,
+} from '../../bench/core/numerics/cases.js';
 
-export interface CaseSpec {
-  batch: number;
-  classes: number;
-  temperature: number;
-  alpha: number;
-  reduction: Reduction;
-  labelKind: 'index' | 'dense';
-  seed: number;
-  /** Logits uniform in [−scale, scale]. Default 6. */
-  scale?: number;
-  /** 'unit': tfjs' implicit dy = 1; 'random': an explicit dy in ±[0.5, 2]. */
-  upstream?: 'unit' | 'random';
-  /**
-   * How the teacher's gradient is asked for: 'none' (student only, as in training), 'tape'
-   * (teacher logits produced on the tape: the forward kernel writes both gradients),
-   * 'lazy' (plain tensor: the backward kernel recomputes the teacher's).
-   */
-  teacherGrad?: 'none' | 'tape' | 'lazy';
-  /** Force the plan of an adapter class instead of the running adapter's. */
-  plan?: AdapterClass;
-  /** Edit the generated inputs (edge cases). */
-  mutate?: (inputs: CaseInputs) => void;
-}
-
-export function describeCase(spec: CaseSpec): string {
-  return `seed ${spec.seed}: ${JSON.stringify({ ...spec, mutate: spec.mutate ? 'yes' : undefined })}`;
-}
-
-export function makeInputs(spec: CaseSpec): CaseInputs {
-  const rng = mulberry32(spec.seed);
-  const n = spec.batch * spec.classes;
-  const scale = spec.scale ?? 6;
-  const student = new Float32Array(n).map(() => (rng() * 2 - 1) * scale);
-  const teacher = new Float32Array(n).map(() => (rng() * 2 - 1) * scale);
-  let labels: Int32Array | Float32Array;
-  if (spec.labelKind === 'index') {
-    labels = new Int32Array(spec.batch).map(() => Math.floor(rng() * spec.classes));
-  } else {
-    // soft labels: a random distribution per row (one-hot rows are covered by index labels)
-    labels = new Float32Array(n).map(() => rng());
-    for (let b = 0; b < spec.batch; b++) {
-      let sum = 0;
-      for (let c = 0; c < spec.classes; c++) sum += labels[b * spec.classes + c]!;
-      for (let c = 0; c < spec.classes; c++) labels[b * spec.classes + c]! /= sum;
+/** Fails the test on a failed report: exception, validation error, leak, then each output. */
+export function expectReportPasses(report: CaseReport): void {
+  const { context } = report;
+  if (report.error !== undefined) {
+    const err = new Error(`${report.error} — ${context}`);
+    if (report.errorStack) err.stack = `${err.message}\n${report.errorStack}`;
+    throw err;
+  }
+  if (report.gpuValidationError !== undefined) {
+    throw new Error(`WebGPU validation error: ${report.gpuValidationError} — ${context}`);
+  }
+  expect(report.leakedTensors, `leaked tensors — ${context}`).toBe(0);
+  for (const check of report.checks) {
+    if (check.mismatches > 0) {
+      throw new Error(formatMismatches(check.what, check, context, check.columns));
     }
   }
-  const inputs = { student, teacher, labels };
-  spec.mutate?.(inputs);
-  return inputs;
-}
-
-function rowInputs(spec: CaseSpec, inputs: CaseInputs, b: number): RowInputs {
-  const C = spec.classes;
-  const s = inputs.student.subarray(b * C, (b + 1) * C);
-  const t = inputs.teacher.subarray(b * C, (b + 1) * C);
-  let y: Float64Array | null;
-  if (spec.labelKind === 'index') {
-    const label = inputs.labels[b]!;
-    y = label >= 0 && label < C ? new Float64Array(C) : null;
-    if (y) y[label] = 1;
-  } else {
-    y = Float64Array.from(inputs.labels.subarray(b * C, (b + 1) * C));
-  }
-  return { classes: C, s, t, y };
-}
-
-export interface CaseResult {
-  value: Float32Array;
-  gradStudent: Float32Array;
-  gradTeacher: Float32Array | null;
-}
-
-/** Runs the fused op forward + backward; returns what it computed (tensors disposed). */
-export async function runFused(
-  spec: CaseSpec,
-  inputs: CaseInputs,
-  dyValues: Float32Array | null,
-): Promise<CaseResult> {
-  const { batch: B, classes: C } = spec;
-  const config = { alpha: spec.alpha, temperature: spec.temperature, reduction: spec.reduction };
-  const s = tf.tensor2d(inputs.student, [B, C]);
-  const t = tf.tensor2d(inputs.teacher, [B, C]);
-  const y =
-    spec.labelKind === 'index'
-      ? tf.tensor1d(inputs.labels, 'int32')
-      : tf.tensor2d(inputs.labels, [B, C]);
-  const dy = dyValues
-    ? spec.reduction === 'none'
-      ? tf.tensor1d(dyValues)
-      : tf.scalar(dyValues[0]!)
-    : undefined;
-  const mode = spec.teacherGrad ?? 'lazy';
-  try {
-    const out =
-      mode === 'none'
-        ? tf.valueAndGrads((a: tf.Tensor) => distillationLoss(y, a, t, config))([s], dy)
-        : tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor) =>
-            // ×1 is exact; it puts the teacher's logits on the tape (forward writes both).
-            distillationLoss(y, a, mode === 'tape' ? tf.mul(b, 1) : b, config),
-          )([s, t], dy);
-    const value = (await out.value.data()) as Float32Array;
-    const gradStudent = (await out.grads[0]!.data()) as Float32Array;
-    const gradTeacher = mode === 'none' ? null : ((await out.grads[1]!.data()) as Float32Array);
-    tf.dispose([out.value, ...out.grads]);
-    return { value, gradStudent, gradTeacher };
-  } finally {
-    tf.dispose([s, t, y]);
-    if (dy) dy.dispose();
-  }
+  // Nothing above failed, so the report must say it passed.
+  expect(report.pass, `report of ${context}`).toBe(true);
 }
 
 /** The whole check: fused vs float64 reference, values and gradients, element by element. */
-export async function checkCase(spec: CaseSpec): Promise<void> {
-  const context = describeCase(spec);
-  const inputs = makeInputs(spec);
-  const rng = mulberry32(spec.seed ^ 0x5bd1e995);
-  const dyValues =
-    spec.upstream === 'random'
-      ? new Float32Array(spec.reduction === 'none' ? spec.batch : 1).map(
-          () => (rng() < 0.5 ? -1 : 1) * (0.5 + 1.5 * rng()),
-        )
-      : null;
-  const adapter =
-    spec.plan ??
-    classifyAdapter(
-      tf.backend()
-        ? (tf.backend() as unknown as { adapterInfo?: { vendor?: string; architecture?: string } })
-            .adapterInfo
-        : undefined,
-    );
-  overrideAdapterClassForTesting(spec.plan ? () => spec.plan! : null);
-  const before = tf.memory().numTensors;
-  let fused: CaseResult;
-  try {
-    fused = await withValidationScope(() => runFused(spec, inputs, dyValues));
-  } finally {
-    overrideAdapterClassForTesting(null);
-  }
-  expect(tf.memory().numTensors, `leaked tensors — ${context}`).toBe(before);
-
-  const ref = referenceFor(spec, inputs, dyValues);
-  const tol = tolerancesFor(spec, inputs, dyValues, adapter);
-  const C = spec.classes;
-  expectClose('loss value', fused.value, ref.value, tol.value, context);
-  expectClose('∂L/∂student', fused.gradStudent, ref.gradStudent, tol.gradStudent, context, C);
-  if (fused.gradTeacher) {
-    expectClose('∂L/∂teacher', fused.gradTeacher, ref.gradTeacher, tol.gradTeacher, context, C);
-  }
-}
-
-/** The float64 reference for a case (config overridable, e.g. to perturb it on purpose). */
-export function referenceFor(
-  spec: CaseSpec,
-  inputs: CaseInputs,
-  dyValues: Float32Array | null,
-  config: { alpha?: number; temperature?: number } = {},
-): ReferenceResult {
-  return referenceDistillationLoss(
-    {
-      batch: spec.batch,
-      classes: spec.classes,
-      student: inputs.student,
-      teacher: inputs.teacher,
-      labels: inputs.labels,
-      labelKind: spec.labelKind,
-      ...(dyValues ? { dy: dyValues } : {}),
-    },
-    { alpha: spec.alpha, temperature: spec.temperature, reduction: spec.reduction, ...config },
-  );
-}
-
-export interface CaseTolerances {
-  value: number[];
-  gradStudent: Float64Array;
-  gradTeacher: Float64Array;
-}
-
-/** The derived per-element tolerances of a case (helpers/tolerance.ts). */
-export function tolerancesFor(
-  spec: CaseSpec,
-  inputs: CaseInputs,
-  dyValues: Float32Array | null,
-  adapter: AdapterClass,
-): CaseTolerances {
-  const cfg = resolveConfig({
-    alpha: spec.alpha,
-    temperature: spec.temperature,
-    reduction: spec.reduction,
-  });
-  const ctx: ToleranceContext = {
-    batch: spec.batch,
-    classes: spec.classes,
-    alpha: spec.alpha,
-    temperature: spec.temperature,
-    klWeight: (1 - spec.alpha) * klFactor(cfg),
-    reduceToScalar: spec.reduction !== 'none',
-    adapter,
-  };
-  const rowWeight = spec.reduction === 'mean' ? 1 / spec.batch : 1;
-  const C = spec.classes;
-  const bounds: RowBounds[] = [];
-  const gradStudent = new Float64Array(spec.batch * C);
-  const gradTeacher = new Float64Array(spec.batch * C);
-  for (let b = 0; b < spec.batch; b++) {
-    const row = rowInputs(spec, inputs, b);
-    const rb = rowBounds(row, ctx);
-    bounds.push(rb);
-    const dy = dyValues ? dyValues[spec.reduction === 'none' ? b : 0]! : 1;
-    gradStudent.set(studentGradTolerance(rb, row, ctx, dy * rowWeight), b * C);
-    gradTeacher.set(teacherGradTolerance(rb, row, ctx, dy * rowWeight), b * C);
-  }
-  const value =
-    spec.reduction === 'none'
-      ? bounds.map((r) => r.dLoss)
-      : [reducedLossTolerance(bounds, rowWeight, ctx)];
-  return { value, gradStudent, gradTeacher };
-}
-
-/** The plan class of the adapter tfjs runs on (or the one a case forces). */
-export function adapterOf(spec: CaseSpec): AdapterClass {
-  const info = (
-    tf.backend() as unknown as { adapterInfo?: { vendor?: string; architecture?: string } }
-  ).adapterInfo;
-  return spec.plan ?? classifyAdapter(info);
+export async function checkCase(spec: CaseSpec): Promise<CaseReport> {
+  const report = await evaluateCase(spec);
+  expectReportPasses(report);
+  return report;
 }

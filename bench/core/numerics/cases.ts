@@ -1,0 +1,375 @@
+/**
+ * One fused-vs-reference case: seeded inputs, the fused op forward and backward through tfjs'
+ * tape, the float64 reference, and an element-wise comparison of the value and both gradients
+ * with the derived tolerances (tolerance.ts). Host-neutral: `evaluateCase` returns a report (the
+ * tests assert on it, test/helpers/cases.ts; the app shows it).
+ *
+ * The library is imported by relative path, not by its package name: the plan override
+ * (src/kernels/plan.ts) must be the very module instance the op reads, under any host's
+ * resolution of `tfjs-fused-distill` (Node's tsx resolves it to dist/).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+// Registers the gradients of the stock ops (the 'tape' mode multiplies the teacher by 1).
+import '@tensorflow/tfjs-layers';
+// The package's entry (it registers the kernels) and two of its internal modules.
+import {
+  distillationLoss,
+  referenceDistillationLoss,
+  type Reduction,
+  type ReferenceResult,
+} from '../../../src/index.js';
+import { klFactor, resolveConfig } from '../../../src/config.js';
+import {
+  classifyAdapter,
+  overrideAdapterClassForTesting,
+  type AdapterClass,
+} from '../../../src/kernels/plan.js';
+import { mulberry32 } from '../lib/random.js';
+import { compareElements, type Comparison } from './compare.js';
+import { captureValidationError } from './gpu-scope.js';
+import {
+  reducedLossTolerance,
+  rowBounds,
+  studentGradTolerance,
+  teacherGradTolerance,
+  type RowBounds,
+  type RowInputs,
+  type ToleranceContext,
+} from './tolerance.js';
+
+export interface CaseInputs {
+  student: Float32Array;
+  teacher: Float32Array;
+  /** [B] indices or [B·C] dense labels */
+  labels: Int32Array | Float32Array;
+}
+
+export interface CaseSpec {
+  batch: number;
+  classes: number;
+  temperature: number;
+  alpha: number;
+  reduction: Reduction;
+  labelKind: 'index' | 'dense';
+  seed: number;
+  /** Logits uniform in [−scale, scale]. Default 6. */
+  scale?: number;
+  /** 'unit': tfjs' implicit dy = 1; 'random': an explicit dy in ±[0.5, 2]. Default 'unit'. */
+  upstream?: 'unit' | 'random';
+  /**
+   * How the teacher's gradient is asked for: 'none' (student only, as in training), 'tape'
+   * (teacher logits produced on the tape: the forward kernel writes both gradients),
+   * 'lazy' (plain tensor: the backward kernel recomputes the teacher's). Default 'lazy'.
+   */
+  teacherGrad?: 'none' | 'tape' | 'lazy';
+  /** Force the plan of an adapter class instead of the running adapter's. */
+  plan?: AdapterClass;
+  /** Edit the generated inputs (edge cases). */
+  mutate?: (inputs: CaseInputs) => void;
+}
+
+/** A case as data (what a report carries): the spec without its `mutate` function. */
+export type CaseSpecData = Omit<CaseSpec, 'mutate'> & { mutated?: true };
+
+export function specData(spec: CaseSpec): CaseSpecData {
+  const data: CaseSpec & { mutated?: true } = { ...spec };
+  delete data.mutate;
+  if (spec.mutate) data.mutated = true;
+  return data;
+}
+
+export function describeCase(spec: CaseSpec): string {
+  return `seed ${spec.seed}: ${JSON.stringify({ ...spec, mutate: spec.mutate ? 'yes' : undefined })}`;
+}
+
+export function makeInputs(spec: CaseSpec): CaseInputs {
+  const rng = mulberry32(spec.seed);
+  const n = spec.batch * spec.classes;
+  const scale = spec.scale ?? 6;
+  const student = new Float32Array(n).map(() => (rng() * 2 - 1) * scale);
+  const teacher = new Float32Array(n).map(() => (rng() * 2 - 1) * scale);
+  let labels: Int32Array | Float32Array;
+  if (spec.labelKind === 'index') {
+    labels = new Int32Array(spec.batch).map(() => Math.floor(rng() * spec.classes));
+  } else {
+    // soft labels: a random distribution per row (one-hot rows are covered by index labels)
+    labels = new Float32Array(n).map(() => rng());
+    for (let b = 0; b < spec.batch; b++) {
+      let sum = 0;
+      for (let c = 0; c < spec.classes; c++) sum += labels[b * spec.classes + c]!;
+      for (let c = 0; c < spec.classes; c++) labels[b * spec.classes + c]! /= sum;
+    }
+  }
+  const inputs = { student, teacher, labels };
+  spec.mutate?.(inputs);
+  return inputs;
+}
+
+/** The explicit upstream gradient of a case ('random': ±[0.5, 2], seeded), or null for dy = 1. */
+export function upstreamFor(spec: CaseSpec): Float32Array | null {
+  if (spec.upstream !== 'random') return null;
+  const rng = mulberry32(spec.seed ^ 0x5bd1e995);
+  return new Float32Array(spec.reduction === 'none' ? spec.batch : 1).map(
+    () => (rng() < 0.5 ? -1 : 1) * (0.5 + 1.5 * rng()),
+  );
+}
+
+function rowInputs(spec: CaseSpec, inputs: CaseInputs, b: number): RowInputs {
+  const C = spec.classes;
+  const s = inputs.student.subarray(b * C, (b + 1) * C);
+  const t = inputs.teacher.subarray(b * C, (b + 1) * C);
+  let y: Float64Array | null;
+  if (spec.labelKind === 'index') {
+    const label = inputs.labels[b]!;
+    y = label >= 0 && label < C ? new Float64Array(C) : null;
+    if (y) y[label] = 1;
+  } else {
+    y = Float64Array.from(inputs.labels.subarray(b * C, (b + 1) * C));
+  }
+  return { classes: C, s, t, y };
+}
+
+export interface CaseResult {
+  value: Float32Array;
+  gradStudent: Float32Array;
+  gradTeacher: Float32Array | null;
+}
+
+/** Runs the fused op forward + backward; returns what it computed (tensors disposed). */
+export async function runFused(
+  spec: CaseSpec,
+  inputs: CaseInputs,
+  dyValues: Float32Array | null,
+): Promise<CaseResult> {
+  const { batch: B, classes: C } = spec;
+  const config = { alpha: spec.alpha, temperature: spec.temperature, reduction: spec.reduction };
+  const s = tf.tensor2d(inputs.student, [B, C]);
+  const t = tf.tensor2d(inputs.teacher, [B, C]);
+  const y =
+    spec.labelKind === 'index'
+      ? tf.tensor1d(inputs.labels, 'int32')
+      : tf.tensor2d(inputs.labels, [B, C]);
+  const dy = dyValues
+    ? spec.reduction === 'none'
+      ? tf.tensor1d(dyValues)
+      : tf.scalar(dyValues[0]!)
+    : undefined;
+  const mode = spec.teacherGrad ?? 'lazy';
+  try {
+    const out =
+      mode === 'none'
+        ? tf.valueAndGrads((a: tf.Tensor) => distillationLoss(y, a, t, config))([s], dy)
+        : tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor) =>
+            // ×1 is exact; it puts the teacher's logits on the tape (forward writes both).
+            distillationLoss(y, a, mode === 'tape' ? tf.mul(b, 1) : b, config),
+          )([s, t], dy);
+    const value = (await out.value.data()) as Float32Array;
+    const gradStudent = (await out.grads[0]!.data()) as Float32Array;
+    const gradTeacher = mode === 'none' ? null : ((await out.grads[1]!.data()) as Float32Array);
+    tf.dispose([out.value, ...out.grads]);
+    return { value, gradStudent, gradTeacher };
+  } finally {
+    tf.dispose([s, t, y]);
+    if (dy) dy.dispose();
+  }
+}
+
+/** Overrides of the reference's configuration (tests: a deliberately wrong reference). */
+export interface ReferenceConfig {
+  alpha?: number;
+  temperature?: number;
+}
+
+/** The float64 reference for a case (config overridable, e.g. to perturb it on purpose). */
+export function referenceFor(
+  spec: CaseSpec,
+  inputs: CaseInputs,
+  dyValues: Float32Array | null,
+  config: ReferenceConfig = {},
+): ReferenceResult {
+  return referenceDistillationLoss(
+    {
+      batch: spec.batch,
+      classes: spec.classes,
+      student: inputs.student,
+      teacher: inputs.teacher,
+      labels: inputs.labels,
+      labelKind: spec.labelKind,
+      ...(dyValues ? { dy: dyValues } : {}),
+    },
+    { alpha: spec.alpha, temperature: spec.temperature, reduction: spec.reduction, ...config },
+  );
+}
+
+export interface CaseTolerances {
+  value: number[];
+  gradStudent: Float64Array;
+  gradTeacher: Float64Array;
+}
+
+/** The derived per-element tolerances of a case (tolerance.ts). */
+export function tolerancesFor(
+  spec: CaseSpec,
+  inputs: CaseInputs,
+  dyValues: Float32Array | null,
+  adapter: AdapterClass,
+): CaseTolerances {
+  const cfg = resolveConfig({
+    alpha: spec.alpha,
+    temperature: spec.temperature,
+    reduction: spec.reduction,
+  });
+  const ctx: ToleranceContext = {
+    batch: spec.batch,
+    classes: spec.classes,
+    alpha: spec.alpha,
+    temperature: spec.temperature,
+    klWeight: (1 - spec.alpha) * klFactor(cfg),
+    reduceToScalar: spec.reduction !== 'none',
+    adapter,
+  };
+  const rowWeight = spec.reduction === 'mean' ? 1 / spec.batch : 1;
+  const C = spec.classes;
+  const bounds: RowBounds[] = [];
+  const gradStudent = new Float64Array(spec.batch * C);
+  const gradTeacher = new Float64Array(spec.batch * C);
+  for (let b = 0; b < spec.batch; b++) {
+    const row = rowInputs(spec, inputs, b);
+    const rb = rowBounds(row, ctx);
+    bounds.push(rb);
+    const dy = dyValues ? dyValues[spec.reduction === 'none' ? b : 0]! : 1;
+    gradStudent.set(studentGradTolerance(rb, row, ctx, dy * rowWeight), b * C);
+    gradTeacher.set(teacherGradTolerance(rb, row, ctx, dy * rowWeight), b * C);
+  }
+  const value =
+    spec.reduction === 'none'
+      ? bounds.map((r) => r.dLoss)
+      : [reducedLossTolerance(bounds, rowWeight, ctx)];
+  return { value, gradStudent, gradTeacher };
+}
+
+/** The plan class of the adapter tfjs runs on ('gpu' when tfjs' backend has no adapter info). */
+export function adapterPlan(): AdapterClass {
+  const info = (
+    tf.backend() as unknown as { adapterInfo?: { vendor?: string; architecture?: string } }
+  ).adapterInfo;
+  return classifyAdapter(info);
+}
+
+/** The plan class a case runs: the one it forces, else the adapter's. */
+export function adapterOf(spec: CaseSpec): AdapterClass {
+  return spec.plan ?? adapterPlan();
+}
+
+export type CheckName = 'loss value' | '∂L/∂student' | '∂L/∂teacher';
+
+/** One compared output of a case. */
+export interface CheckReport extends Comparison {
+  what: CheckName;
+  /** Row length of the output (1 for the loss value), for row / column indices. */
+  columns: number;
+}
+
+export interface CaseReport {
+  name: string;
+  spec: CaseSpecData;
+  /** describeCase(spec): the seed and the spec, for failure messages. */
+  context: string;
+  /** The plan class the case ran (and whose tolerances it used). */
+  plan: AdapterClass;
+  /** No exception, no validation error, no leaked tensor, every element within tolerance. */
+  pass: boolean;
+  /** Tensors alive after the case minus before it (0 when nothing leaked). */
+  leakedTensors: number;
+  /** The message of a WebGPU validation error reported while the op ran. */
+  gpuValidationError?: string;
+  /** An exception thrown while the case ran (the op, a read-back, the comparison). */
+  error?: string;
+  /** The exception's stack, where the host gives one. */
+  errorStack?: string;
+  /** Value, ∂L/∂student and (unless teacherGrad is 'none') ∂L/∂teacher, in that order. */
+  checks: CheckReport[];
+  /** Wall time of the whole case (inputs, op, reference, tolerances, comparison). */
+  ms: number;
+}
+
+export interface EvaluateOptions {
+  /** The report's name. Default: describeCase(spec). */
+  name?: string;
+  /** Tests only: compare against a reference computed with this configuration instead. */
+  referenceConfig?: ReferenceConfig;
+}
+
+/**
+ * Runs a case on tfjs' active WebGPU backend and compares it with the float64 reference:
+ * inside a validation error scope, with the case's plan forced if it names one, counting the
+ * tensors it leaks. Never throws for a failing case: an exception is reported in `error`.
+ */
+export async function evaluateCase(
+  spec: CaseSpec,
+  options: EvaluateOptions = {},
+): Promise<CaseReport> {
+  const start = performance.now();
+  const context = describeCase(spec);
+  const report: CaseReport = {
+    name: options.name ?? context,
+    spec: specData(spec),
+    context,
+    plan: 'gpu',
+    pass: false,
+    leakedTensors: 0,
+    checks: [],
+    ms: 0,
+  };
+  const before = tf.memory().numTensors;
+  try {
+    report.plan = adapterOf(spec);
+    const inputs = makeInputs(spec);
+    const dyValues = upstreamFor(spec);
+    overrideAdapterClassForTesting(spec.plan ? () => spec.plan! : null);
+    let fused: CaseResult;
+    try {
+      const run = await captureValidationError(() => runFused(spec, inputs, dyValues));
+      fused = run.result;
+      if (run.validationError !== null) report.gpuValidationError = run.validationError;
+    } finally {
+      overrideAdapterClassForTesting(null);
+    }
+    report.leakedTensors = tf.memory().numTensors - before;
+
+    const ref = referenceFor(spec, inputs, dyValues, options.referenceConfig);
+    const tol = tolerancesFor(spec, inputs, dyValues, report.plan);
+    const C = spec.classes;
+    const check = (
+      what: CheckName,
+      actual: Float32Array,
+      expected: Float64Array,
+      tolerance: ArrayLike<number>,
+      columns: number,
+    ): CheckReport => ({
+      what,
+      columns,
+      ...compareElements(actual, expected, tolerance, columns),
+    });
+    report.checks.push(check('loss value', fused.value, ref.value, tol.value, 1));
+    report.checks.push(
+      check('∂L/∂student', fused.gradStudent, ref.gradStudent, tol.gradStudent, C),
+    );
+    if (fused.gradTeacher) {
+      report.checks.push(
+        check('∂L/∂teacher', fused.gradTeacher, ref.gradTeacher, tol.gradTeacher, C),
+      );
+    }
+    report.pass =
+      report.gpuValidationError === undefined &&
+      report.leakedTensors === 0 &&
+      report.checks.every((c) => c.mismatches === 0);
+  } catch (err) {
+    report.error = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    if (err instanceof Error && err.stack) report.errorStack = err.stack;
+    report.leakedTensors = tf.memory().numTensors - before;
+    report.pass = false;
+  }
+  report.ms = performance.now() - start;
+  return report;
+}

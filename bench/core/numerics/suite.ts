@@ -1,0 +1,387 @@
+/**
+ * The numerics suite's cases as data, shared by the tests (test/fused.grid.test.ts,
+ * test/fused.edge.test.ts, test/temperature.test.ts) and the app's "Validate kernels" panel:
+ * the same specs under the same names, checked by the same `evaluateCase` with the same
+ * tolerances.
+ *
+ * Families:
+ * - 'grid': B × C × T of the issue, α, reduction, label kind, gradient path and upstream
+ *   rotated so that every value of every axis meets every B and every C; on the adapter's plan.
+ * - 'grid, gpu plan': the same grid with the hardware plan forced (workgroup per row,
+ *   shared-memory trees), so that a software adapter proves it too.
+ * - 'edge': named edge cases (huge logits, extreme shifts, identical or one-hot teachers, odd
+ *   C, explicit upstream gradients, NaN, out-of-range labels), on both plans.
+ * - 'largest': the largest supported C, on both plans.
+ * - 'temperature': temperatures far outside 1–20 (1e-4 … 1e8), on both plans.
+ *
+ * `validationSuite('quick')` is a documented subset; see QUICK_MAX_ELEMENTS and quickCases().
+ */
+import type { Reduction } from '../../../src/config.js';
+import type { AdapterClass } from '../../../src/kernels/plan.js';
+import type { CaseInputs, CaseSpec } from './cases.js';
+
+export type CaseFamily = 'grid' | 'grid, gpu plan' | 'edge' | 'largest' | 'temperature';
+
+export interface NamedCase {
+  /** Stable and unique in the suite; the tests' test.each titles. */
+  readonly name: string;
+  readonly family: CaseFamily;
+  /** What the case checks within its family (edge cases: which edge; else the family). */
+  readonly kind: string;
+  readonly spec: CaseSpec;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The grid
+
+export const GRID_BATCHES = [1, 7, 64, 300] as const;
+export const GRID_CLASSES = [1, 2, 10, 1000, 1271, 32768] as const;
+export const GRID_TEMPERATURES = [0.5, 1, 4, 10, 20] as const;
+export const GRID_ALPHAS = [0, 0.1, 0.5, 1] as const;
+export const GRID_REDUCTIONS: readonly Reduction[] = ['mean', 'sum', 'none'];
+export const GRID_LABEL_KINDS = ['index', 'dense'] as const;
+
+/** The whole B × C × T grid, unfiltered (seeds 1000, 1001, … in this order). */
+export function gridSpecs(): CaseSpec[] {
+  const cases: CaseSpec[] = [];
+  GRID_BATCHES.forEach((batch, bi) =>
+    GRID_CLASSES.forEach((classes, ci) =>
+      GRID_TEMPERATURES.forEach((temperature, ti) => {
+        const k = bi + ci + ti;
+        cases.push({
+          batch,
+          classes,
+          temperature,
+          alpha: GRID_ALPHAS[(k + bi) % GRID_ALPHAS.length]!,
+          reduction: GRID_REDUCTIONS[k % GRID_REDUCTIONS.length]!,
+          labelKind: GRID_LABEL_KINDS[(bi + ti) % 2]!,
+          seed: 1000 + cases.length,
+          // every gradient path: student only (training), teacher on the tape, teacher lazily
+          teacherGrad: (['none', 'tape', 'lazy'] as const)[(ci + ti) % 3]!,
+          // labelKind follows ti's parity, upstream ⌊ti/2⌋'s: every (B, C) sees all four pairs
+          upstream: (Math.floor(ti / 2) + bi + ci) % 2 === 0 ? 'unit' : 'random',
+        });
+      }),
+    ),
+  );
+  return cases;
+}
+
+function gridName(c: CaseSpec): string {
+  return `B=${c.batch} C=${c.classes} T=${c.temperature} α=${c.alpha} ${c.reduction} ${c.labelKind} ${c.teacherGrad} dy=${c.upstream}`;
+}
+
+/** Cases of a million elements or more: the 300 × 32768 ones (and 64 × 32768). */
+const HUGE = 1e6;
+
+/** The grid on the adapter's plan. The 300 × 32768 cases dominate: one temperature in two. */
+export function gridCases(): NamedCase[] {
+  return gridSpecs()
+    .filter((c) => c.batch * c.classes < HUGE || c.temperature !== 4)
+    .map((spec) => ({ name: gridName(spec), family: 'grid', kind: 'grid', spec }));
+}
+
+/** The grid with the hardware plan forced; of the huge cases only T = 10. */
+export function gpuPlanGridCases(): NamedCase[] {
+  return gridSpecs()
+    .filter((c) => c.batch * c.classes < HUGE || c.temperature === 10)
+    .map((c) => ({
+      name: `${gridName(c)}, gpu plan`,
+      family: 'grid, gpu plan',
+      kind: 'grid',
+      spec: { ...c, plan: 'gpu' },
+    }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Edge cases (test/fused.edge.test.ts)
+
+export const PLANS: readonly AdapterClass[] = ['cpu', 'gpu'];
+export const EDGE_BASE: Readonly<CaseSpec> = {
+  batch: 7,
+  classes: 10,
+  temperature: 10,
+  alpha: 0.1,
+  reduction: 'none',
+  labelKind: 'index',
+  seed: 42,
+  teacherGrad: 'tape',
+  upstream: 'random',
+};
+export const EDGE_SIZES = [10, 1271, 4096] as const;
+export const ODD_SIZES = [10, 1271, 1023, 257] as const;
+
+/** Edge kinds whose tests check more than the comparison (see test/fused.edge.test.ts). */
+export type EdgeKind =
+  | 'logits ±100'
+  | 'logits ±1e4'
+  | 'shifted row'
+  | 'identical'
+  | 'one-hot teacher'
+  | 'odd C'
+  | 'upstream'
+  | 'NaN'
+  | 'labels out of range';
+
+function edge(kind: EdgeKind, title: string, plan: AdapterClass, spec: CaseSpec): NamedCase {
+  return { name: `${title}, ${plan} plan`, family: 'edge', kind, spec: { ...spec, plan } };
+}
+
+/** The edge cases of one plan. */
+export function edgeCasesOf(plan: AdapterClass): NamedCase[] {
+  const out: NamedCase[] = [];
+  for (const classes of EDGE_SIZES) {
+    const base = { ...EDGE_BASE, classes };
+    out.push(edge('logits ±100', `logits ±100, C=${classes}`, plan, { ...base, scale: 100 }));
+    out.push(
+      edge('logits ±1e4', `logits ±1e4 at T = 0.05, C=${classes}`, plan, {
+        ...base,
+        scale: 1e4,
+        temperature: 0.05,
+      }),
+      edge('logits ±1e4', `logits ±1e4 at T = 100, C=${classes}`, plan, {
+        ...base,
+        scale: 1e4,
+        temperature: 100,
+        seed: 43,
+      }),
+    );
+    out.push(
+      edge('shifted row', `a row shifted by a large constant, C=${classes}`, plan, {
+        ...base,
+        mutate: ({ student, teacher }: CaseInputs) => {
+          for (let c = 0; c < classes; c++) {
+            student[2 * classes + c]! += 9000;
+            teacher[3 * classes + c]! -= 9000;
+          }
+        },
+      }),
+    );
+    out.push(
+      edge('identical', `identical teacher and student, α = 0, C=${classes}`, plan, {
+        ...base,
+        alpha: 0,
+        mutate: (x: CaseInputs) => x.teacher.set(x.student),
+      }),
+    );
+    out.push(
+      edge(
+        'one-hot teacher',
+        `one-hot teacher (one logit far above the rest), C=${classes}`,
+        plan,
+        {
+          ...base,
+          temperature: 1,
+          mutate: ({ teacher }: CaseInputs) => {
+            teacher.fill(-50);
+            for (let b = 0; b < base.batch; b++) teacher[b * classes + ((b * 3) % classes)] = 50;
+          },
+        },
+      ),
+    );
+    out.push(
+      edge('NaN', `NaN propagates to its row only, C=${classes}`, plan, {
+        ...base,
+        mutate: ({ student, teacher }: CaseInputs) => {
+          student[1 * classes + (classes >> 1)] = NaN;
+          teacher[4 * classes + classes - 1] = NaN;
+        },
+      }),
+    );
+    out.push(
+      edge('labels out of range', `out-of-range labels make their row NaN, C=${classes}`, plan, {
+        ...base,
+        mutate: ({ labels }: CaseInputs) => {
+          labels[0] = classes;
+          labels[3] = -1;
+          labels[5] = 2 ** 31 - 1;
+        },
+      }),
+    );
+  }
+  for (const classes of ODD_SIZES) {
+    out.push(
+      edge('odd C', `C not a multiple of the workgroup size or of 4, C=${classes}`, plan, {
+        ...EDGE_BASE,
+        classes,
+        batch: 5,
+        reduction: 'mean',
+      }),
+    );
+  }
+  const upstream = { ...EDGE_BASE, classes: 1000, upstream: 'random' as const };
+  out.push(
+    edge('upstream', 'non-unit upstream gradient, scalar (sum)', plan, {
+      ...upstream,
+      reduction: 'sum',
+    }),
+    edge('upstream', 'non-unit upstream gradient, per row (none)', plan, {
+      ...upstream,
+      reduction: 'none',
+    }),
+    edge('upstream', 'non-unit upstream gradient, scalar (mean), student only', plan, {
+      ...upstream,
+      reduction: 'mean',
+      teacherGrad: 'none',
+    }),
+  );
+  return out;
+}
+
+/** The edge cases of both plans. */
+export function edgeCases(): NamedCase[] {
+  return PLANS.flatMap(edgeCasesOf);
+}
+
+/** The largest supported C (MAX_CLASSES = 262144) at B = 1, and 262143 at B = 2. */
+export function largestCases(): NamedCase[] {
+  return PLANS.flatMap((plan): NamedCase[] => [
+    {
+      name: `C = 262144 (the largest supported) and B = 1, ${plan} plan`,
+      family: 'largest',
+      kind: 'largest',
+      spec: { ...EDGE_BASE, plan, batch: 1, classes: 262_144, reduction: 'mean', scale: 20 },
+    },
+    {
+      name: `C = 262143 and B = 2, ${plan} plan`,
+      family: 'largest',
+      kind: 'largest',
+      spec: { ...EDGE_BASE, plan, batch: 2, classes: 262_143, reduction: 'none', seed: 7 },
+    },
+  ]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Extreme temperatures (test/temperature.test.ts)
+
+export const EXTREME_TEMPERATURES = [1e-4, 0.01, 0.05, 1e3, 1e4, 1e6, 1e8] as const;
+export const TEMPERATURE_BASE: Readonly<CaseSpec> = {
+  batch: 16,
+  classes: 1000,
+  temperature: 1,
+  alpha: 0.1,
+  reduction: 'none',
+  labelKind: 'index',
+  seed: 7,
+  teacherGrad: 'tape',
+  upstream: 'random',
+};
+
+/** At each extreme temperature, on both plans: C = 10, 1000 and 4096, every gradient path. */
+export function temperatureCases(): NamedCase[] {
+  const out: NamedCase[] = [];
+  for (const plan of PLANS) {
+    for (const T of EXTREME_TEMPERATURES) {
+      const base = { ...TEMPERATURE_BASE, plan, temperature: T };
+      const add = (title: string, spec: CaseSpec) =>
+        out.push({
+          name: `T = ${T}, ${title}, ${plan} plan`,
+          family: 'temperature',
+          kind: 'temperature',
+          spec,
+        });
+      add('C = 10, teacher on the tape', { ...base, classes: 10, scale: 3 });
+      add('C = 1000, teacher lazily', { ...base, teacherGrad: 'lazy', seed: 8 });
+      add('C = 4096 B = 3 dense mean, student only', {
+        ...base,
+        classes: 4096,
+        batch: 3,
+        labelKind: 'dense',
+        reduction: 'mean',
+        teacherGrad: 'none',
+        seed: 9,
+      });
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The app's suites
+
+/** Every shared case, in the order above. */
+export function sharedCases(): NamedCase[] {
+  return [
+    ...gridCases(),
+    ...gpuPlanGridCases(),
+    ...edgeCases(),
+    ...largestCases(),
+    ...temperatureCases(),
+  ];
+}
+
+/**
+ * Cases of the quick suite are below this many elements (B · C): no 300 × 32768 or
+ * 64 × 32768 case.
+ */
+export const QUICK_MAX_ELEMENTS = 600_000;
+
+/** The axes the quick suite covers, and each case's value on them. */
+export const COVERAGE_AXES = {
+  batch: (c: NamedCase) => c.spec.batch,
+  classes: (c: NamedCase) => c.spec.classes,
+  temperature: (c: NamedCase) => c.spec.temperature,
+  alpha: (c: NamedCase) => c.spec.alpha,
+  reduction: (c: NamedCase) => c.spec.reduction,
+  labelKind: (c: NamedCase) => c.spec.labelKind,
+  teacherGrad: (c: NamedCase) => c.spec.teacherGrad ?? 'lazy',
+  upstream: (c: NamedCase) => c.spec.upstream ?? 'unit',
+  /** 'adapter' (the running adapter's own), 'cpu' or 'gpu' (forced). */
+  plan: (c: NamedCase) => c.spec.plan ?? 'adapter',
+  /** Every C on every plan it runs with (the plans differ most in how they split a row). */
+  'plan × classes': (c: NamedCase) => `${c.spec.plan ?? 'adapter'} plan, C=${c.spec.classes}`,
+  /** Every family and edge kind, on every plan it runs on. */
+  'kind × plan': (c: NamedCase) => `${c.family}: ${c.kind}, ${c.spec.plan ?? 'adapter'} plan`,
+} as const satisfies Record<string, (c: NamedCase) => string | number>;
+
+export type CoverageAxis = keyof typeof COVERAGE_AXES;
+
+/** The values each axis takes over `cases` ("axis=value" strings). */
+export function coverageOf(cases: readonly NamedCase[]): Set<string> {
+  const out = new Set<string>();
+  for (const c of cases) {
+    for (const [axis, value] of Object.entries(COVERAGE_AXES)) out.add(`${axis}=${value(c)}`);
+  }
+  return out;
+}
+
+/** What a case is assumed to cost (elements, plus a fixed overhead per case). */
+function quickCost(c: NamedCase): number {
+  return c.spec.batch * c.spec.classes + 2000;
+}
+
+/**
+ * The quick suite: every value of every coverage axis (COVERAGE_AXES) that a case below
+ * QUICK_MAX_ELEMENTS reaches, by a greedy set cover over the shared cases: repeatedly the case
+ * that covers the most still-uncovered values per unit of cost (B · C + 2000), the first one on
+ * ties. Returned in the shared order. Deterministic: it depends only on the lists above.
+ */
+export function quickCases(): NamedCase[] {
+  const all = sharedCases();
+  const eligible = all.filter((c) => c.spec.batch * c.spec.classes < QUICK_MAX_ELEMENTS);
+  const covered = new Set<string>();
+  const chosen = new Set<NamedCase>();
+  for (;;) {
+    let best: NamedCase | null = null;
+    let bestScore = 0;
+    for (const c of eligible) {
+      if (chosen.has(c)) continue;
+      let gain = 0;
+      for (const v of coverageOf([c])) if (!covered.has(v)) gain++;
+      const score = gain / quickCost(c);
+      if (gain > 0 && score > bestScore) {
+        best = c;
+        bestScore = score;
+      }
+    }
+    if (!best) break;
+    chosen.add(best);
+    for (const v of coverageOf([best])) covered.add(v);
+  }
+  return all.filter((c) => chosen.has(c));
+}
+
+/** The app's suites: 'full' = every shared case; 'quick' = quickCases(). */
+export function validationSuite(level: 'quick' | 'full'): NamedCase[] {
+  return level === 'full' ? sharedCases() : quickCases();
+}
