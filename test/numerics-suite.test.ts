@@ -171,10 +171,13 @@ describe('the quick suite', () => {
     for (const [axis, list] of required) {
       for (const v of list) expect(has(axis, v), `${axis} = ${v}`).toBe(true);
     }
-    // every edge kind on both plans
-    for (const e of numerics.edgeCases()) {
-      expect(has('kind × plan', COVERAGE_AXES['kind × plan'](e)), e.name).toBe(true);
-    }
+    // every edge kind on both plans, on the gpu plan both with a row per thread and shared
+    const kinds = (cases: NamedCase[]) => cases.map(COVERAGE_AXES['kind × plan × row split']);
+    const edgeKinds = new Set(kinds(numerics.edgeCases()));
+    expect(
+      [...edgeKinds].filter((k) => k.endsWith('gpu plan, row shared by invocations')).length,
+    ).toBe(new Set(numerics.edgeCases().map((e) => e.kind)).size);
+    for (const k of edgeKinds) expect(kinds(quick), k).toContain(k);
   });
 });
 

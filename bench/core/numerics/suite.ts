@@ -17,7 +17,7 @@
  * `validationSuite('quick')` is a documented subset; see QUICK_MAX_ELEMENTS and quickCases().
  */
 import type { Reduction } from '../../../src/config.js';
-import type { AdapterClass } from '../../../src/kernels/plan.js';
+import { choosePlan, type AdapterClass } from '../../../src/kernels/plan.js';
 import type { CaseInputs, CaseSpec } from './cases.js';
 
 export type CaseFamily = 'grid' | 'grid, gpu plan' | 'edge' | 'largest' | 'temperature';
@@ -316,6 +316,14 @@ export function sharedCases(): NamedCase[] {
  */
 export const QUICK_MAX_ELEMENTS = 600_000;
 
+/** "cpu plan, thread per row", "gpu plan, row shared by invocations" or "adapter plan". */
+function rowSplit(c: NamedCase): string {
+  const { batch, classes, reduction, plan } = c.spec;
+  if (!plan) return 'adapter plan'; // known only on the adapter that runs it
+  const tileCols = choosePlan(batch, classes, reduction !== 'none', plan).tileCols;
+  return `${plan} plan, ${tileCols === 1 ? 'thread per row' : 'row shared by invocations'}`;
+}
+
 /** The axes the quick suite covers, and each case's value on them. */
 export const COVERAGE_AXES = {
   batch: (c: NamedCase) => c.spec.batch,
@@ -330,8 +338,11 @@ export const COVERAGE_AXES = {
   plan: (c: NamedCase) => c.spec.plan ?? 'adapter',
   /** Every C on every plan it runs with (the plans differ most in how they split a row). */
   'plan × classes': (c: NamedCase) => `${c.spec.plan ?? 'adapter'} plan, C=${c.spec.classes}`,
-  /** Every family and edge kind, on every plan it runs on. */
-  'kind × plan': (c: NamedCase) => `${c.family}: ${c.kind}, ${c.spec.plan ?? 'adapter'} plan`,
+  /**
+   * Every family and edge kind, on every plan it runs on, and with each way of splitting a row
+   * that the plan gives it: a thread per row, or a row shared by invocations (shared memory).
+   */
+  'kind × plan × row split': (c: NamedCase) => `${c.family}: ${c.kind}, ${rowSplit(c)}`,
 } as const satisfies Record<string, (c: NamedCase) => string | number>;
 
 export type CoverageAxis = keyof typeof COVERAGE_AXES;
