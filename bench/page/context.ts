@@ -1,0 +1,67 @@
+/**
+ * What the panels share: the page's GPU, and one run at a time (two benchmarks sharing a GPU
+ * would time each other), with the Stop button and device loss both aborting the run in flight.
+ */
+import { emit, type Task } from './automation.js';
+import type { PageGpu } from './gpu.js';
+import { errorText } from './ui.js';
+
+export class PageContext {
+  private running: { task: Task; controller: AbortController } | null = null;
+  private readonly listeners = new Set<() => void>();
+  /** Set when the device is lost: nothing more can run until the page is reloaded. */
+  lost: string | null = null;
+
+  constructor(readonly gpu: PageGpu) {}
+
+  get busy(): Task | null {
+    return this.running?.task ?? null;
+  }
+
+  /** Called whenever a run starts or ends (the panels enable and disable their buttons). */
+  onChange(listener: () => void): void {
+    this.listeners.add(listener);
+  }
+
+  private changed(): void {
+    for (const l of this.listeners) l();
+  }
+
+  /**
+   * Runs `body` as the page's one run: refuses when another is running or the device is lost,
+   * reports the outcome to the runner (`done`), and returns whether it succeeded.
+   */
+  async run(task: Task, body: (signal: AbortSignal) => Promise<void>): Promise<boolean> {
+    if (this.lost) {
+      emit({ type: 'done', task, ok: false, error: `GPU device lost: ${this.lost}` });
+      return false;
+    }
+    if (this.running) throw new Error(`a ${this.running.task} run is in progress`);
+    const controller = new AbortController();
+    this.running = { task, controller };
+    this.changed();
+    try {
+      await body(controller.signal);
+      emit({ type: 'done', task, ok: true });
+      return true;
+    } catch (err) {
+      console.error(err);
+      emit({ type: 'done', task, ok: false, error: errorText(err) });
+      throw err;
+    } finally {
+      this.running = null;
+      this.changed();
+    }
+  }
+
+  stop(): void {
+    this.running?.controller.abort();
+  }
+
+  /** The device is gone: abort whatever runs and refuse new runs. */
+  deviceLost(message: string): void {
+    this.lost = message;
+    this.stop();
+    this.changed();
+  }
+}

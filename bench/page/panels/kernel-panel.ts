@@ -1,0 +1,120 @@
+/**
+ * The kernel benchmark panel: the sizes of `npm run bench:kernel`, fused vs stock vs the memory
+ * ceiling, forward+backward, on this GPU, in seconds (most visitors run this first). Same code
+ * as the CLI (bench/core/kernel-bench.ts); results fill the table and chart as shapes finish.
+ */
+import ceilingShader from '../../core/memory_ceiling.wgsl?raw';
+import {
+  DEFAULT_KERNEL_SHAPES,
+  parseShapes,
+  runKernelBenchmark,
+  type KernelShapeResult,
+} from '../../core/kernel-bench.js';
+import { emit } from '../automation.js';
+import { BUILD, pageVersions } from '../build-info.js';
+import type { PageContext } from '../context.js';
+import { renderKernelReport, renderKernelResults } from '../views/kernel-view.js';
+import { el, errorText, setStatus } from '../ui.js';
+
+export interface KernelPanel {
+  run(params?: URLSearchParams): Promise<boolean>;
+}
+
+export function createKernelPanel(root: HTMLElement, ctx: PageContext): KernelPanel {
+  const shapes = el('input', {
+    type: 'text',
+    value: DEFAULT_KERNEL_SHAPES,
+    'aria-label': 'shapes',
+    spellcheck: 'false',
+  });
+  const windows = el('input', {
+    type: 'number',
+    min: '3',
+    max: '50',
+    value: '7',
+    'aria-label': 'windows',
+  });
+  const start = el('button', { type: 'button' }, 'Run kernel benchmark');
+  const stop = el('button', { type: 'button', class: 'secondary' }, 'Stop');
+  const status = el('p', { class: 'status', role: 'status' });
+  const out = el('div', { class: 'results' });
+  root.append(
+    el(
+      'p',
+      {},
+      'The fused loss, forward and backward, against the same maths composed from stock tfjs ops ' +
+        'and against a memory ceiling (two reads and one write of the logits): medians of timed ' +
+        'windows with their p20–p80 spread, one fence per window.',
+    ),
+    el(
+      'div',
+      { class: 'controls' },
+      el('label', {}, 'Shapes (B×C) ', shapes),
+      el('label', {}, 'Windows ', windows),
+      start,
+      stop,
+    ),
+    status,
+    out,
+  );
+  const sync = (): void => {
+    start.disabled = ctx.busy !== null || ctx.lost !== null;
+    stop.disabled = ctx.busy !== 'kernel';
+  };
+  ctx.onChange(sync);
+  sync();
+
+  async function run(params?: URLSearchParams): Promise<boolean> {
+    if (params?.get('shapes')) shapes.value = params.get('shapes')!;
+    if (params?.get('windows')) windows.value = params.get('windows')!;
+    return ctx
+      .run('kernel', async (signal) => {
+        const parsed = parseShapes(shapes.value);
+        const partial: KernelShapeResult[] = [];
+        setStatus(status, `running ${parsed.length} shapes…`);
+        const report = await runKernelBenchmark({
+          device: ctx.gpu.device,
+          ceilingShader,
+          shapes: parsed,
+          windows: Number(windows.value),
+          windowMs: 250,
+          alpha: 0.1,
+          temperature: 10,
+          seed: 1234,
+          meta: {
+            adapter: ctx.gpu.description,
+            software: ctx.gpu.software,
+            commit: BUILD.commit,
+            versions: pageVersions(),
+          },
+          signal,
+          onProgress: (line) => {
+            setStatus(status, line);
+            emit({ type: 'progress', task: 'kernel', line });
+          },
+          onShape: (r, i, n) => {
+            partial.push(r);
+            renderKernelResults(out, partial);
+            const line = `${r.batch}×${r.classes}: fused ${r.fused.p50.toFixed(3)} ms, stock ${r.stock.p50.toFixed(3)} ms, ×${r.speedup.toFixed(1)} (${i + 1}/${n})`;
+            setStatus(status, line);
+            emit({ type: 'progress', task: 'kernel', line });
+          },
+        });
+        renderKernelReport(out, report);
+        setStatus(
+          status,
+          report.complete ? `done in ${(report.totalWallMs / 1000).toFixed(1)} s` : 'stopped',
+          report.complete ? 'ok' : 'warn',
+        );
+        emit({ type: 'result', task: 'kernel', report });
+      })
+      .catch((err: unknown) => {
+        setStatus(status, `failed: ${errorText(err)}`, 'error');
+        return false;
+      });
+  }
+
+  start.addEventListener('click', () => void run());
+  stop.addEventListener('click', () => ctx.stop());
+  return { run };
+}
