@@ -1,5 +1,6 @@
 // The host-neutral benchmark code (bench/core/) bundles for the browser: Vite's client build of
-// bench/core/index.ts succeeds and pulls in no Node built-in. (tsconfig.core.json checks the
+// its entry points (the protocol and benchmarks, the numerics suite, the dataset catalogue)
+// succeeds and pulls in no Node built-in. (tsconfig.core.json checks the
 // types; this checks what a page would actually load.)
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -14,7 +15,7 @@ const outDir = mkdtempSync(path.join(os.tmpdir(), 'core-bundle-'));
 afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
 describe('bench/core bundles for the browser', () => {
-  it('builds bench/core/index.ts with no node: import and no browser-external stub', async () => {
+  it('builds bench/core with no node: import and no browser-external stub', async () => {
     const warnings: string[] = [];
     // Vite replaces a Node built-in by an empty "browser external" module and only warns.
     const logger = createLogger('silent');
@@ -33,7 +34,15 @@ describe('bench/core bundles for the browser', () => {
         outDir,
         emptyOutDir: true,
         minify: false,
-        lib: { entry: path.join(ROOT, 'bench/core/index.ts'), formats: ['es'], fileName: 'core' },
+        lib: {
+          entry: {
+            core: path.join(ROOT, 'bench/core/index.ts'),
+            numerics: path.join(ROOT, 'bench/core/numerics/index.ts'),
+            datasets: path.join(ROOT, 'bench/core/data/datasets.ts'),
+          },
+          formats: ['es'],
+          fileName: (_format, name) => `${name}.js`,
+        },
         // tfjs is the page's own (as for the library); everything of ours is bundled.
         rollupOptions: {
           external: [/^@tensorflow\//],
@@ -44,12 +53,19 @@ describe('bench/core bundles for the browser', () => {
     const files = readdirSync(outDir).filter((f) => f.endsWith('.js'));
     expect(files.length).toBeGreaterThan(0);
     const code = files.map((f) => readFileSync(path.join(outDir, f), 'utf8')).join('\n');
-    expect(code).toContain('runDistillBenchmark');
+    for (const name of [
+      'runDistillBenchmark',
+      'runKernelBenchmark',
+      'runValidationSuite',
+      'verifyDigest',
+    ]) {
+      expect(code).toContain(name);
+    }
     expect(code).not.toMatch(/from\s*["']node:|import\(\s*["']node:|require\(\s*["']node:/);
     expect(code).not.toMatch(/vite[-_]browser[-_]external/);
     expect(warnings.filter((w) => /externalized for browser|node:/i.test(w))).toEqual([]);
-    // The only imports left are tfjs'.
+    // The only imports left are tfjs' and the entries' shared chunks.
     const imports = [...code.matchAll(/^import\b[^'"]*["']([^"']+)["']/gm)].map((m) => m[1]);
-    expect(imports.every((spec) => spec!.startsWith('@tensorflow/'))).toBe(true);
+    expect(imports.filter((spec) => !/^(@tensorflow\/|\.\/)/.test(spec!))).toEqual([]);
   });
 });

@@ -257,7 +257,7 @@ describe('Distiller.trainStep', () => {
       // probabilities at 1e-7 (Keras), but at T = 10 with logits of magnitude < 20 every
       // softmax(·/T) probability is above e^-4/C ≈ 2e-3. (2) One evaluation differs by float32
       // rounding in a different order: a few C·u ≈ 1e-6 relative for C = 10 (the kernel's bound
-      // in test/helpers/tolerance.ts is of that order). (3) Over steps, gradients differing by
+      // in bench/core/numerics/tolerance.ts is of that order). (3) Over steps, gradients differing by
       // O(u) relative move Adam's weights by O(lr·u); the sign of a near-zero gradient element
       // can flip its update (±lr), but such a weight has ~0 gradient, so the loss changes by
       // O(lr²·curvature) ≪ 1e-4. The benchmark measured 8.2e-7 over 50 steps. 1e-4 leaves ~100×

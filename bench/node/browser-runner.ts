@@ -30,6 +30,7 @@ import { appViteConfig } from './app-vite.config.js';
 import { launchChromium } from './lib/chromium.js';
 import { fileStamp, toCsv, writeFileAtomic } from './lib/results.js';
 import { writeReport } from './report-files.js';
+import { appendReportToResults } from './results-file.js';
 
 interface RunnerOptions {
   preset?: string;
@@ -42,6 +43,7 @@ interface RunnerOptions {
   json?: string;
   out: string;
   screenshot?: string;
+  appendResults: boolean;
   headed: boolean;
   timeout: number;
   chromeArg: string[];
@@ -69,6 +71,7 @@ const program = new Command()
   .option('--windows <n>', 'kernel benchmark windows per shape')
   .option('--json <path>', 'write the JSON result here (default: in --out)')
   .option('--out <dir>', 'results directory', 'bench/results')
+  .option('--append-results', 'add the rows to bench/results/all-results.csv', false)
   .option('--screenshot <path>', 'save a screenshot of the finished page (PNG)')
   .option('--headed', 'show the browser window', false)
   .option('--timeout <minutes>', 'give up after this long', (v) => Number(v), 60)
@@ -114,6 +117,7 @@ function writeResult(
   if (report.kind === 'distill-benchmark') {
     process.stdout.write(`\n${formatReport(report)}\n`);
     const files = writeReport(report, opts.out, opts.json);
+    if (opts.appendResults) process.stdout.write(`${appendReportToResults(report)}\n`);
     return [files.json, files.csv, files.curvesCsv];
   }
   if (report.kind === 'kernel-benchmark') {
@@ -122,6 +126,7 @@ function writeResult(
     const json = opts.json ?? `${base}.json`;
     writeFileAtomic(json, JSON.stringify(report, null, 2) + '\n');
     writeFileAtomic(`${base}.csv`, toCsv(kernelCsvRows(report)));
+    if (opts.appendResults) process.stdout.write(`${appendReportToResults(report)}\n`);
     return [json, `${base}.csv`];
   }
   process.stdout.write(

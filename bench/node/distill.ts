@@ -37,6 +37,7 @@ import {
 import { nodeRunHost } from './host.js';
 import { nodeResultMeta } from './lib/results.js';
 import { writeReport } from './report-files.js';
+import { appendReportToResults } from './results-file.js';
 import { loadTeacherCheckpoint } from './teacher-checkpoint-file.js';
 
 /** The parsed command line: the preset's overrides and the run's own options. */
@@ -48,6 +49,7 @@ interface CliOptions extends SettingOverrides {
   saveTeacher?: string;
   json?: string;
   out: string;
+  appendResults: boolean;
   progress: boolean;
 }
 
@@ -105,6 +107,7 @@ const program = new Command()
   .option('--teacher-filters <f1,f2>', 'teacher conv filters (preset default)', filters)
   .option('--json <path>', 'write the JSON result here (default: in --out)')
   .option('--out <dir>', 'results directory', 'bench/results')
+  .option('--append-results', 'add the rows to bench/results/all-results.csv', false)
   .option('--no-progress', 'no progress bars (a line per epoch instead)');
 
 /** A cli-progress bar per epoch: loss, accuracy, steps/s and ETA. */
@@ -276,6 +279,7 @@ async function main(): Promise<number> {
   console.log(formatReport(report));
   const files = writeReport(report, opts.out, opts.json);
   console.log(`wrote ${files.json}, ${files.csv} and ${files.curvesCsv}`);
+  if (opts.appendResults) console.log(appendReportToResults(report));
   return report.complete ? 0 : EXIT_INTERRUPTED;
 }
 

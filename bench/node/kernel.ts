@@ -21,6 +21,7 @@ import {
 } from '../core/kernel-bench.js';
 import { initNodeWebGPU } from './lib/node-webgpu.js';
 import { fileStamp, gitCommit, toCsv, versions, writeFileAtomic } from './lib/results.js';
+import { appendReportToResults } from './results-file.js';
 
 const CEILING_SHADER = new URL('../core/memory_ceiling.wgsl', import.meta.url);
 
@@ -38,10 +39,12 @@ const program = new Command()
   .option('--alpha <a>', 'alpha', parseFloat, 0.1)
   .option('--temperature <t>', 'temperature', parseFloat, 10)
   .option('--seed <n>', 'input seed', (v) => parseInt(v, 10), 1234)
-  .option('--out <dir>', 'results directory', 'bench/results');
+  .option('--out <dir>', 'results directory', 'bench/results')
+  .option('--append-results', 'add the rows to bench/results/all-results.csv', false);
 
 async function main(): Promise<void> {
   const opts = program.parse().opts<{
+    appendResults: boolean;
     shapes: string;
     windows: number;
     windowMs: number;
@@ -83,6 +86,7 @@ async function main(): Promise<void> {
   writeFileAtomic(`${base}.json`, JSON.stringify(report, null, 2) + '\n');
   writeFileAtomic(`${base}.csv`, toCsv(kernelCsvRows(report)));
   console.log(`wrote ${base}.json and ${base}.csv`);
+  if (opts.appendResults) console.log(appendReportToResults(report));
   if (!report.complete) process.exitCode = 130;
 }
 

@@ -9,6 +9,7 @@ import {
   parseResultsCsv,
   toResultsCsv,
   type ResultRow,
+  reportResultRows,
 } from '../core/results-table.js';
 import { writeFileAtomic } from './lib/results.js';
 
@@ -37,4 +38,16 @@ export function appendResultsFile(path: string, rows: readonly ResultRow[]): num
     writeFileAtomic(path, toResultsCsv(merged));
   }
   return merged.length - existing.length;
+}
+
+/**
+ * `--append-results` of the CLIs: adds a finished report's rows to the committed table and says
+ * how to regenerate the README's tables from it.
+ */
+export function appendReportToResults(report: unknown, path: string = RESULTS_FILE): string {
+  const added = appendResultsFile(path, reportResultRows(report));
+  return (
+    `results table: ${added} new row(s) in ${path}; ` +
+    'run `npm run results -- readme` to regenerate the README tables from it'
+  );
 }
