@@ -190,6 +190,44 @@ describe('the static build from a sub-path', () => {
     );
     expect(problems).toEqual([]);
   }, 240_000);
+  test('a lost GPU device stops the run, says so and offers a restart; nothing hangs', async () => {
+    const page = await browser!.newPage();
+    // Test instrumentation only: keep the device tfjs requests, to destroy it mid-run (the one
+    // way a page can make WebGPU lose a device).
+    await page.evaluateOnNewDocument(() => {
+      const request = GPUAdapter.prototype.requestDevice;
+      GPUAdapter.prototype.requestDevice = async function (this: GPUAdapter, ...args) {
+        const device = await request.apply(this, args);
+        (window as unknown as { __testDevice: GPUDevice }).__testDevice = device;
+        return device;
+      };
+    });
+    await page.goto(`${origin}${SUB}?autorun=kernel&shapes=64x10,256x32768&windows=50`);
+    await page.waitForFunction(
+      () =>
+        (window as unknown as { __benchState?: { status: string } }).__benchState?.status ===
+          'running' || document.querySelector('#panel-kernel tbody tr') !== null,
+      { timeout: 120_000 },
+    );
+    await page.evaluate(() =>
+      (window as unknown as { __testDevice: GPUDevice }).__testDevice.destroy(),
+    );
+    // The run fails (its reads reject) and the loss is reported, in either order.
+    await page.waitForFunction(
+      () =>
+        (window as unknown as { __benchState?: { status: string } }).__benchState?.status ===
+          'failed' &&
+        (document.querySelector('#banner')?.textContent ?? '').includes('GPU device was lost'),
+      { timeout: 60_000 },
+    );
+    expect(await page.$eval('#banner', (n) => (n as HTMLElement).hidden)).toBe(false);
+    expect(await page.$eval('#banner button', (b) => b.textContent)).toMatch(/Restart/);
+    // No new run can start on the lost device.
+    expect(await page.$eval('#panel-kernel button', (b) => (b as HTMLButtonElement).disabled)).toBe(
+      true,
+    );
+    await page.close();
+  }, 240_000);
 });
 
 /** Runs `npm run bench:kernel`'s CLI on Node's adapter (lavapipe); returns its JSON file. */
