@@ -40,6 +40,24 @@ Chart.register(
 Chart.defaults.animation = false;
 Chart.defaults.maintainAspectRatio = false;
 Chart.defaults.font.family = 'system-ui, sans-serif';
+// Small legend boxes and, in narrow charts (phones), smaller legend text, so the legend does
+// not eat the plot.
+Chart.defaults.plugins.legend.labels.boxWidth = 14;
+Chart.defaults.plugins.legend.labels.font = ({ chart }) => ({ size: chart.width < 480 ? 11 : 12 });
+
+/** A colour from the page's CSS (style.css), which follows the light or dark scheme. */
+function cssColour(name: string, fallback: string): string {
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
+}
+
+/**
+ * Text and grid colours from the page's scheme (Chart.js defaults to dark grey on any page), as
+ * each chart is made: a scheme switched later applies to the charts drawn after it.
+ */
+function applyScheme(): void {
+  Chart.defaults.color = cssColour('--muted', '#666');
+  Chart.defaults.borderColor = cssColour('--line', 'rgba(0,0,0,0.1)');
+}
 
 /** One colour per series name (runs, kernels), the same in every chart. */
 export const COLOURS: Record<string, string> = {
@@ -65,6 +83,7 @@ export function addChart(parent: HTMLElement, config: ChartConfiguration): Chart
   const canvas = el('canvas');
   const box = el('div', { class: 'chart' }, canvas);
   parent.append(box);
+  applyScheme();
   return new Chart(canvas, config);
 }
 
@@ -119,6 +138,7 @@ const spreadWhiskers: Plugin<'bar'> = {
     const { ctx } = chart;
     const y = chart.scales.y;
     if (!y) return;
+    const whiskerColour = cssColour('--fg', 'rgba(0,0,0,0.75)');
     chart.data.datasets.forEach((ds, i) => {
       const spreads = (ds as { spreads?: (SpreadLike | null)[] }).spreads;
       const meta = chart.getDatasetMeta(i);
@@ -129,7 +149,7 @@ const spreadWhiskers: Plugin<'bar'> = {
         const x = bar.x;
         const [top, bottom] = [y.getPixelForValue(s.p80), y.getPixelForValue(s.p20)];
         ctx.save();
-        ctx.strokeStyle = 'rgba(0,0,0,0.75)';
+        ctx.strokeStyle = whiskerColour;
         ctx.lineWidth = 1.5;
         ctx.beginPath();
         ctx.moveTo(x, top);
@@ -170,7 +190,7 @@ export function spreadChart(
     },
     options: {
       plugins: {
-        title: { display: true, text: `${title} — bars: median, whiskers: p20–p80` },
+        title: { display: true, text: [title, 'bars: median, whiskers: p20–p80'] },
         tooltip: {
           callbacks: {
             label: (item: TooltipItem<'bar'>) => {
@@ -216,7 +236,11 @@ export function stripChart(
           type: 'linear',
           min: -0.5,
           max: series.length - 0.5,
-          ticks: { stepSize: 1, callback: (v) => labels[Number(v)] ?? '' },
+          // One tick per run, at the column's centre (the range's ends are half-integers).
+          afterBuildTicks: (axis: { ticks: { value: number }[] }) => {
+            axis.ticks = labels.map((_, i) => ({ value: i }));
+          },
+          ticks: { callback: (v) => labels[Number(v)] ?? '' },
         },
         y: { title: { display: true, text: yLabel } },
       },
