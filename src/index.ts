@@ -16,11 +16,21 @@ export {
 } from './reference.js';
 export {
   DEFAULT_CONFIG,
+  DEFAULT_JSD_BETA,
   TESTED_TEMPERATURE_RANGE,
   type DistillationLossConfig,
+  type Divergence,
   type Reduction,
   type ResolvedConfig,
 } from './config.js';
+export {
+  DIVERGENCES,
+  fusedSupports,
+  type DivergenceParameter,
+  type DivergenceRow64,
+  type DivergenceSpec,
+  type TemperedRow64,
+} from './divergences.js';
 export {
   Distiller,
   type DistillerCallbacks,

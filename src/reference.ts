@@ -22,7 +22,7 @@
  *   log p − log q − KL_b = x − E_p[x],   q − p = p · expm1(E_p[x] − x − KL_b)
  * each evaluated where it keeps its relative precision (Math.expm1 and Math.log1p).
  */
-import { DEFAULT_CONFIG, klFactor, resolveConfig, type DistillationLossConfig } from './config.js';
+import { klFactor, resolveConfig, type DistillationLossConfig } from './config.js';
 
 export interface ReferenceInput {
   readonly batch: number;
@@ -116,7 +116,7 @@ export function referenceDistillationLoss(
   input: ReferenceInput,
   config: DistillationLossConfig = {},
 ): ReferenceResult {
-  const cfg = resolveConfig({ ...DEFAULT_CONFIG, ...config }, 'referenceDistillationLoss');
+  const cfg = resolveConfig(config, 'referenceDistillationLoss');
   const { batch: B, classes: C } = input;
   const { alpha, temperature: T } = cfg;
   const k = klFactor(cfg);

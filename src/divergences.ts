@@ -1,0 +1,307 @@
+/**
+ * The divergences of the soft term, each described once: its name, parameters, whether the
+ * WGSL kernels implement it, its float64 value and exact gradients for the reference
+ * (src/reference.ts) and its float32 tfjs form for the composed path (src/composed.ts).
+ * Adding a divergence is one entry in {@link DIVERGENCES} here (and one in the WGSL).
+ *
+ * Notation, per row: a = s / T, b = t / T the tempered student and teacher logits,
+ * q = softmax(a), p = softmax(b) (−Infinity logits are probability 0), and for two
+ * distributions w, v: KL(w ‖ v) = Σ_c w_c (log w_c − log v_c) with 0 · log(0 / v) = 0.
+ *
+ *   'forward-kl'  D = KL(p ‖ q)
+ *       ∂D/∂s_c = (q_c − p_c) / T
+ *       ∂D/∂t_c = p_c (log p_c − log q_c − D) / T
+ *   'reverse-kl'  D = KL(q ‖ p)
+ *       ∂D/∂s_c = q_c (log q_c − log p_c − D) / T
+ *       ∂D/∂t_c = (p_c − q_c) / T
+ *   'jsd'         M = β p + (1 − β) q,  D = β KL(p ‖ M) + (1 − β) KL(q ‖ M)
+ *       ∂D/∂s_c = (1 − β) q_c (log q_c − log M_c − KL(q ‖ M)) / T
+ *       ∂D/∂t_c = β p_c (log p_c − log M_c − KL(p ‖ M)) / T
+ *
+ * (The JSD's: D = β Σ p log p + (1 − β) Σ q log q − Σ M log M, so ∂D/∂q_c = (1 − β) log(q_c / M_c)
+ * with p held, and the softmax Jacobian q_c (g_c − Σ_j q_j g_j) gives the line above.)
+ *
+ * Masks. A column with p_c = q_c = 0 adds nothing to any divergence or gradient. Where a
+ * divergence is infinite (forward KL: q_c = 0 < p_c; reverse KL: p_c = 0 < q_c; the JSD never
+ * is, since M_c > 0 wherever p_c or q_c is), D = +Infinity; the gradient on the side that
+ * enters only through softmax normalisation ((q − p) / T for forward KL, (p − q) / T for
+ * reverse KL) is finite and is the limit of the gradient as the masked logits go to −∞; the
+ * other side's gradient, w_c (log w_c − log v_c − D), has no limit (it depends on how the
+ * masked logits approach −∞) and is NaN where w_c > 0, 0 where w_c = 0.
+ */
+import type { Divergence, ResolvedConfig } from './config.js';
+
+/** One row of tempered log-probabilities, row-major, −Infinity where masked. */
+export interface TemperedRow64 {
+  /** log p = log softmax(t / T): the teacher's. */
+  readonly logP: Float64Array;
+  /** log q = log softmax(s / T): the student's. */
+  readonly logQ: Float64Array;
+  readonly temperature: number;
+}
+
+/** A divergence of one row and its exact gradients (unit upstream gradient, no factor k). */
+export interface DivergenceRow64 {
+  readonly value: number;
+  /** ∂D/∂s_c (the 1/T included). */
+  readonly gradStudent: Float64Array;
+  /** ∂D/∂t_c (the 1/T included). */
+  readonly gradTeacher: Float64Array;
+}
+
+/** A parameter of a divergence: a field of the config, with its range. */
+export interface DivergenceParameter {
+  readonly name: 'beta';
+  readonly description: string;
+}
+
+export interface DivergenceSpec {
+  readonly name: Divergence;
+  /** The formula, for messages and documentation. */
+  readonly formula: string;
+  /** Config fields that only this divergence reads. */
+  readonly parameters: readonly DivergenceParameter[];
+  /** Whether the WGSL kernels (src/kernels, shaders) implement it. */
+  readonly fused: boolean;
+  /** Whether D can be +Infinity for finite-mass rows (a one-sided mask). */
+  readonly canBeInfinite: boolean;
+  /** The float64 value and gradients of one row. */
+  readonly reference: (row: TemperedRow64, config: ResolvedConfig) => DivergenceRow64;
+}
+
+// ---------------------------------------------------------------------------------------------
+// float64 building blocks
+
+/** g(x) = e^−x − 1 + x, accurate to ~1e-13 relative for every x. */
+function g64(x: number): number {
+  if (Math.abs(x) < 1e-3) return x * x * (0.5 - x * (1 / 6 - x * (1 / 24 - x / 120)));
+  return Math.expm1(-x) + x;
+}
+
+/** Above this centre w e^−x may overflow float64; KL is then ≥ ~580 and the direct sum exact. */
+const CENTRE_LIMIT_64 = 600;
+
+/** KL(w ‖ v) of one row in the centred form, with what its gradients need. */
+export interface CentredKl64 {
+  /** KL(w ‖ v): +Infinity where v_c = 0 < w_c. */
+  readonly kl: number;
+  /** dev_c = log w_c − log v_c − KL (the KL side's gradient / w_c); 0 where w_c = 0. */
+  readonly dev: Float64Array;
+  /** v_c − w_c, each evaluated where it keeps its relative precision. */
+  readonly otherMinusW: Float64Array;
+}
+
+/**
+ * KL(w ‖ v) without the cancellation that T² would magnify (KL shrinks like 1/T² while the
+ * log-probabilities are of size log C): around the centre c = E_w[δ], δ = log w − log v,
+ * x = δ − c,
+ *   KL = E_w[g(x)] − h(y),  g(x) = e^−x − 1 + x,  y = E_w[g(x)] − E_w[x],  h(y) = y − log1p(y)
+ *   log w − log v − KL = x − E_w[x],   v − w = w · expm1(E_w[x] − x − KL)
+ * (identities of shaders/distill_common.wgsl; they use Σ v = 1). `delta` is δ as precise as the
+ * caller can give it; columns with w_c = 0 contribute v's mass to E_w[e^−x] only.
+ */
+export function centredKl64(
+  logW: Float64Array,
+  logV: Float64Array,
+  delta: Float64Array,
+): CentredKl64 {
+  const C = logW.length;
+  let centre = 0;
+  for (let c = 0; c < C; c++) {
+    if (logW[c] === -Infinity) continue;
+    centre += Math.exp(logW[c]!) * delta[c]!;
+  }
+  const dev = new Float64Array(C);
+  const otherMinusW = new Float64Array(C);
+  let kl: number;
+  let meanX = 0;
+  if (!(centre < CENTRE_LIMIT_64)) {
+    kl = centre; // the direct sum: exact enough when large, +Infinity or NaN when it is
+  } else {
+    let meanG = 0;
+    for (let c = 0; c < C; c++) {
+      // w e^−x = exp(log v + c); no skip where w underflows or is masked
+      const wEx = Math.exp(logV[c]! + centre);
+      if (logW[c] === -Infinity) {
+        meanG += wEx;
+        continue;
+      }
+      const w = Math.exp(logW[c]!);
+      const x = delta[c]! - centre;
+      meanX += w * x;
+      meanG += Math.abs(x) < 1 ? w * g64(x) : wEx - w + w * x;
+    }
+    const y = meanG - meanX;
+    kl = y > 1 ? meanX + Math.log1p(y) : meanG - (y - Math.log1p(y));
+  }
+  for (let c = 0; c < C; c++) {
+    const v = Math.exp(logV[c]!);
+    if (logW[c] === -Infinity) {
+      otherMinusW[c] = v;
+      continue;
+    }
+    const w = Math.exp(logW[c]!);
+    // x − E_w[x] = δ − KL, free of the cancellation of the right-hand side
+    const d = Number.isFinite(kl) ? delta[c]! - centre - meanX : NaN;
+    dev[c] = w === 0 ? 0 : d;
+    const logRatio = -d - kl; // log v − log w
+    otherMinusW[c] = Math.abs(logRatio) < 1 && w > 0 ? w * Math.expm1(logRatio) : v - w;
+  }
+  return { kl, dev, otherMinusW };
+}
+
+/** δ_c = log w_c − log v_c of two log-probability rows (0 where w_c = 0: unused there). */
+function difference(logW: Float64Array, logV: Float64Array): Float64Array {
+  return logW.map((lw, c) => (lw === -Infinity ? 0 : lw - logV[c]!));
+}
+
+function scaled(weight: number, w: Float64Array, x: Float64Array, T: number): Float64Array {
+  return x.map((xc, c) => (w[c] === -Infinity ? 0 : (weight * Math.exp(w[c]!) * xc) / T));
+}
+
+/** log(e^a + e^b) for a, b ≤ 0 or −Infinity. */
+function logAddExp(a: number, b: number): number {
+  const m = Math.max(a, b);
+  if (m === -Infinity) return -Infinity;
+  return m + Math.log1p(Math.exp(Math.min(a, b) - m));
+}
+
+/**
+ * log M and δ_p = log p − log M, δ_q = log q − log M for M = β p + (1 − β) q: with r = log q −
+ * log p, δ_p = −log1p((1 − β) expm1(r)) and δ_q = −log1p(β expm1(−r)) where |r| ≤ 1 (p ≈ q:
+ * relative precision kept as T grows), the log-sum-exp log M = lse(log β + log p,
+ * log(1 − β) + log q) elsewhere (including one-sided masks).
+ */
+export function jsdMixture64(
+  logP: Float64Array,
+  logQ: Float64Array,
+  beta: number,
+): { logM: Float64Array; deltaP: Float64Array; deltaQ: Float64Array } {
+  const C = logP.length;
+  const logM = new Float64Array(C);
+  const deltaP = new Float64Array(C);
+  const deltaQ = new Float64Array(C);
+  const logBeta = Math.log(beta);
+  const log1mBeta = Math.log1p(-beta);
+  for (let c = 0; c < C; c++) {
+    const lp = logP[c]!;
+    const lq = logQ[c]!;
+    const r = lq - lp;
+    if (Math.abs(r) <= 1) {
+      deltaP[c] = -Math.log1p((1 - beta) * Math.expm1(r));
+      deltaQ[c] = -Math.log1p(beta * Math.expm1(-r));
+      logM[c] = lp - deltaP[c]!;
+    } else {
+      logM[c] = logAddExp(logBeta + lp, log1mBeta + lq);
+      deltaP[c] = lp === -Infinity ? 0 : lp - logM[c]!;
+      deltaQ[c] = lq === -Infinity ? 0 : lq - logM[c]!;
+    }
+  }
+  return { logM, deltaP, deltaQ };
+}
+
+/** The side whose divergence is infinite has no gradient limit: NaN where its weight is > 0. */
+function undefinedWhereMass(logW: Float64Array): Float64Array {
+  return logW.map((lw) => (lw === -Infinity ? 0 : NaN));
+}
+
+function forwardKl64(row: TemperedRow64): DivergenceRow64 {
+  const { logP, logQ, temperature: T } = row;
+  const r = centredKl64(logP, logQ, difference(logP, logQ));
+  return {
+    value: r.kl,
+    gradStudent: r.otherMinusW.map((d) => d / T),
+    gradTeacher: r.kl === Infinity ? undefinedWhereMass(logP) : scaled(1, logP, r.dev, T),
+  };
+}
+
+function reverseKl64(row: TemperedRow64): DivergenceRow64 {
+  const { logP, logQ, temperature: T } = row;
+  const r = centredKl64(logQ, logP, difference(logQ, logP));
+  return {
+    value: r.kl,
+    gradStudent: r.kl === Infinity ? undefinedWhereMass(logQ) : scaled(1, logQ, r.dev, T),
+    gradTeacher: r.otherMinusW.map((d) => d / T),
+  };
+}
+
+function jsd64(row: TemperedRow64, config: ResolvedConfig): DivergenceRow64 {
+  const { logP, logQ, temperature: T } = row;
+  const beta = config.beta;
+  const { logM, deltaP, deltaQ } = jsdMixture64(logP, logQ, beta);
+  const klP = centredKl64(logP, logM, deltaP);
+  const klQ = centredKl64(logQ, logM, deltaQ);
+  return {
+    value: beta * klP.kl + (1 - beta) * klQ.kl,
+    gradStudent: scaled(1 - beta, logQ, klQ.dev, T),
+    gradTeacher: scaled(beta, logP, klP.dev, T),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// the registry
+
+const BETA: DivergenceParameter = {
+  name: 'beta',
+  description: "the mixture weight β of 'jsd', in (0, 1), default 0.5 (the classical JSD)",
+};
+
+/** Every divergence, by name: the one place that describes them in TypeScript. */
+export const DIVERGENCES: { readonly [D in Divergence]: DivergenceSpec & { name: D } } = {
+  'forward-kl': {
+    name: 'forward-kl',
+    formula: 'KL(p ‖ q)',
+    parameters: [],
+    fused: true,
+    canBeInfinite: true,
+    reference: forwardKl64,
+  },
+  'reverse-kl': {
+    name: 'reverse-kl',
+    formula: 'KL(q ‖ p)',
+    parameters: [],
+    fused: false,
+    canBeInfinite: true,
+    reference: reverseKl64,
+  },
+  jsd: {
+    name: 'jsd',
+    formula: 'β·KL(p ‖ M) + (1 − β)·KL(q ‖ M), M = β·p + (1 − β)·q',
+    parameters: [BETA],
+    fused: false,
+    canBeInfinite: false,
+    reference: jsd64,
+  },
+};
+
+/** The entry of a resolved config's divergence. */
+export function divergenceOf(config: Pick<ResolvedConfig, 'divergence'>): DivergenceSpec {
+  return DIVERGENCES[config.divergence];
+}
+
+/**
+ * The options other than the divergence that the fused kernels implement. The kernel side sets
+ * these to true as it adds them; until then {@link fusedSupports} routes such configs to the
+ * composed path.
+ */
+export const FUSED_OPTIONS = {
+  ignoreIndex: false,
+  returnComponents: false,
+} as const;
+
+/**
+ * null when the fused WGSL kernels can run this config, else why not (for a message or a
+ * routing decision): configs they cannot run go to the exact composition (src/composed.ts).
+ * Data-dependent cases (−Infinity masks, rank > 2) are not decided here.
+ */
+export function fusedSupports(config: ResolvedConfig): string | null {
+  const spec = divergenceOf(config);
+  if (!spec.fused) return `divergence '${spec.name}' has no fused kernel yet`;
+  if (config.hasIgnoreIndex && !FUSED_OPTIONS.ignoreIndex) {
+    return 'ignoreIndex has no fused kernel yet';
+  }
+  if (config.returnComponents && !FUSED_OPTIONS.returnComponents) {
+    return 'returnComponents has no fused kernel yet';
+  }
+  return null;
+}
