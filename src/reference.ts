@@ -1,28 +1,46 @@
 /**
  * The float64 reference: the truth that the kernels are compared with. Plain TypeScript on
  * plain arrays, independent of tfjs (and itself checked against tfjs autograd of the stock
- * composition in test/reference.test.ts).
+ * composition in test/reference.test.ts, and against finite differences of itself in
+ * test/divergences.test.ts).
  *
  * Per row b (s = student logits, t = teacher logits, y = labels, T = temperature):
  *   log σ(s)_c = s_c − lse(s)                    σ = softmax, lse = log Σ exp
- *   CE_b = −Σ_c y_c · log σ(s)_c                (integer label: −log σ(s)[y_b])
+ *   CE_b = −Σ_c y_c · log σ(s)_c                (integer label: −log σ(s)[y_b]; 0 · log 0 = 0)
  *   p = softmax(t / T),  q = softmax(s / T)
- *   KL_b = Σ_c p_c (log p_c − log q_c),  0 · log 0 = 0
- *   ℓ_b  = α · CE_b + (1 − α) · k · KL_b,  k = T² (temperatureSquared) or 1
- * Gradients, with w_b = dy / B ('mean'), dy ('sum') or dy_b ('none'):
- *   ∂/∂s_bc = w_b [ α (σ(s)_c · Σ_j y_j − y_c) + (1 − α) (k / T) (q_c − p_c) ]
- *   ∂/∂t_bc = w_b (1 − α) (k / T) · p_c (log p_c − log q_c − KL_b)
- * An integer label outside [0, C) makes CE_b, ℓ_b and the row's student gradient NaN.
+ *   D_b = the divergence (src/divergences.ts): KL(p ‖ q) by default, KL(q ‖ p), or JSD_β
+ *   ℓ_b  = α · CE_b + (1 − α) · k · D_b,  k = T² (temperatureSquared) or 1
+ *   components: hard_b = CE_b, soft_b = k · D_b (reduced like ℓ), so ℓ = α · hard + (1 − α) · soft
+ * Gradients, with w_b = dy / N ('mean', N = the counted rows), dy ('sum') or dy_b ('none'):
+ *   ∂/∂s_bc = w_b [ α (σ(s)_c · Σ_j y_j − y_c) + (1 − α) k ∂D_b/∂s_bc ]
+ *   ∂/∂t_bc = w_b (1 − α) k ∂D_b/∂t_bc
+ * (forward KL: ∂D/∂s = (q − p) / T, ∂D/∂t = p (log p − log q − D) / T; the others in
+ * src/divergences.ts, which also holds the centred forms that keep D's relative precision as
+ * it shrinks like 1/T²).
  *
- * KL_b shrinks like 1/T² while log p and log q are of size log C: the direct sum loses the
- * digits that T² then magnifies (float64 too, from T ≈ 1e6). So KL_b is computed around the
- * centre c = E_p[δ], δ = log p − log q up to a row constant, x = δ − c (see
- * shaders/distill_common.wgsl for the identities):
- *   KL_b = E_p[g(x)] − h(y),  g(x) = e^−x − 1 + x,  y = E_p[g(x)] − E_p[x],  h(y) = y − log1p(y)
- *   log p − log q − KL_b = x − E_p[x],   q − p = p · expm1(E_p[x] − x − KL_b)
- * each evaluated where it keeps its relative precision (Math.expm1 and Math.log1p).
+ * Special rows and values:
+ * - ignoreIndex (int32 labels): a row whose label equals it has ℓ_b = hard_b = soft_b = 0,
+ *   zero gradients (even if its logits hold NaN or ±Infinity) and is not counted: 'mean' divides
+ *   by the number N of other rows. If every row is ignored, 'mean' is 0 with zero gradients
+ *   (the sum over no rows divided by max(N, 1)), not 0 / 0 = NaN: a batch of padding is a
+ *   no-op step, not a poisoned optimizer state.
+ * - An integer label outside [0, C) (and not ignored) makes CE_b, ℓ_b and the row's student
+ *   gradient NaN. A NaN or +Infinity in a row's logits or dense labels makes that row NaN.
+ * - −Infinity logits are probability 0 (masks). A column masked in teacher and student adds
+ *   nothing. A term that is +Infinity (CE of a label on a masked student column; forward KL
+ *   where the student masks a column the teacher gives mass, reverse KL the other way round)
+ *   makes ℓ_b = +Infinity, with the gradients described in src/divergences.ts; a term whose
+ *   weight is 0 (α = 0, or α = 1 for the soft term) adds nothing even when it is +Infinity
+ *   (NaN inputs still make the row NaN). A row masked everywhere (in teacher or student) has
+ *   no distribution: its loss and gradients are NaN unless ignoreIndex ignores it.
  */
-import { klFactor, resolveConfig, type DistillationLossConfig } from './config.js';
+import {
+  checkConfigForLabels,
+  klFactor,
+  resolveConfig,
+  type DistillationLossConfig,
+} from './config.js';
+import { divergenceOf } from './divergences.js';
 
 export interface ReferenceInput {
   readonly batch: number;
@@ -43,8 +61,16 @@ export interface ReferenceResult {
   readonly value: Float64Array;
   /** ℓ_b for every row, before reduction. */
   readonly rowLosses: Float64Array;
+  /** CE_b of every row (0 where ignored). */
   readonly crossEntropy: Float64Array;
+  /** The divergence D_b of every row, before the factor k (0 where ignored). */
   readonly kl: Float64Array;
+  /** The hard component: CE reduced like `value` (length 1, or `[B]` for 'none'). */
+  readonly hardLoss: Float64Array;
+  /** The soft component: k · D reduced like `value`; value = α · hardLoss + (1 − α) · softLoss. */
+  readonly softLoss: Float64Array;
+  /** 1 for each row counted, 0 for a row ignored by ignoreIndex. */
+  readonly counted: Uint8Array;
   /** ∂(Σ dy · value)/∂s, row-major `[B, C]`. */
   readonly gradStudent: Float64Array;
   /** ∂(Σ dy · value)/∂t, row-major `[B, C]`. */
@@ -60,49 +86,6 @@ function logSumExp(x: Float64Array): number {
   return max + Math.log(sum);
 }
 
-/** g(x) = e^−x − 1 + x, accurate to ~1e-13 relative for every x. */
-function g64(x: number): number {
-  if (Math.abs(x) < 1e-3) return x * x * (0.5 - x * (1 / 6 - x * (1 / 24 - x / 120)));
-  return Math.expm1(-x) + x;
-}
-
-/** Above this centre p e^−x may overflow float64; KL is then ≥ ~580 and the direct sum exact. */
-const CENTRE_LIMIT_64 = 600;
-
-interface CentredKl {
-  kl: number;
-  centre: number;
-  meanX: number;
-}
-
-/** KL(p ‖ q) of one row from its tempered logits, without cancellation (see the file header). */
-function centredKl(tT: Float64Array, sT: Float64Array, lseT: number, lseS: number): CentredKl {
-  const C = tT.length;
-  let centre = 0;
-  for (let c = 0; c < C; c++) {
-    const logP = tT[c]! - lseT;
-    centre += Math.exp(logP) * (logP - (sT[c]! - lseS));
-  }
-  // centre = E_p[log p − log q] = the direct KL; the row constant of δ is irrelevant here.
-  let meanX = 0;
-  let meanG = 0;
-  let direct = 0;
-  for (let c = 0; c < C; c++) {
-    const logP = tT[c]! - lseT;
-    const p = Math.exp(logP);
-    // no skip where p underflows to 0: p e^−x = exp(log q + c) need not be negligible there
-    const x = logP - (sT[c]! - lseS) - centre;
-    meanX += p * x;
-    // p g(x) = p e^−x − p + p x, with p e^−x = exp(log p − x) (no overflow below the limit)
-    meanG += Math.abs(x) < 1 ? p * g64(x) : Math.exp(logP - x) - p + p * x;
-    direct += p * (logP - (sT[c]! - lseS));
-  }
-  if (!(centre < CENTRE_LIMIT_64)) return { kl: direct, centre, meanX };
-  const y = meanG - meanX;
-  const kl = y > 1 ? meanX + Math.log1p(y) : meanG - (y - Math.log1p(y));
-  return { kl, centre, meanX };
-}
-
 function upstreamFor(dy: ReferenceInput['dy'], b: number, batch: number): number {
   if (dy === undefined) return 1;
   if (typeof dy === 'number') return dy;
@@ -111,26 +94,62 @@ function upstreamFor(dy: ReferenceInput['dy'], b: number, batch: number): number
   return dy[b]!;
 }
 
-/** Computes the loss, the per-row losses and both gradients in float64. */
+/** A term's weighted contribution: NaN inputs propagate, a zero weight drops even +Infinity. */
+function term(weight: number, value: number, bad: boolean): number {
+  if (bad) return NaN;
+  return weight === 0 ? 0 : weight * value;
+}
+
+function reduce(rows: Float64Array, reduction: string, count: number): Float64Array {
+  if (reduction === 'none') return Float64Array.from(rows);
+  let sum = 0;
+  for (const l of rows) sum += l;
+  return Float64Array.of(reduction === 'mean' ? sum / Math.max(count, 1) : sum);
+}
+
+/**
+ * `{ batch, classes }` of row-major inputs of shape `[..., C]`: every leading index is a row
+ * (labels then have the leading shape, or `[..., C]` when dense).
+ */
+export function rowsOfShape(shape: readonly number[]): { batch: number; classes: number } {
+  if (shape.length < 1) throw new Error('rowsOfShape: logits need a class axis');
+  const classes = shape[shape.length - 1]!;
+  const batch = shape.slice(0, -1).reduce((a, b) => a * b, 1);
+  return { batch, classes };
+}
+
+/** Computes the loss, its components, the per-row losses and both gradients in float64. */
 export function referenceDistillationLoss(
   input: ReferenceInput,
   config: DistillationLossConfig = {},
 ): ReferenceResult {
-  const cfg = resolveConfig(config, 'referenceDistillationLoss');
+  const op = 'referenceDistillationLoss';
+  const cfg = resolveConfig(config, op);
+  checkConfigForLabels(cfg, input.labelKind, op);
+  const divergence = divergenceOf(cfg);
   const { batch: B, classes: C } = input;
   const { alpha, temperature: T } = cfg;
   const k = klFactor(cfg);
+  const softWeight = (1 - alpha) * k;
   const rowLosses = new Float64Array(B);
   const crossEntropy = new Float64Array(B);
   const kl = new Float64Array(B);
+  const softRows = new Float64Array(B);
+  const counted = new Uint8Array(B);
   const gradStudent = new Float64Array(B * C);
   const gradTeacher = new Float64Array(B * C);
   const s = new Float64Array(C);
   const sT = new Float64Array(C);
   const tT = new Float64Array(C);
   const y = new Float64Array(C);
+  const skipped = (b: number) =>
+    input.labelKind === 'index' && cfg.hasIgnoreIndex && input.labels[b] === cfg.ignoreIndex;
+  let count = 0;
+  for (let b = 0; b < B; b++) if (!skipped(b)) count++;
 
   for (let b = 0; b < B; b++) {
+    if (skipped(b)) continue; // ℓ_b, components and gradients stay 0
+    counted[b] = 1;
     for (let c = 0; c < C; c++) {
       s[c] = input.student[b * C + c]!;
       sT[c] = s[c]! / T;
@@ -154,44 +173,38 @@ export function referenceDistillationLoss(
       ySum += y[c]!;
       if (y[c] !== 0) ce -= y[c]! * (s[c]! - lse1);
     }
-    const centred = centredKl(tT, sT, lseT, lseS);
-    let klb = centred.kl;
-    if (!labelValid) ce = NaN;
-    // A NaN anywhere in the row's logits or labels makes the row NaN even where a 0 weight
-    // would hide it above.
-    if (Number.isNaN(lse1) || Number.isNaN(ySum)) ce = NaN;
-    if (Number.isNaN(lseS) || Number.isNaN(lseT)) klb = NaN;
-    crossEntropy[b] = ce;
-    kl[b] = klb;
-    rowLosses[b] = alpha * ce + (1 - alpha) * k * klb;
+    // NaN (or +Infinity, or a row masked everywhere) in the row's logits or labels makes the
+    // row NaN, even where a 0 weight would hide it.
+    const hardBad = !labelValid || Number.isNaN(lse1) || Number.isNaN(ySum);
+    const softBad = Number.isNaN(lseS) || Number.isNaN(lseT);
+    const logP = tT.map((v) => v - lseT);
+    const logQ = sT.map((v) => v - lseS);
+    const d = divergence.reference({ logP, logQ, temperature: T }, cfg);
+    crossEntropy[b] = hardBad ? NaN : ce;
+    kl[b] = softBad ? NaN : d.value;
+    softRows[b] = softBad ? NaN : k * d.value;
+    rowLosses[b] = term(alpha, ce, hardBad) + term(softWeight, d.value, softBad);
 
     const dy = upstreamFor(input.dy, b, B);
-    const w = cfg.reduction === 'mean' ? dy / B : dy;
-    const klScale = ((1 - alpha) * k) / T;
+    const w = cfg.reduction === 'mean' ? dy / Math.max(count, 1) : dy;
     for (let c = 0; c < C; c++) {
       const sigma = Math.exp(s[c]! - lse1);
-      const logQ = sT[c]! - lseS;
-      const logP = tT[c]! - lseT;
-      const p = Math.exp(logP);
-      // x − E_p[x] = log p − log q − KL_b, free of the cancellation of the right-hand side
-      const xc = logP - logQ - centred.centre - centred.meanX;
-      const logRatio = -xc - klb; // log q − log p
-      const qMinusP =
-        Math.abs(logRatio) < 1 && p > 0 ? p * Math.expm1(logRatio) : Math.exp(logQ) - p;
-      const ceGrad = labelValid ? sigma * ySum - y[c]! : NaN;
-      gradStudent[b * C + c] = w * (alpha * ceGrad + klScale * qMinusP);
-      const klTerm = p === 0 ? 0 : p * xc;
-      gradTeacher[b * C + c] = w * klScale * (Number.isNaN(klb) ? NaN : klTerm);
+      const hard = term(alpha, sigma * ySum - y[c]!, hardBad);
+      gradStudent[b * C + c] = w * (hard + term(softWeight, d.gradStudent[c]!, softBad));
+      gradTeacher[b * C + c] = w * term(softWeight, d.gradTeacher[c]!, softBad);
     }
   }
 
-  let value: Float64Array;
-  if (cfg.reduction === 'none') {
-    value = Float64Array.from(rowLosses);
-  } else {
-    let sum = 0;
-    for (const l of rowLosses) sum += l;
-    value = Float64Array.of(cfg.reduction === 'mean' ? sum / B : sum);
-  }
-  return { value, rowLosses, crossEntropy, kl, gradStudent, gradTeacher };
+  const r = cfg.reduction;
+  return {
+    value: reduce(rowLosses, r, count),
+    rowLosses,
+    crossEntropy,
+    kl,
+    hardLoss: reduce(crossEntropy, r, count),
+    softLoss: reduce(softRows, r, count),
+    counted,
+    gradStudent,
+    gradTeacher,
+  };
 }
