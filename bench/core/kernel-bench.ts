@@ -5,6 +5,12 @@
  * {@link runKernelBenchmark}; the host supplies the device, the ceiling's WGSL source and the
  * provenance, and writes the files.
  *
+ * Shapes come from a list or a named sweep (`vocab`: C from 1k to 256k × rows 64/512/2048).
+ * Per shape and side (fused, stock): forward+backward, and with `phases` forward alone and
+ * backward as the paired difference; the peak GPU bytes of one step (tf.memory()); dispatches.
+ * A side that fails (out of memory, a binding past the adapter's limit, a lost device) or that
+ * the memory budget skips is recorded in the report's `failures`, never aborting the run.
+ *
  * Two clocks (bench/core/lib/loss-timing.ts), and every figure says which:
  *   - wall, one fence per window: fused, stock and ceiling, always;
  *   - GPU timestamps: fused, stock and ceiling, where the device has 'timestamp-query'
@@ -17,7 +23,7 @@ import {
   GPU_CLOCK_TEXT,
   gpuClockAvailability,
   lossStep,
-  stepDispatches,
+  type LossFn,
   timeStepsGpu,
   timeWindow,
   WALL_CLOCK,
@@ -25,6 +31,16 @@ import {
   windowCalls,
   type GpuStepTimes,
 } from './lib/loss-timing.js';
+import { countDispatches } from './lib/dispatch-counter.js';
+import {
+  failureText,
+  releasePooledGpuBuffers,
+  uploadToGpu,
+  withGpuErrorScopes,
+  withPeakGpuBytes,
+  type FailureKind,
+  type StepFailure,
+} from './lib/gpu-memory.js';
 import { measureMemoryCeiling } from './lib/memory-ceiling.js';
 import { labelArray, mulberry32, uniformArray } from './lib/random.js';
 import { formatMs, spread, type Spread } from './lib/stats.js';
@@ -45,6 +61,202 @@ export function parseShapes(list: string): [number, number][] {
     }
     return shape;
   });
+}
+
+/**
+ * The vocabulary sweep (`--sweep vocab`): C ∈ {1k, 4k, 32k, 128k, 256k} — binary thousands,
+ * 1k = 1024, 4k = 4096, 32k = 32768, 128k = 131072, 256k = 262144 — × rows ∈ {64, 512, 2048},
+ * plus the two shapes the targets name (512 × 32768 is in the grid; 128 × 131072 is added).
+ */
+export const VOCAB_SWEEP_CLASSES = [1024, 4096, 32768, 131072, 262144] as const;
+export const VOCAB_SWEEP_ROWS = [64, 512, 2048] as const;
+export const VOCAB_SWEEP_TARGET_SHAPES: readonly (readonly [number, number])[] = [
+  [512, 32768],
+  [128, 131072],
+];
+export const KERNEL_SWEEPS = ['vocab'] as const;
+export type KernelSweep = (typeof KERNEL_SWEEPS)[number];
+
+/** The shapes of a sweep, by rows then classes (the grid, then the target shapes not in it). */
+export function sweepShapes(sweep: KernelSweep): [number, number][] {
+  if (sweep !== 'vocab') throw new Error(`unknown sweep "${String(sweep)}" (expected: vocab)`);
+  const shapes: [number, number][] = [];
+  for (const rows of VOCAB_SWEEP_ROWS) {
+    for (const classes of VOCAB_SWEEP_CLASSES) shapes.push([rows, classes]);
+  }
+  for (const [rows, classes] of VOCAB_SWEEP_TARGET_SHAPES) {
+    if (!shapes.some(([b, c]) => b === rows && c === classes)) shapes.push([rows, classes]);
+  }
+  return shapes.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+}
+
+/** The default memory budget of a sweep, GiB (`--memory-budget`). */
+export const DEFAULT_MEMORY_BUDGET_GIB = 8;
+/** The shape whose steps calibrate the memory model and the time estimate. */
+export const CALIBRATION_SHAPE: readonly [number, number] = [128, 16384];
+
+/**
+ * What one step holds at its peak, measured on {@link CALIBRATION_SHAPE}: the peak of
+ * `tf.memory().numBytesInGPU` above the inputs, in `[rows, C]` float32 arrays (the step's own
+ * row vectors make it a little more than a whole number), and the wall time of one step.
+ */
+export interface KernelMemoryModel {
+  shape: [number, number];
+  fusedLiveArrays: number;
+  stockLiveArrays: number;
+  /** ms per element of one forward+backward step at that shape (for the time estimate). */
+  fusedMsPerElement: number;
+  stockMsPerElement: number;
+}
+
+/** A side's estimate and whether it runs. */
+export interface SidePlan {
+  /** Inputs (s, t) + the step's peak, bytes. */
+  estimatedBytes: number;
+  /** Why this side is not run (the estimate exceeds the budget, or an array cannot exist). */
+  skip: string | null;
+  /** Estimated wall time of this side's measurements, s. */
+  estimatedSeconds: number;
+}
+
+export interface ShapePlan {
+  batch: number;
+  classes: number;
+  /** One `[rows, C]` float32 array. */
+  arrayBytes: number;
+  fused: SidePlan;
+  stock: SidePlan;
+  ceiling: SidePlan;
+}
+
+export interface KernelRunPlan {
+  shapes: ShapePlan[];
+  memory: KernelMemoryModel | null;
+  budgetBytes: number | null;
+  maxBufferSize: number;
+  maxStorageBufferBindingSize: number;
+  /** The whole run's estimated wall time, s (null without a memory model). */
+  estimatedSeconds: number | null;
+}
+
+const GiB = 1024 ** 3;
+
+/** "1.50 GiB", "64.0 MiB", "512 KiB". */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let x = bytes;
+  let u = 0;
+  while (Math.abs(x) >= 1024 && u < units.length - 1) {
+    x /= 1024;
+    u++;
+  }
+  const digits = u === 0 || x >= 100 ? 0 : x >= 10 ? 1 : 2;
+  return `${x.toFixed(digits)} ${units[u]}`;
+}
+
+/**
+ * Calls per measured side, for the time estimate: the check call, a warm-up, `windows` windows
+ * of about `windowMs` (one call at least; twice with the forward-only windows) and `gpuSamples`
+ * + 1 GPU-clock steps.
+ */
+function sideSeconds(
+  stepMs: number,
+  windows: number,
+  windowMs: number,
+  phases: boolean,
+  gpuSamples: number,
+): number {
+  const window = Math.max(windowMs, stepMs);
+  const perWindow = phases ? window * 1.6 : window;
+  return (2 * stepMs * (phases ? 1.6 : 1) + windows * perWindow + (gpuSamples + 1) * stepMs) / 1000;
+}
+
+/** Windows actually measured for a side whose step takes `stepMs` (see maxSideMs). */
+export function windowsFor(
+  stepMs: number,
+  windows: number,
+  maxSideMs: number | null,
+  phases: boolean,
+): number {
+  if (maxSideMs === null) return windows;
+  const perWindow = stepMs * (phases ? 2.6 : 2);
+  return Math.max(
+    Math.min(MIN_WINDOWS, windows),
+    Math.min(windows, Math.floor(maxSideMs / perWindow)),
+  );
+}
+
+/** Fewest windows a long side is cut to. */
+const MIN_WINDOWS = 3;
+
+/**
+ * Which sides of which shapes run, from the memory model and the limits: a side is skipped when
+ * its inputs plus its measured peak (scaled from the calibration shape) exceed the budget, or
+ * when one `[rows, C]` array is larger than the adapter's maxBufferSize (it cannot be created).
+ * The ceiling needs three arrays. Without a model (no budget), nothing is skipped.
+ */
+export function planKernelRun(
+  shapes: readonly (readonly [number, number])[],
+  memory: KernelMemoryModel | null,
+  limits: {
+    budgetBytes: number | null;
+    maxBufferSize: number;
+    maxStorageBufferBindingSize: number;
+    windows: number;
+    windowMs: number;
+    phases: boolean;
+    gpuClock: boolean;
+    maxSideMs: number | null;
+  },
+): KernelRunPlan {
+  const plans = shapes.map(([batch, classes]): ShapePlan => {
+    const arrayBytes = batch * classes * 4;
+    const elements = batch * classes;
+    const side = (live: number, msPerElement: number | null): SidePlan => {
+      const estimatedBytes = Math.ceil((2 + live) * arrayBytes);
+      let skip: string | null = null;
+      if (arrayBytes > limits.maxBufferSize) {
+        skip =
+          `one [${batch}, ${classes}] float32 array (${formatBytes(arrayBytes)}) exceeds the ` +
+          `adapter's maxBufferSize (${formatBytes(limits.maxBufferSize)})`;
+      } else if (limits.budgetBytes !== null && estimatedBytes > limits.budgetBytes) {
+        skip =
+          `estimated ${formatBytes(estimatedBytes)} (inputs + ${live.toFixed(1)} [rows, C] ` +
+          `arrays at the peak) exceeds the memory budget of ${formatBytes(limits.budgetBytes)}`;
+      }
+      let estimatedSeconds = 0;
+      if (skip === null && msPerElement !== null) {
+        const stepMs = msPerElement * elements;
+        const w = windowsFor(stepMs, limits.windows, limits.maxSideMs, limits.phases);
+        estimatedSeconds = sideSeconds(
+          stepMs,
+          w,
+          limits.windowMs,
+          limits.phases,
+          limits.gpuClock ? w : 0,
+        );
+      }
+      return { estimatedBytes, skip, estimatedSeconds };
+    };
+    const fused = side(memory?.fusedLiveArrays ?? 1, memory?.fusedMsPerElement ?? null);
+    const stock = side(memory?.stockLiveArrays ?? 1, memory?.stockMsPerElement ?? null);
+    const ceiling = side(1, memory ? memory.fusedMsPerElement / 3 : null);
+    return { batch, classes, arrayBytes, fused, stock, ceiling };
+  });
+  return {
+    shapes: plans,
+    memory,
+    budgetBytes: limits.budgetBytes,
+    maxBufferSize: limits.maxBufferSize,
+    maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
+    estimatedSeconds: memory
+      ? plans.reduce(
+          (a, p) =>
+            a + p.fused.estimatedSeconds + p.stock.estimatedSeconds + p.ceiling.estimatedSeconds,
+          0,
+        )
+      : null,
+  };
 }
 
 /** Which clock each figure of a {@link KernelShapeResult} came from. */
@@ -92,6 +304,68 @@ export interface KernelShapeResult {
   /** The apparent resolution of the GPU clock, ms (see GpuStepTimes.resolutionMs). */
   gpuResolutionMs: number | null;
   clock: KernelClocks;
+  /**
+   * Forward only (the loss without a tape: what inference or evaluation runs), wall clock, ms
+   * per call; null unless the run timed the phases (settings.phases).
+   */
+  fusedForward?: Spread | null;
+  stockForward?: Spread | null;
+  /**
+   * Backward: (forward+backward) − forward of the same pair of back-to-back windows, one
+   * difference per pair; its median and p20–p80 are those of the differences. null unless
+   * the run timed the phases.
+   */
+  fusedBackward?: Spread | null;
+  stockBackward?: Spread | null;
+  /**
+   * The peak of `tf.memory().numBytesInGPU` during one forward+backward step above its value
+   * before the step (the inputs and everything else already allocated excluded), bytes;
+   * measured on a step of its own, outside the timed windows. null off WebGPU.
+   */
+  fusedPeakBytes?: number | null;
+  stockPeakBytes?: number | null;
+  /** Windows measured per side (fewer than settings.windows for long steps; see maxSideMs). */
+  fusedWindows?: number;
+  stockWindows?: number;
+}
+
+/** One side's figures in a shape that could not be measured whole. */
+export interface KernelSideFigures {
+  /** Forward+backward, wall clock. */
+  both: Spread;
+  forward: Spread | null;
+  backward: Spread | null;
+  gpu: Spread | null;
+  dispatches: number;
+  peakBytes: number | null;
+  windows: number;
+}
+
+/**
+ * A shape where a side failed or was skipped: what failed and how, and what was measured
+ * anyway. `fusedError` / `stockError` / `ceilingError`: "KIND: message" (KIND one of
+ * {@link FailureKind}: skipped, out-of-memory, binding-limit, validation, device-lost, error),
+ * null when that side was measured.
+ */
+export interface KernelShapeFailure {
+  batch: number;
+  classes: number;
+  fusedError: string | null;
+  stockError: string | null;
+  ceilingError: string | null;
+  fusedErrorKind: FailureKind | null;
+  stockErrorKind: FailureKind | null;
+  ceilingErrorKind: FailureKind | null;
+  fused: KernelSideFigures | null;
+  stock: KernelSideFigures | null;
+  ceiling: Spread | null;
+  ceilingGpu: Spread | null;
+  /** As in KernelShapeResult, where the figures exist. */
+  fusedGBps: number | null;
+  ceilingGBps: number | null;
+  ceilingRatio: number | null;
+  /** The plan's estimates, bytes. */
+  estimatedBytes: { fused: number; stock: number; ceiling: number };
 }
 
 /** What the host tells the report about itself. */
@@ -112,6 +386,14 @@ export interface KernelBenchSettings {
   alpha: number;
   temperature: number;
   seed: number;
+  /** The sweep the shapes came from, if any (absent in older reports). */
+  sweep?: KernelSweep | null;
+  /** Forward and backward timed apart too. */
+  phases?: boolean;
+  /** Sides whose estimate exceeded this were skipped, bytes; null: no budget. */
+  memoryBudgetBytes?: number | null;
+  /** A side's windows were cut (to 3 at least) to stay near this, ms; null: no cut. */
+  maxSideMs?: number | null;
 }
 
 /** The kernel benchmark's result file (JSON). */
@@ -124,7 +406,12 @@ export interface KernelReport {
   commit: string;
   versions: Record<string, string>;
   settings: KernelBenchSettings;
+  /** Shapes whose fused, stock and ceiling figures were all measured. */
   results: KernelShapeResult[];
+  /** Shapes where a side failed or was skipped (absent in older reports). */
+  failures?: KernelShapeFailure[];
+  /** The memory model and the plan (with a budget or a sweep; absent in older reports). */
+  plan?: KernelRunPlan | null;
   /** Which clock each figure came from, and why a clock is missing. */
   clocks: {
     wall: string;
@@ -142,16 +429,34 @@ export interface KernelBenchOptions {
   device: GPUDevice;
   /** The WGSL source of bench/core/memory_ceiling.wgsl. */
   ceilingShader: string;
-  /** `"64x10,256x32768"` or the parsed list. */
+  /** `"64x10,256x32768"` or the parsed list; ignored when `sweep` is set. */
   shapes: string | readonly (readonly [number, number])[];
+  /** A named sweep instead of `shapes`; it implies phases and a memory budget. */
+  sweep?: KernelSweep | null;
   windows: number;
   windowMs: number;
   alpha: number;
   temperature: number;
   seed: number;
   meta: KernelBenchMeta;
+  /** Time forward alone too, and backward as the paired difference (default: with a sweep). */
+  phases?: boolean;
+  /**
+   * Skip a side whose estimated memory exceeds this, bytes (default with a sweep:
+   * {@link DEFAULT_MEMORY_BUDGET_GIB} GiB; else none, and no calibration).
+   */
+  memoryBudgetBytes?: number | null;
+  /**
+   * Cut a side's windows (to 3 at least) so that its timing stays near this, ms (default with
+   * a sweep: 30 s; else none, and the stock side at C ≥ 8192 gets 5 windows as before).
+   */
+  maxSideMs?: number | null;
+  /** Before the first shape: the plan, with the skips and the time estimate. */
+  onPlan?(plan: KernelRunPlan): void;
   /** After each shape: its result, its index and the number of shapes. */
   onShape?(r: KernelShapeResult, i: number, n: number): void;
+  /** After a shape where a side failed or was skipped. */
+  onFailure?(f: KernelShapeFailure, i: number, n: number): void;
   /** What is being timed now, one line at a time. */
   onProgress?(line: string): void;
   /** Stops between windows; the report then has complete: false and the shapes done. */
@@ -163,6 +468,56 @@ export interface KernelBenchOptions {
 /** Windows of the stock loss at very wide shapes, where one stock window takes long. */
 const WIDE_STOCK_WINDOWS = 5;
 const WIDE_CLASSES = 8192;
+/** A step longer than this gets no separate warm-up or probe (the check call warmed it). */
+const LONG_STEP_MS = 1000;
+
+class Aborted extends Error {}
+
+/** The loss inputs of one shape, seeded. */
+function makeInputs(seed: number, batch: number, classes: number) {
+  const rng = mulberry32(seed + batch * 7919 + classes);
+  const s = tf.tensor2d(uniformArray(batch * classes, 4, rng), [batch, classes]);
+  const t = tf.tensor2d(uniformArray(batch * classes, 4, rng), [batch, classes]);
+  const y = tf.tensor1d(labelArray(batch, classes, rng), 'int32');
+  uploadToGpu([s, t, y]);
+  return { s, t, y };
+}
+
+/**
+ * Measures the memory model on {@link CALIBRATION_SHAPE}: one step of each loss for the peak
+ * bytes, and one more (warm) for the time per element.
+ */
+export async function calibrateKernelBench(
+  options: Pick<KernelBenchOptions, 'alpha' | 'temperature' | 'seed'>,
+): Promise<KernelMemoryModel> {
+  const [batch, classes] = CALIBRATION_SHAPE;
+  const { s, t, y } = makeInputs(options.seed, batch, classes);
+  const config = { alpha: options.alpha, temperature: options.temperature };
+  const arrayBytes = batch * classes * 4;
+  try {
+    const one = async (loss: LossFn) => {
+      const run = () => lossStep(loss, y, s, t, config);
+      const { peakBytes } = await withPeakGpuBytes(run, async (v) => {
+        await v.data();
+        v.dispose();
+      });
+      const ms = await timeWindow(run, 1);
+      return { live: (peakBytes ?? arrayBytes) / arrayBytes, msPerElement: ms / (batch * classes) };
+    };
+    const fused = await one(distillationLoss);
+    const stock = await one(stockDistillationLoss);
+    return {
+      shape: [batch, classes],
+      fusedLiveArrays: fused.live,
+      stockLiveArrays: stock.live,
+      fusedMsPerElement: fused.msPerElement,
+      stockMsPerElement: stock.msPerElement,
+    };
+  } finally {
+    tf.dispose([s, t, y]);
+    releasePooledGpuBuffers();
+  }
+}
 
 /**
  * Per-step wall times: two fenced warm-up steps, one probe step to size the windows, then
@@ -185,88 +540,242 @@ async function timeSteps(
   return samples.length > 0 ? spread(samples) : null;
 }
 
-class Aborted extends Error {}
+/**
+ * Forward-only and forward+backward windows in pairs, back to back (forward first): the same
+ * calls per window for both, sized on the forward+backward step. Backward = both − forward per
+ * pair. null if aborted before a pair.
+ */
+async function timePhases(
+  step: () => tf.Tensor,
+  forward: () => tf.Tensor,
+  windows: number,
+  windowMs: number,
+  stepMs: number,
+  signal: AbortSignal | undefined,
+  between: (() => Promise<void>) | undefined,
+): Promise<{ both: Spread; forward: Spread; backward: Spread } | null> {
+  let calls = 1;
+  if (stepMs < LONG_STEP_MS) {
+    for (let i = 0; i < 2; i++) {
+      await timeWindow(forward, 1);
+      await timeWindow(step, 1);
+    }
+    calls = windowCalls(await timeWindow(step, 1), windowMs, 1);
+  } else {
+    await timeWindow(forward, 1);
+  }
+  const f: number[] = [];
+  const b: number[] = [];
+  for (let w = 0; w < windows && !signal?.aborted; w++) {
+    f.push(await timeWindow(forward, calls));
+    b.push(await timeWindow(step, calls));
+    await between?.();
+  }
+  if (b.length === 0) return null;
+  return { both: spread(b), forward: spread(f), backward: spread(b.map((x, i) => x - f[i]!)) };
+}
+
+type SideOutcome = { figures: KernelSideFigures; gpu: GpuStepTimes | null } | StepFailure;
 
 /** Times one shape; throws Aborted when the signal fires before its figures are complete. */
 async function timeShape(
   options: KernelBenchOptions,
-  batch: number,
-  classes: number,
-  gpuClock: boolean,
-): Promise<KernelShapeResult> {
+  plan: ShapePlan,
+  run: {
+    gpuClock: boolean;
+    phases: boolean;
+    maxSideMs: number | null;
+    deviceLost: () => string | null;
+  },
+): Promise<KernelShapeResult | KernelShapeFailure> {
+  const { batch, classes } = plan;
   const { windows, windowMs, signal } = options;
   const between = options.yieldToEventLoop;
   const progress = (what: string) => options.onProgress?.(`${batch}x${classes}: ${what}`);
   const config = { alpha: options.alpha, temperature: options.temperature };
-  const rng = mulberry32(options.seed + batch * 7919 + classes);
-  const s = tf.tensor2d(uniformArray(batch * classes, 4, rng), [batch, classes]);
-  const t = tf.tensor2d(uniformArray(batch * classes, 4, rng), [batch, classes]);
-  const y = tf.tensor1d(labelArray(batch, classes, rng), 'int32');
   const before = tf.memory().numTensors;
+  const lost = run.deviceLost();
+  const skipAll = !!lost || (plan.fused.skip !== null && plan.stock.skip !== null);
+  const inputs = skipAll ? null : makeInputs(options.seed, batch, classes);
   const check = <T>(x: T | null): T => {
     if (x === null || signal?.aborted) throw new Aborted();
     return x;
   };
-  let outcome: { result: KernelShapeResult } | { error: unknown };
+  let outcome: { result: KernelShapeResult | KernelShapeFailure } | { error: unknown };
   try {
     outcome = { result: await measure() };
   } catch (error) {
     outcome = { error };
   }
-  tf.dispose([s, t, y]);
-  if (tf.memory().numTensors !== before - 3) {
+  if (inputs) tf.dispose([inputs.s, inputs.t, inputs.y]);
+  releasePooledGpuBuffers();
+  if (tf.memory().numTensors !== before) {
     // A leak outranks an abort or another failure.
-    throw new Error(`tensor leak: ${tf.memory().numTensors} tensors, expected ${before - 3}`);
+    throw new Error(`tensor leak: ${tf.memory().numTensors} tensors, expected ${before}`);
   }
   if ('error' in outcome) throw outcome.error;
   return outcome.result;
 
-  async function measure(): Promise<KernelShapeResult> {
-    const fusedRun = () => lossStep(distillationLoss, y, s, t, config);
-    const stockRun = () => lossStep(stockDistillationLoss, y, s, t, config);
-    const stockWindows = Math.min(windows, classes >= WIDE_CLASSES ? WIDE_STOCK_WINDOWS : windows);
-    progress(`fused, ${WALL_CLOCK}`);
-    const fused = check(await timeSteps(fusedRun, windows, windowMs, signal, between));
-    progress(`stock, ${WALL_CLOCK}`);
-    const stock = check(await timeSteps(stockRun, stockWindows, windowMs, signal, between));
-    const fusedDispatches = stepDispatches(fusedRun);
-    const stockDispatches = stepDispatches(stockRun);
-    let fusedGpu: GpuStepTimes | null = null;
-    let stockGpu: GpuStepTimes | null = null;
-    if (gpuClock) {
-      progress(`fused, ${GPU_CLOCK}`);
-      fusedGpu = check(await timeStepsGpu(fusedRun, windows, signal, between));
-      progress(`stock, ${GPU_CLOCK}`);
-      stockGpu = check(await timeStepsGpu(stockRun, stockWindows, signal, between));
-    }
-    progress('memory ceiling');
-    const ceilingCalls = Math.max(1, Math.round(windowMs / Math.max(fused.p50, 0.01)));
-    const ceilingTimes = await measureMemoryCeiling(
-      options.device,
-      options.ceilingShader,
-      batch * classes,
-      windows,
-      ceilingCalls,
-      signal,
+  async function side(
+    name: 'fused' | 'stock',
+    loss: LossFn,
+    sidePlan: SidePlan,
+    defaultWindows: number,
+  ): Promise<SideOutcome> {
+    const gone = run.deviceLost();
+    if (gone) return { kind: 'device-lost', message: gone };
+    if (sidePlan.skip !== null) return { kind: 'skipped', message: sidePlan.skip };
+    const { s, t, y } = inputs!;
+    const stepRun = () => lossStep(loss, y, s, t, config);
+    const forwardRun = () => tf.tidy(() => loss(y, s, t, config) as tf.Tensor);
+    progress(`${name}, checking one step (errors, peak memory, dispatches)`);
+    const t0 = performance.now();
+    let dispatches = 0;
+    const checked = await withGpuErrorScopes(options.device, () =>
+      withPeakGpuBytes(
+        () => {
+          let out: tf.Tensor | undefined;
+          dispatches = countDispatches(() => {
+            out = stepRun();
+          });
+          return out!;
+        },
+        async (v) => {
+          try {
+            await v.data();
+          } finally {
+            v.dispose();
+          }
+        },
+      ),
     );
-    const ceiling = check(ceilingTimes.wall.n > 0 ? ceilingTimes.wall : null);
-    const ceilingGpu = gpuClock ? check(ceilingTimes.gpu) : null;
+    const firstMs = performance.now() - t0;
+    const goneNow = run.deviceLost();
+    if (goneNow) return { kind: 'device-lost', message: goneNow };
+    if (checked.failure) return checked.failure;
+    const peakBytes = checked.result?.peakBytes ?? null;
+    const w = Math.max(
+      1,
+      run.maxSideMs === null
+        ? defaultWindows
+        : windowsFor(firstMs, defaultWindows, run.maxSideMs, run.phases),
+    );
+    let both: Spread;
+    let forward: Spread | null = null;
+    let backward: Spread | null = null;
+    if (run.phases) {
+      progress(`${name}, forward and forward+backward, ${WALL_CLOCK}`);
+      const p = check(await timePhases(stepRun, forwardRun, w, windowMs, firstMs, signal, between));
+      ({ both, forward, backward } = p);
+    } else {
+      progress(`${name}, ${WALL_CLOCK}`);
+      both = check(await timeSteps(stepRun, w, windowMs, signal, between));
+    }
+    let gpu: GpuStepTimes | null = null;
+    if (run.gpuClock) {
+      progress(`${name}, ${GPU_CLOCK}`);
+      gpu = check(await timeStepsGpu(stepRun, w, signal, between));
+    }
+    return {
+      figures: {
+        both,
+        forward,
+        backward,
+        gpu: gpu?.step ?? null,
+        dispatches,
+        peakBytes,
+        windows: w,
+      },
+      gpu,
+    };
+  }
+
+  async function measure(): Promise<KernelShapeResult | KernelShapeFailure> {
+    const stockDefault =
+      run.maxSideMs === null
+        ? Math.min(windows, classes >= WIDE_CLASSES ? WIDE_STOCK_WINDOWS : windows)
+        : windows;
+    const fused = await side('fused', distillationLoss, plan.fused, windows);
+    const stock = await side('stock', stockDistillationLoss, plan.stock, stockDefault);
+    const fusedOk = 'figures' in fused ? fused : null;
+    const stockOk = 'figures' in stock ? stock : null;
+    // The ceiling: as many calls per window as the fused step's window held.
+    let ceiling: Spread | null = null;
+    let ceilingGpu: Spread | null = null;
+    let ceilingFailure: StepFailure | null = null;
+    const gone = run.deviceLost();
+    if (gone) ceilingFailure = { kind: 'device-lost', message: gone };
+    else if (plan.ceiling.skip !== null) {
+      ceilingFailure = { kind: 'skipped', message: plan.ceiling.skip };
+    } else {
+      progress('memory ceiling');
+      const refMs = fusedOk?.figures.both.p50 ?? (batch * classes * 12) / 1e6;
+      const ceilingCalls = Math.max(1, Math.round(windowMs / Math.max(refMs, 0.01)));
+      const ceilingWindows = fusedOk?.figures.windows ?? windows;
+      const measured = await withGpuErrorScopes(options.device, () =>
+        measureMemoryCeiling(
+          options.device,
+          options.ceilingShader,
+          batch * classes,
+          ceilingWindows,
+          ceilingCalls,
+          signal,
+        ),
+      );
+      if (measured.failure) ceilingFailure = measured.failure;
+      else {
+        ceiling = check(measured.result!.wall.n > 0 ? measured.result!.wall : null);
+        ceilingGpu = run.gpuClock ? check(measured.result!.gpu) : null;
+      }
+    }
     const bytes = 3 * batch * classes * 4;
     const gbps = (ms: number) => bytes / ms / 1e6;
+    if (!fusedOk || !stockOk || !ceiling) {
+      const err = (o: SideOutcome | StepFailure | null) =>
+        o && !('figures' in o) ? failureText(o) : null;
+      const kind = (o: SideOutcome | StepFailure | null) =>
+        o && !('figures' in o) ? o.kind : null;
+      return {
+        batch,
+        classes,
+        fusedError: err(fused),
+        stockError: err(stock),
+        ceilingError: err(ceilingFailure),
+        fusedErrorKind: kind(fused),
+        stockErrorKind: kind(stock),
+        ceilingErrorKind: kind(ceilingFailure),
+        fused: fusedOk?.figures ?? null,
+        stock: stockOk?.figures ?? null,
+        ceiling,
+        ceilingGpu,
+        fusedGBps: fusedOk ? gbps(fusedOk.figures.both.p50) : null,
+        ceilingGBps: ceiling ? gbps(ceiling.p50) : null,
+        ceilingRatio: fusedOk && ceiling ? fusedOk.figures.both.p50 / ceiling.p50 : null,
+        estimatedBytes: {
+          fused: plan.fused.estimatedBytes,
+          stock: plan.stock.estimatedBytes,
+          ceiling: plan.ceiling.estimatedBytes,
+        },
+      };
+    }
+    const f = fusedOk.figures;
+    const st = stockOk.figures;
+    const fusedGpu = fusedOk.gpu;
+    const stockGpu = stockOk.gpu;
     const resolutions = [fusedGpu?.resolutionMs, stockGpu?.resolutionMs].filter(
       (r): r is number => typeof r === 'number',
     );
-    return {
+    const result: KernelShapeResult = {
       batch,
       classes,
-      fused,
-      stock,
+      fused: f.both,
+      stock: st.both,
       ceiling,
-      fusedDispatches,
-      stockDispatches,
-      speedup: stock.p50 / fused.p50,
-      ceilingRatio: fused.p50 / ceiling.p50,
-      fusedGBps: gbps(fused.p50),
+      fusedDispatches: f.dispatches,
+      stockDispatches: st.dispatches,
+      speedup: st.both.p50 / f.both.p50,
+      ceilingRatio: f.both.p50 / ceiling.p50,
+      fusedGBps: gbps(f.both.p50),
       ceilingGBps: gbps(ceiling.p50),
       fusedGpu: fusedGpu?.step ?? null,
       stockGpu: stockGpu?.step ?? null,
@@ -286,22 +795,53 @@ async function timeShape(
         stockGpu: stockGpu ? GPU_CLOCK : null,
         ceilingGpu: ceilingGpu ? `${GPU_CLOCK}, one pass per window` : null,
       },
+      fusedForward: f.forward,
+      stockForward: st.forward,
+      fusedBackward: f.backward,
+      stockBackward: st.backward,
+      fusedPeakBytes: f.peakBytes,
+      stockPeakBytes: st.peakBytes,
+      fusedWindows: f.windows,
+      stockWindows: st.windows,
     };
+    return result;
   }
+}
+
+/** True for a shape record that is a failure (a side failed or was skipped). */
+export function isShapeFailure(r: KernelShapeResult | KernelShapeFailure): r is KernelShapeFailure {
+  return 'fusedError' in r;
 }
 
 /**
  * Times every shape: the fused and the stock loss (forward+backward, wall clock; GPU clock too
- * with 'timestamp-query'), their dispatches, and the memory ceiling. Stops cleanly on abort
- * (complete: false, the shapes done so far). Throws on a tensor leak.
+ * with 'timestamp-query'; forward and backward apart with `phases`), their dispatches and peak
+ * memory, and the memory ceiling. A side that fails (out of memory, a binding past the
+ * adapter's limit, a lost device, any error) or is skipped by the memory budget is recorded in
+ * `failures` and the run goes on. Stops cleanly on abort (complete: false, the shapes done so
+ * far). Throws on a tensor leak.
  */
 export async function runKernelBenchmark(options: KernelBenchOptions): Promise<KernelReport> {
   const started = performance.now();
-  const shapes =
-    typeof options.shapes === 'string'
+  const sweep = options.sweep ?? null;
+  const shapes = sweep
+    ? sweepShapes(sweep)
+    : typeof options.shapes === 'string'
       ? parseShapes(options.shapes)
       : options.shapes.map(([b, c]): [number, number] => [b, c]);
+  const phases = options.phases ?? sweep !== null;
+  const memoryBudgetBytes =
+    options.memoryBudgetBytes !== undefined
+      ? options.memoryBudgetBytes
+      : sweep
+        ? DEFAULT_MEMORY_BUDGET_GIB * GiB
+        : null;
+  const maxSideMs = options.maxSideMs !== undefined ? options.maxSideMs : sweep ? 30_000 : null;
   const availability = gpuClockAvailability();
+  let lostMessage: string | null = null;
+  void options.device.lost.then((info) => {
+    lostMessage = `the GPU device was lost (${info.reason}): ${info.message}`;
+  });
   const report: KernelReport = {
     kind: 'kernel-benchmark',
     schemaVersion: 1,
@@ -317,8 +857,14 @@ export async function runKernelBenchmark(options: KernelBenchOptions): Promise<K
       alpha: options.alpha,
       temperature: options.temperature,
       seed: options.seed,
+      sweep,
+      phases,
+      memoryBudgetBytes,
+      maxSideMs,
     },
     results: [],
+    failures: [],
+    plan: null,
     clocks: {
       wall: WALL_CLOCK_TEXT,
       gpu: availability.available
@@ -330,19 +876,51 @@ export async function runKernelBenchmark(options: KernelBenchOptions): Promise<K
     totalWallMs: 0,
   };
   try {
-    for (const [i, [batch, classes]] of shapes.entries()) {
+    const limits = options.device.limits;
+    let memory: KernelMemoryModel | null = null;
+    if (memoryBudgetBytes !== null) {
+      options.onProgress?.(
+        `calibrating the memory model and the time estimate at ${CALIBRATION_SHAPE.join('x')}`,
+      );
+      memory = await calibrateKernelBench(options);
+    }
+    const plan = planKernelRun(shapes, memory, {
+      budgetBytes: memoryBudgetBytes,
+      maxBufferSize: limits.maxBufferSize,
+      maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
+      windows: options.windows,
+      windowMs: options.windowMs,
+      phases,
+      gpuClock: availability.available,
+      maxSideMs,
+    });
+    report.plan = plan;
+    options.onPlan?.(plan);
+    let done = 0;
+    for (const [i, shapePlan] of plan.shapes.entries()) {
       if (options.signal?.aborted) break;
-      let r: KernelShapeResult;
+      let r: KernelShapeResult | KernelShapeFailure;
       try {
-        r = await timeShape(options, batch, classes, availability.available);
+        r = await timeShape(options, shapePlan, {
+          gpuClock: availability.available,
+          phases,
+          maxSideMs,
+          deviceLost: () => lostMessage,
+        });
       } catch (err) {
         if (err instanceof Aborted) break;
         throw err;
       }
-      report.results.push(r);
-      options.onShape?.(r, i, shapes.length);
+      done++;
+      if (isShapeFailure(r)) {
+        report.failures!.push(r);
+        options.onFailure?.(r, i, shapes.length);
+      } else {
+        report.results.push(r);
+        options.onShape?.(r, i, shapes.length);
+      }
     }
-    report.complete = report.results.length === shapes.length;
+    report.complete = done === shapes.length;
     const resolution = report.results.find((r) => r.gpuResolutionMs !== null)?.gpuResolutionMs;
     if (resolution != null && resolution >= 0.001) {
       report.clocks.gpu +=
@@ -363,6 +941,12 @@ function ms(s: Spread | null): string {
   return s === null ? '—' : formatMs(s);
 }
 
+export type { FailureKind } from './lib/gpu-memory.js';
+
+function bytesCell(x: number | null | undefined): string {
+  return x === null || x === undefined ? '—' : formatBytes(x);
+}
+
 /** One shape's figures on one line (the CLI prints it as each shape finishes). */
 export function formatShapeLine(r: KernelShapeResult): string {
   const gpu =
@@ -370,61 +954,144 @@ export function formatShapeLine(r: KernelShapeResult): string {
       ? `; ${GPU_CLOCK}: fused ${formatMs(r.fusedGpu)}, stock ${formatMs(r.stockGpu)}, ` +
         `${ratio(r.speedupGpu)}`
       : '';
+  const phases =
+    r.fusedForward && r.fusedBackward && r.stockForward && r.stockBackward
+      ? `; forward fused ${formatMs(r.fusedForward)}, stock ${formatMs(r.stockForward)}; ` +
+        `backward fused ${formatMs(r.fusedBackward)}, stock ${formatMs(r.stockBackward)}`
+      : '';
+  const peak =
+    r.fusedPeakBytes != null && r.stockPeakBytes != null
+      ? `; peak GPU bytes fused ${formatBytes(r.fusedPeakBytes)}, stock ${formatBytes(r.stockPeakBytes)}`
+      : '';
   return (
     `${r.batch}x${r.classes}: ${WALL_CLOCK}: fused ${formatMs(r.fused)} ` +
     `(${r.fusedDispatches} dispatches), stock ${formatMs(r.stock)} (${r.stockDispatches}), ` +
     `${ratio(r.speedup)}; ceiling ${formatMs(r.ceiling)}, fused/ceiling ` +
-    `${r.ceilingRatio.toFixed(2)}${gpu}`
+    `${r.ceilingRatio.toFixed(2)}${gpu}${phases}${peak}`
   );
+}
+
+/** A failed or skipped shape on one line. */
+export function formatFailureLine(f: KernelShapeFailure): string {
+  const side = (name: string, error: string | null, x: KernelSideFigures | null) =>
+    error !== null
+      ? `${name} ${error}`
+      : x
+        ? `${name} ${formatMs(x.both)} (peak ${bytesCell(x.peakBytes)})`
+        : `${name} —`;
+  return (
+    `${f.batch}x${f.classes}: ${side('fused', f.fusedError, f.fused)}; ` +
+    `${side('stock', f.stockError, f.stock)}; ` +
+    (f.ceilingError !== null ? `ceiling ${f.ceilingError}` : `ceiling ${ms(f.ceiling)}`)
+  );
+}
+
+/** The plan before a run: what will be skipped and why, and the time estimate. */
+export function formatKernelPlan(plan: KernelRunPlan): string {
+  const lines: string[] = [];
+  if (plan.memory) {
+    const m = plan.memory;
+    lines.push(
+      `memory model (measured at ${m.shape.join('x')}): one step holds ` +
+        `${m.fusedLiveArrays.toFixed(2)} (fused) and ${m.stockLiveArrays.toFixed(2)} (stock) ` +
+        '[rows, C] float32 arrays at its peak besides its inputs',
+    );
+  }
+  lines.push(
+    `limits: budget ${plan.budgetBytes === null ? 'none' : formatBytes(plan.budgetBytes)}, ` +
+      `maxBufferSize ${formatBytes(plan.maxBufferSize)}, maxStorageBufferBindingSize ` +
+      `${formatBytes(plan.maxStorageBufferBindingSize)}`,
+  );
+  for (const p of plan.shapes) {
+    const skips = (['fused', 'stock', 'ceiling'] as const)
+      .filter((k) => p[k].skip !== null)
+      .map((k) => `${k} skipped: ${p[k].skip}`);
+    if (skips.length > 0) lines.push(`  ${p.batch}x${p.classes}: ${skips.join('; ')}`);
+  }
+  if (plan.estimatedSeconds !== null) {
+    lines.push(
+      `estimated time: ${(plan.estimatedSeconds / 60).toFixed(1)} min for ${plan.shapes.length} ` +
+        'shapes (scaled from the calibration step; failing sides end sooner)',
+    );
+  }
+  return lines.join('\n');
 }
 
 /** The printed report: a table of both clocks, then what each clock is. */
 export function formatKernelReport(report: KernelReport): string {
-  const rows = report.results.map((r) => [
-    `${r.batch}×${r.classes}`,
-    formatMs(r.fused),
-    formatMs(r.stock),
-    ratio(r.speedup),
-    ms(r.fusedGpu),
-    ms(r.stockGpu),
-    ratio(r.speedupGpu),
-    `${r.fusedDispatches}/${r.stockDispatches}`,
-    formatMs(r.ceiling),
-    ms(r.ceilingGpu),
-    `${r.ceilingRatio.toFixed(2)}/${r.ceilingRatioGpu === null ? '—' : r.ceilingRatioGpu.toFixed(2)}`,
-    `${r.fusedGBps.toFixed(2)}/${r.ceilingGBps.toFixed(2)}`,
-  ]);
-  const table = textTable(
-    [
-      'B×C',
-      'fused (wall)',
-      'stock (wall)',
-      'stock/fused',
-      'fused (GPU)',
-      'stock (GPU)',
-      'stock/fused GPU',
-      'dispatches fused/stock',
-      'ceiling (wall)',
-      'ceiling (GPU)',
-      'fused/ceiling wall/GPU',
-      'GB/s fused/ceiling (wall)',
-    ],
-    rows,
+  const phases = report.results.some((r) => r.fusedForward);
+  const peaks = report.results.some((r) => r.fusedPeakBytes != null);
+  const rows = report.results.map((r) => {
+    const row = [`${r.batch}×${r.classes}`, formatMs(r.fused), formatMs(r.stock), ratio(r.speedup)];
+    if (phases) {
+      row.push(
+        ms(r.fusedForward ?? null),
+        ms(r.fusedBackward ?? null),
+        ms(r.stockForward ?? null),
+        ms(r.stockBackward ?? null),
+      );
+    }
+    row.push(
+      ms(r.fusedGpu),
+      ms(r.stockGpu),
+      ratio(r.speedupGpu),
+      `${r.fusedDispatches}/${r.stockDispatches}`,
+      formatMs(r.ceiling),
+      ms(r.ceilingGpu),
+      `${r.ceilingRatio.toFixed(2)}/${r.ceilingRatioGpu === null ? '—' : r.ceilingRatioGpu.toFixed(2)}`,
+      `${r.fusedGBps.toFixed(2)}/${r.ceilingGBps.toFixed(2)}`,
+    );
+    if (peaks) row.push(`${bytesCell(r.fusedPeakBytes)}/${bytesCell(r.stockPeakBytes)}`);
+    return row;
+  });
+  const header = ['B×C', 'fused (wall)', 'stock (wall)', 'stock/fused'];
+  if (phases) header.push('fused fwd', 'fused bwd', 'stock fwd', 'stock bwd');
+  header.push(
+    'fused (GPU)',
+    'stock (GPU)',
+    'stock/fused GPU',
+    'dispatches fused/stock',
+    'ceiling (wall)',
+    'ceiling (GPU)',
+    'fused/ceiling wall/GPU',
+    'GB/s fused/ceiling (wall)',
   );
+  if (peaks) header.push('peak GPU bytes fused/stock');
+  const table = textTable(header, rows);
+  const failures = report.failures ?? [];
   return [
     `Forward+backward per step on ${report.adapter.description} (median [p20–p80], ms)` +
       (report.complete ? '' : ' — INCOMPLETE (stopped early)'),
     table,
+    ...(failures.length > 0
+      ? [
+          '',
+          'Shapes with a failed or skipped side:',
+          ...failures.map((f) => `  ${formatFailureLine(f)}`),
+        ]
+      : []),
     '',
     `(wall) ${report.clocks.wall}.`,
     `(GPU)  ${report.clocks.gpu}.`,
+    ...(phases
+      ? [
+          '(fwd)  the loss alone, no tape; (bwd) forward+backward − forward of back-to-back ' +
+            'windows, per pair.',
+        ]
+      : []),
+    ...(peaks
+      ? [
+          '(peak) the largest tf.memory().numBytesInGPU during one forward+backward step, above ' +
+            'its value before the step (inputs excluded).',
+        ]
+      : []),
   ].join('\n');
 }
 
 /** The CSV rows of a report: one per shape, both clocks (GPU cells empty without). */
 export function kernelCsvRows(report: KernelReport): Record<string, string | number>[] {
   const cell = (x: number | null | undefined): number | string => x ?? '';
-  return report.results.map((r) => ({
+  const rows: Record<string, string | number>[] = report.results.map((r) => ({
     adapter: report.adapter.description,
     batch: r.batch,
     classes: r.classes,
@@ -450,5 +1117,34 @@ export function kernelCsvRows(report: KernelReport): Record<string, string | num
     speedup_gpu: cell(r.speedupGpu),
     fused_over_ceiling_gpu: cell(r.ceilingRatioGpu),
     gpu_clock: r.fusedGpu ? GPU_CLOCK : '',
+    fused_forward_p50_ms: cell(r.fusedForward?.p50),
+    fused_backward_p50_ms: cell(r.fusedBackward?.p50),
+    stock_forward_p50_ms: cell(r.stockForward?.p50),
+    stock_backward_p50_ms: cell(r.stockBackward?.p50),
+    fused_peak_bytes: cell(r.fusedPeakBytes),
+    stock_peak_bytes: cell(r.stockPeakBytes),
+    error: '',
   }));
+  for (const f of report.failures ?? []) {
+    rows.push({
+      adapter: report.adapter.description,
+      batch: f.batch,
+      classes: f.classes,
+      fused_p50_ms: cell(f.fused?.both.p50),
+      stock_p50_ms: cell(f.stock?.both.p50),
+      ceiling_p50_ms: cell(f.ceiling?.p50),
+      fused_peak_bytes: cell(f.fused?.peakBytes),
+      stock_peak_bytes: cell(f.stock?.peakBytes),
+      error: [
+        f.fusedError && `fused ${f.fusedError}`,
+        f.stockError && `stock ${f.stockError}`,
+        f.ceilingError && `ceiling ${f.ceilingError}`,
+      ]
+        .filter(Boolean)
+        .join('; '),
+    });
+  }
+  // Every row gets every column (toCsv takes the header from the first row).
+  const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  return rows.map((r) => Object.fromEntries(keys.map((k) => [k, r[k] ?? ''])));
 }

@@ -6,6 +6,12 @@
  * bench/results/.
  *
  *   npm run bench:kernel [-- --shapes 64x10,256x32768 --windows 7]
+ *   npm run bench:kernel -- --sweep vocab [--memory-budget 8] [--append-results]
+ *
+ * `--sweep vocab`: C ∈ {1k, 4k, 32k, 128k, 256k} (1k = 1024) × rows ∈ {64, 512, 2048}, plus
+ * 128 × 131072; forward, backward and both; peak GPU bytes; sides whose estimated memory
+ * exceeds `--memory-budget` GiB are skipped, and failures (out of memory, binding limit) are
+ * recorded, not fatal. The plan and its time estimate are printed first.
  */
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
@@ -13,11 +19,16 @@ import { Command } from 'commander';
 import '@tensorflow/tfjs-layers';
 import {
   DEFAULT_KERNEL_SHAPES,
+  DEFAULT_MEMORY_BUDGET_GIB,
+  formatFailureLine,
+  formatKernelPlan,
   formatKernelReport,
   formatShapeLine,
+  KERNEL_SWEEPS,
   kernelCsvRows,
   parseShapes,
   runKernelBenchmark,
+  type KernelSweep,
 } from '../core/kernel-bench.js';
 import { initNodeWebGPU } from './lib/node-webgpu.js';
 import { fileStamp, gitCommit, toCsv, versions, writeFileAtomic } from './lib/results.js';
@@ -36,6 +47,21 @@ const program = new Command()
     9,
   )
   .option('--window-ms <ms>', 'target length of one window', (v) => parseFloat(v), 250)
+  .option('--sweep <name>', `a named sweep instead of --shapes (${KERNEL_SWEEPS.join(', ')})`)
+  .option(
+    '--memory-budget <GiB>',
+    `skip a side whose estimated memory exceeds this (default with --sweep: ${DEFAULT_MEMORY_BUDGET_GIB})`,
+    parseFloat,
+  )
+  .option(
+    '--max-side-s <s>',
+    'cut the windows of a slow side (to 3 at least) to stay near this (default with --sweep: 30)',
+    parseFloat,
+  )
+  .option(
+    '--phases',
+    'time forward alone too, and backward as the paired difference (on with --sweep)',
+  )
   .option('--alpha <a>', 'alpha', parseFloat, 0.1)
   .option('--temperature <t>', 'temperature', parseFloat, 10)
   .option('--seed <n>', 'input seed', (v) => parseInt(v, 10), 1234)
@@ -52,7 +78,20 @@ async function main(): Promise<void> {
     temperature: number;
     seed: number;
     out: string;
+    sweep?: string;
+    memoryBudget?: number;
+    maxSideS?: number;
+    phases?: boolean;
   }>();
+  if (opts.sweep !== undefined && !(KERNEL_SWEEPS as readonly string[]).includes(opts.sweep)) {
+    throw new Error(
+      `--sweep: unknown sweep "${opts.sweep}" (expected: ${KERNEL_SWEEPS.join(', ')})`,
+    );
+  }
+  if (opts.memoryBudget !== undefined && !(opts.memoryBudget > 0)) {
+    throw new Error('--memory-budget: expected a positive number of GiB');
+  }
+  const sweep = (opts.sweep as KernelSweep | undefined) ?? null;
   const shapes = parseShapes(opts.shapes);
   const env = await initNodeWebGPU();
   console.log(`adapter: ${env.adapter.description}`);
@@ -66,6 +105,12 @@ async function main(): Promise<void> {
     device: env.device,
     ceilingShader: readFileSync(CEILING_SHADER, 'utf8'),
     shapes,
+    sweep,
+    ...(opts.phases ? { phases: true } : {}),
+    ...(opts.memoryBudget !== undefined
+      ? { memoryBudgetBytes: opts.memoryBudget * 1024 ** 3 }
+      : {}),
+    ...(opts.maxSideS !== undefined ? { maxSideMs: opts.maxSideS * 1000 } : {}),
     windows: opts.windows,
     windowMs: opts.windowMs,
     alpha: opts.alpha,
@@ -77,7 +122,12 @@ async function main(): Promise<void> {
       commit: gitCommit(),
       versions: versions(),
     },
+    onPlan: (plan) => console.log(formatKernelPlan(plan)),
     onShape: (r) => console.log(formatShapeLine(r)),
+    onFailure: (f) => console.log(formatFailureLine(f)),
+    onProgress: (line) => {
+      if (sweep) console.log(`  … ${line}`);
+    },
     signal: abort.signal,
   });
   console.log('');

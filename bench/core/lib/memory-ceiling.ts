@@ -44,13 +44,30 @@ export async function measureMemoryCeiling(
 ): Promise<MemoryCeilingTimes> {
   const vec4s = Math.ceil(elements / 4);
   const bytes = vec4s * 16;
+  if (bytes > device.limits.maxBufferSize) {
+    throw new RangeError(
+      `memory ceiling: ${bytes}-byte arrays exceed this adapter's maxBufferSize ` +
+        `(${device.limits.maxBufferSize})`,
+    );
+  }
+  // Arrays larger than one binding may hold are bound in chunks (offsets 256-byte aligned),
+  // one dispatch per chunk: the same traffic, a few more dispatches.
+  const align = Math.max(256, device.limits.minStorageBufferOffsetAlignment);
+  const chunkBytes = Math.floor(device.limits.maxStorageBufferBindingSize / align) * align;
+  const chunks: { offset: number; size: number }[] = [];
+  for (let offset = 0; offset < bytes; offset += chunkBytes) {
+    chunks.push({ offset, size: Math.min(chunkBytes, bytes - offset) });
+  }
   const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
   const [a, b, o] = [0, 1, 2].map(() => device.createBuffer({ size: bytes, usage }));
-  const count = device.createBuffer({
-    size: 16,
-    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+  const counts = chunks.map(({ size }) => {
+    const count = device.createBuffer({
+      size: 16,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    device.queue.writeBuffer(count, 0, new Uint32Array([size / 16, 0, 0, 0]));
+    return count;
   });
-  device.queue.writeBuffer(count, 0, new Uint32Array([vec4s, 0, 0, 0]));
   const staging = device.createBuffer({
     size: 16,
     usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
@@ -67,13 +84,24 @@ export async function measureMemoryCeiling(
     layout: 'auto',
     compute: { module: device.createShaderModule({ code: shader }), entryPoint: 'main' },
   });
-  const bindGroup = device.createBindGroup({
-    layout: pipeline.getBindGroupLayout(0),
-    entries: [a!, b!, o!, count].map((buffer, binding) => ({ binding, resource: { buffer } })),
+  const bound = chunks.map(({ offset, size }, i) => {
+    const groups = Math.ceil(size / 16 / 256);
+    const gridX = Math.min(groups, 65_535);
+    return {
+      bindGroup: device.createBindGroup({
+        layout: pipeline.getBindGroupLayout(0),
+        entries: [
+          ...[a!, b!, o!].map((buffer, binding) => ({
+            binding,
+            resource: { buffer, offset, size },
+          })),
+          { binding: 3, resource: { buffer: counts[i]! } },
+        ],
+      }),
+      gridX,
+      gridY: Math.ceil(groups / gridX),
+    };
   });
-  const groups = Math.ceil(vec4s / 256);
-  const gridX = Math.min(groups, 65_535);
-  const gridY = Math.ceil(groups / gridX);
   const run = (n: number, timed: boolean) => {
     const encoder = device.createCommandEncoder();
     const pass = encoder.beginComputePass(
@@ -82,8 +110,12 @@ export async function measureMemoryCeiling(
         : {},
     );
     pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
-    for (let i = 0; i < n; i++) pass.dispatchWorkgroups(gridX, gridY);
+    for (let i = 0; i < n; i++) {
+      for (const { bindGroup, gridX, gridY } of bound) {
+        pass.setBindGroup(0, bindGroup);
+        pass.dispatchWorkgroups(gridX, gridY);
+      }
+    }
     pass.end();
     if (timed && querySet && resolve) {
       encoder.resolveQuerySet(querySet, 0, 2, resolve, 0);
@@ -111,7 +143,7 @@ export async function measureMemoryCeiling(
     }
     return { wall: spread(wall), gpu: gpu.length > 0 ? spread(gpu) : null };
   } finally {
-    for (const buffer of [a, b, o, count, staging, resolve]) buffer?.destroy();
+    for (const buffer of [a, b, o, ...counts, staging, resolve]) buffer?.destroy();
     querySet?.destroy();
   }
 }
