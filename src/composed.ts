@@ -1,11 +1,15 @@
 /**
- * The exact loss composed from stock tfjs ops, with tfjs autograd for its gradients: what
- * `distillationLoss` runs on backends without the fused kernels (cpu, webgl, wasm). Unlike
- * the Keras formula in stock.ts it has no clip, so it computes the same function as the
- * kernels and the float64 reference (up to float32 rounding).
+ * The exact loss composed from stock tfjs ops, with one custom gradient holding the exact
+ * gradients: what `distillationLoss` runs on backends without the fused kernels (cpu, webgl,
+ * wasm) and for configs the kernels cannot run (see `fusedSupports` in src/divergences.ts).
+ * Unlike the Keras formula in stock.ts it has no clip, so it computes the same function as the
+ * kernels and the float64 reference (up to float32 rounding), with every option: the
+ * divergences (their float32 forms are in src/divergences.ts), ignoreIndex, −Infinity masks,
+ * components, and logits of any rank `[..., C]` (rows).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { klFactor, type ResolvedConfig } from './config.js';
+import { checkConfigForLabels, klFactor, type ResolvedConfig } from './config.js';
+import { divergenceOf, type TemperedRowsTf } from './divergences.js';
 import type { CheckedShapes } from './validate.js';
 
 /**
@@ -20,120 +24,235 @@ export function oneHotFloat(indices: tf.Tensor, classes: number): tf.Tensor {
   );
 }
 
-/** Horner: Σ_k coefficients[k] · x^k, highest coefficient last. */
-function polynomial(x: tf.Tensor, coefficients: readonly number[]): tf.Tensor {
-  let r: tf.Tensor = tf.scalar(coefficients[coefficients.length - 1]!);
-  for (let k = coefficients.length - 2; k >= 0; k--) r = tf.add(coefficients[k]!, tf.mul(x, r));
-  return r;
+/** The loss and its components, each reduced like the loss (`returnComponents: true`). */
+export interface DistillationLossComponents {
+  /** α · hardLoss + (1 − α) · softLoss (a zero weight drops its term, even an infinite one). */
+  readonly loss: tf.Tensor;
+  /** The cross-entropy with the labels, unweighted. */
+  readonly hardLoss: tf.Tensor;
+  /** k · D, the divergence times k (T² under temperatureSquared), unweighted by 1 − α. */
+  readonly softLoss: tf.Tensor;
 }
 
-/** (−1)^k / (k + 2)!: g(x) = e^−x − 1 + x = x² Σ_k (−1)^k x^k / (k + 2)!, |x| < 1. */
-const G_SERIES = Array.from({ length: 10 }, (_, k) => {
-  let f = 1;
-  for (let i = 2; i <= k + 2; i++) f *= i;
-  return (k % 2 === 0 ? 1 : -1) / f;
-});
-/** 1 / (2k + 3): h(y) = y − log(1 + y) = y z − 2 z³ Σ_k z^{2k} / (2k + 3), z = y / (2 + y). */
-const H_SERIES = Array.from({ length: 6 }, (_, k) => 1 / (2 * k + 3));
-/** Above this centre p e^−x may overflow float32; KL is then large and the direct sum exact. */
-const CENTRE_LIMIT = 60;
+/** Rows with a NaN, a +Infinity or no finite entry at all (masked everywhere), `[R, 1]`. */
+function badRows(x: tf.Tensor): tf.Tensor {
+  return tf.logicalOr(
+    tf.any(tf.isNaN(x), -1, true),
+    tf.logicalNot(tf.isFinite(tf.max(x, -1, true))),
+  );
+}
+
+/** weight · value where not bad, NaN where bad; a zero weight drops the term (even ±∞). */
+function term(weight: tf.Tensor | number, value: tf.Tensor, bad: tf.Tensor): tf.Tensor {
+  const weighted =
+    typeof weight === 'number'
+      ? weight === 0
+        ? tf.zerosLike(value)
+        : tf.mul(weight, value)
+      : tf.where(
+          tf.equal(tf.broadcastTo(weight, value.shape), 0),
+          tf.zerosLike(value),
+          tf.mul(weight, value),
+        );
+  return tf.where(tf.broadcastTo(bad, value.shape), tf.fill(value.shape, NaN), weighted);
+}
+
+interface Rows {
+  /** ℓ_b, hard_b = CE_b and soft_b = k · D_b, `[R]` each, 0 where ignored. */
+  loss: tf.Tensor;
+  hard: tf.Tensor;
+  soft: tf.Tensor;
+  /** `[R, 1]` booleans. */
+  ignored: tf.Tensor;
+  hardBad: tf.Tensor;
+  softBad: tf.Tensor;
+  /** Number of counted rows, a scalar. */
+  count: tf.Tensor;
+  /** ∂CE/∂s, ∂D/∂s, ∂D/∂t per row (`[R, C]`), when asked. */
+  gradHard?: tf.Tensor;
+  gradSoftStudent?: tf.Tensor;
+  gradSoftTeacher?: tf.Tensor;
+}
+
+/** Everything per row, on `[R, C]` logits and `[R]` / `[R, C]` labels. */
+function rowTerms(
+  labels: tf.Tensor,
+  s: tf.Tensor,
+  t: tf.Tensor,
+  labelKind: 'index' | 'dense',
+  cfg: ResolvedConfig,
+  withGradients: boolean,
+): Rows {
+  const [R, C] = s.shape as [number, number];
+  const T = cfg.temperature;
+  const k = klFactor(cfg);
+  // hard term: CE with the labels (0 · log 0 = 0, so masked columns without label mass add 0)
+  const lse1 = tf.logSumExp(s, -1, true);
+  const logSigma = tf.sub(s, lse1);
+  let y: tf.Tensor;
+  let ySum: tf.Tensor;
+  let hardBad = badRows(s);
+  let ignored: tf.Tensor = tf.zeros([R, 1], 'bool');
+  if (labelKind === 'index') {
+    const valid = tf.logicalAnd(tf.greaterEqual(labels, 0), tf.less(labels, C));
+    y = oneHotFloat(labels, C);
+    ySum = tf.ones([R, 1]);
+    hardBad = tf.logicalOr(hardBad, tf.expandDims(tf.logicalNot(valid), 1));
+    if (cfg.hasIgnoreIndex) ignored = tf.expandDims(tf.equal(labels, cfg.ignoreIndex), 1);
+  } else {
+    y = labels;
+    ySum = tf.sum(y, -1, true);
+    hardBad = tf.logicalOr(hardBad, tf.isNaN(ySum));
+  }
+  const ce = tf.neg(
+    tf.sum(tf.where(tf.equal(y, 0), tf.zerosLike(y), tf.mul(y, logSigma)), -1, true),
+  );
+  // soft term: the divergence, relative to the row maxima
+  const softBad = tf.logicalOr(badRows(s), badRows(t));
+  const u = tf.div(tf.sub(s, tf.max(s, -1, true)), T);
+  const v = tf.div(tf.sub(t, tf.max(t, -1, true)), T);
+  const rows: TemperedRowsTf = {
+    u,
+    v,
+    logZS: tf.logSumExp(u, -1, true),
+    logZT: tf.logSumExp(v, -1, true),
+    temperature: T,
+  };
+  const d = divergenceOf(cfg).composed(rows, cfg, withGradients);
+  const D = tf.expandDims(d.value, 1);
+  const zeroRow = tf.zeros([R, 1]);
+  const keep = (x: tf.Tensor) => tf.squeeze(tf.where(ignored, zeroRow, x), [1]);
+  const lossRows = tf.add(term(cfg.alpha, ce, hardBad), term((1 - cfg.alpha) * k, D, softBad));
+  const out: Rows = {
+    loss: keep(lossRows),
+    hard: keep(term(1, ce, hardBad)),
+    soft: keep(term(k, D, softBad)),
+    ignored,
+    hardBad,
+    softBad,
+    count: tf.sum(tf.cast(tf.logicalNot(ignored), 'float32')),
+  };
+  if (withGradients) {
+    out.gradHard = tf.sub(tf.mul(tf.exp(logSigma), ySum), y);
+    out.gradSoftStudent = d.gradStudent!;
+    out.gradSoftTeacher = d.gradTeacher!;
+  }
+  return out;
+}
 
 /**
- * KL(softmax(t/T) ‖ softmax(s/T)) per row, without the cancellation that T² would magnify:
- * the centred form of shaders/distill_common.wgsl (KL = E_p[g(x)] − h(y) around c = E_p[δ]),
- * with exact gradients (1/T)(q − p) and (1/T) p (x − E_p[x]), q − p = p expm1(E_p[x] − x − KL)
- * where |log q − log p| < 1.
+ * The loss (and its components) of logits `[..., C]` and labels of the leading shape (int32
+ * indices) or `[..., C]` (float32): one custom gradient around all of it, with the exact
+ * gradients of src/divergences.ts, so nothing inside is differentiated by tfjs. The output is
+ * `[K, ...out]` for K = 3 components (loss, hard, soft) or `out` alone, out = [] ('mean',
+ * 'sum') or the leading shape ('none').
  */
-function centredKl(studentLogits: tf.Tensor, teacherLogits: tf.Tensor, T: number): tf.Tensor {
+function composedStacked(
+  labels: tf.Tensor,
+  studentLogits: tf.Tensor,
+  teacherLogits: tf.Tensor,
+  labelKind: 'index' | 'dense',
+  cfg: ResolvedConfig,
+): tf.Tensor {
+  const shape = studentLogits.shape;
+  const C = shape[shape.length - 1]!;
+  const leading = shape.slice(0, -1);
+  const R = leading.reduce((a, b) => a * b, 1);
+  const components = cfg.returnComponents;
+  const asRows = (x: tf.Tensor) => tf.reshape(x, [R, C]);
+  const labelRows = (l: tf.Tensor) => tf.reshape(l, labelKind === 'index' ? [R] : [R, C]);
+  const reduce = (x: tf.Tensor, count: tf.Tensor): tf.Tensor => {
+    switch (cfg.reduction) {
+      case 'none':
+        return tf.reshape(x, leading);
+      case 'sum':
+        return tf.sum(x);
+      case 'mean':
+        return tf.div(tf.sum(x), tf.maximum(count, 1));
+    }
+  };
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [s, t, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
-    // relative to the row maxima, as the kernels do: v − u keeps its relative precision
-    const v = tf.div(tf.sub(t, tf.max(t, -1, true)), T);
-    const u = tf.div(tf.sub(s, tf.max(s, -1, true)), T);
-    const logZT = tf.log(tf.sum(tf.exp(v), -1, true));
-    const logZS = tf.log(tf.sum(tf.exp(u), -1, true));
-    const logP = tf.sub(v, logZT);
-    const logQ = tf.sub(u, logZS);
-    const p = tf.exp(logP);
-    const delta = tf.sub(v, u);
-    const centre = tf.sum(tf.mul(p, delta), -1, true);
-    const x = tf.sub(delta, centre);
-    const sumP = tf.sum(p, -1, true);
-    const meanX = tf.div(tf.sum(tf.mul(p, x), -1, true), sumP);
-    const near = tf.less(tf.abs(x), 1);
-    const pg = tf.where(
-      near,
-      tf.mul(p, tf.mul(tf.square(x), polynomial(x, G_SERIES))),
-      // p e^−x − p + p x, p e^−x = exp(u − log ZT + c); clamped where the result is not used
-      tf.add(tf.sub(tf.exp(tf.minimum(tf.add(tf.sub(u, logZT), centre), 80)), p), tf.mul(p, x)),
-    );
-    const meanG = tf.div(tf.sum(pg, -1, true), sumP);
-    const y = tf.sub(meanG, meanX);
-    const z = tf.div(y, tf.add(y, 2));
-    const h = tf.sub(
-      tf.mul(y, z),
-      tf.mul(tf.mul(2, tf.pow(z, 3)), polynomial(tf.square(z), H_SERIES)),
-    );
-    const refined = tf.where(tf.greater(y, 1), tf.add(meanX, tf.log1p(y)), tf.sub(meanG, h));
-    const direct = tf.add(tf.sub(centre, logZT), logZS);
-    const kl = tf.where(tf.less(centre, CENTRE_LIMIT), refined, direct);
-    save([logP, logQ, p, x, meanX, kl]);
+    save([s, t, labels]);
+    const r = rowTerms(labelRows(labels), asRows(s), asRows(t), labelKind, cfg, false);
+    const value = components
+      ? tf.stack([r.loss, r.hard, r.soft].map((x) => reduce(x, r.count)))
+      : reduce(r.loss, r.count);
     return {
-      value: tf.squeeze(kl, [-1]),
+      value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [logP_, logQ_, p_, x_, meanX_, kl_] = saved as [
-          tf.Tensor,
-          tf.Tensor,
-          tf.Tensor,
-          tf.Tensor,
-          tf.Tensor,
-          tf.Tensor,
-        ];
-        const w = tf.div(tf.expandDims(dy, -1), T);
-        const logRatio = tf.sub(tf.sub(meanX_, x_), kl_);
-        const qMinusP = tf.where(
-          tf.less(tf.abs(logRatio), 1),
-          tf.mul(p_, tf.expm1(logRatio)),
-          tf.sub(tf.exp(logQ_), tf.exp(logP_)),
+        const [s_, t_, labels_] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+        const g = rowTerms(labelRows(labels_), asRows(s_), asRows(t_), labelKind, cfg, true);
+        // the upstream gradient of each output, per row: [R, 1] ('none') or [1, 1]
+        const perRow = (d: tf.Tensor): tf.Tensor => {
+          if (cfg.reduction === 'none') return tf.reshape(d, [R, 1]);
+          const scalar = tf.reshape(d, [1, 1]);
+          return cfg.reduction === 'mean' ? tf.div(scalar, tf.maximum(g.count, 1)) : scalar;
+        };
+        const dys = components ? tf.unstack(dy).map(perRow) : [perRow(dy)];
+        const [d0, d1, d2] = dys as [tf.Tensor, tf.Tensor?, tf.Tensor?];
+        const k = klFactor(cfg);
+        // ∂ / ∂s = (α d0 + d1) ∂CE/∂s + ((1 − α) k d0 + k d2) ∂D/∂s; ∂ / ∂t the second part
+        const softWeight = (1 - cfg.alpha) * k;
+        let hardCoef: tf.Tensor = cfg.alpha === 0 ? tf.zerosLike(d0) : tf.mul(cfg.alpha, d0);
+        let softCoef: tf.Tensor = softWeight === 0 ? tf.zerosLike(d0) : tf.mul(softWeight, d0);
+        if (d1 !== undefined && d2 !== undefined) {
+          hardCoef = tf.add(hardCoef, d1);
+          softCoef = tf.add(softCoef, tf.mul(k, d2));
+        }
+        const zero = tf.zeros([R, C]);
+        const ignored = tf.broadcastTo(g.ignored, [R, C]);
+        const gradS = tf.add(
+          term(hardCoef, g.gradHard!, g.hardBad),
+          term(softCoef, g.gradSoftStudent!, g.softBad),
         );
-        return [tf.mul(w, qMinusP), tf.mul(w, tf.mul(p_, tf.sub(x_, meanX_)))];
+        const gradT = term(softCoef, g.gradSoftTeacher!, g.softBad);
+        return [
+          tf.reshape(tf.where(ignored, zero, gradS), shape),
+          tf.reshape(tf.where(ignored, zero, gradT), shape),
+        ];
       },
     };
   });
   return f(studentLogits, teacherLogits);
 }
 
+/**
+ * The exact loss from stock ops with a custom gradient: logits `[..., C]`, labels int32 of the
+ * leading shape or float32 `[..., C]`; a scalar for 'mean' / 'sum', the leading shape for 'none'.
+ * With `returnComponents`, the loss alone (see {@link composedDistillationLossComponents}).
+ */
 export function composedDistillationLoss(
   labels: tf.Tensor,
   studentLogits: tf.Tensor,
   teacherLogits: tf.Tensor,
-  shapes: CheckedShapes,
+  shapes: Pick<CheckedShapes, 'labelKind'>,
   cfg: ResolvedConfig,
 ): tf.Tensor {
+  checkConfigForLabels(cfg, shapes.labelKind);
+  return tf.tidy(() =>
+    composedStacked(labels, studentLogits, teacherLogits, shapes.labelKind, {
+      ...cfg,
+      returnComponents: false,
+    }),
+  );
+}
+
+/** {@link composedDistillationLoss} with its components, from the same computation. */
+export function composedDistillationLossComponents(
+  labels: tf.Tensor,
+  studentLogits: tf.Tensor,
+  teacherLogits: tf.Tensor,
+  shapes: Pick<CheckedShapes, 'labelKind'>,
+  cfg: ResolvedConfig,
+): DistillationLossComponents {
+  checkConfigForLabels(cfg, shapes.labelKind);
   return tf.tidy(() => {
-    const logSigma = tf.logSoftmax(studentLogits);
-    let ce: tf.Tensor;
-    if (shapes.labelKind === 'index') {
-      const idx = labels as tf.Tensor1D;
-      const oneHot = oneHotFloat(idx, shapes.classes);
-      const valid = tf.logicalAnd(tf.greaterEqual(idx, 0), tf.less(idx, shapes.classes));
-      ce = tf.where(
-        valid,
-        tf.neg(tf.sum(tf.mul(oneHot, logSigma), -1)),
-        tf.fill([shapes.batch], NaN),
-      );
-    } else {
-      ce = tf.neg(tf.sum(tf.mul(labels, logSigma), -1));
-    }
-    const kl = centredKl(studentLogits, teacherLogits, cfg.temperature);
-    const rows = tf.add(tf.mul(ce, cfg.alpha), tf.mul(kl, (1 - cfg.alpha) * klFactor(cfg)));
-    switch (cfg.reduction) {
-      case 'none':
-        return rows;
-      case 'sum':
-        return tf.sum(rows);
-      case 'mean':
-        return tf.mean(rows);
-    }
+    const stacked = composedStacked(labels, studentLogits, teacherLogits, shapes.labelKind, {
+      ...cfg,
+      returnComponents: true,
+    });
+    const [loss, hardLoss, softLoss] = tf.unstack(stacked) as [tf.Tensor, tf.Tensor, tf.Tensor];
+    return { loss, hardLoss, softLoss };
   });
 }

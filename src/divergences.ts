@@ -29,6 +29,7 @@
  * other side's gradient, w_c (log w_c − log v_c − D), has no limit (it depends on how the
  * masked logits approach −∞) and is NaN where w_c > 0, 0 where w_c = 0.
  */
+import * as tf from '@tensorflow/tfjs-core';
 import type { Divergence, ResolvedConfig } from './config.js';
 
 /** One row of tempered log-probabilities, row-major, −Infinity where masked. */
@@ -67,6 +68,37 @@ export interface DivergenceSpec {
   readonly canBeInfinite: boolean;
   /** The float64 value and gradients of one row. */
   readonly reference: (row: TemperedRow64, config: ResolvedConfig) => DivergenceRow64;
+  /**
+   * The float32 tfjs form on `[R, C]` rows (the composed path): the value per row and, when
+   * asked, the same gradients (called inside a tf.customGrad, so nothing here is differentiated).
+   */
+  readonly composed: (
+    rows: TemperedRowsTf,
+    config: ResolvedConfig,
+    withGradients: boolean,
+  ) => DivergenceRowsTf;
+}
+
+/**
+ * `[R, C]` rows at temperature T for the composed path, relative to the row maxima so that
+ * v − u keeps its relative precision: u = (s − max s) / T, v = (t − max t) / T, log q = u −
+ * logZS, log p = v − logZT (−Infinity where masked). logZS, logZT are `[R, 1]`.
+ */
+export interface TemperedRowsTf {
+  readonly u: tf.Tensor;
+  readonly v: tf.Tensor;
+  readonly logZS: tf.Tensor;
+  readonly logZT: tf.Tensor;
+  readonly temperature: number;
+}
+
+export interface DivergenceRowsTf {
+  /** `[R]`. */
+  readonly value: tf.Tensor;
+  /** ∂D/∂s, `[R, C]` (the 1/T included), when asked. */
+  readonly gradStudent?: tf.Tensor;
+  /** ∂D/∂t, `[R, C]`, when asked. */
+  readonly gradTeacher?: tf.Tensor;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -239,6 +271,144 @@ function jsd64(row: TemperedRow64, config: ResolvedConfig): DivergenceRow64 {
 }
 
 // ---------------------------------------------------------------------------------------------
+// float32 (tfjs) building blocks, the same forms as above
+
+/** Horner: Σ_k coefficients[k] · x^k, highest coefficient last. */
+function polynomial(x: tf.Tensor, coefficients: readonly number[]): tf.Tensor {
+  let r: tf.Tensor = tf.scalar(coefficients[coefficients.length - 1]!);
+  for (let k = coefficients.length - 2; k >= 0; k--) r = tf.add(coefficients[k]!, tf.mul(x, r));
+  return r;
+}
+
+/** (−1)^k / (k + 2)!: g(x) = e^−x − 1 + x = x² Σ_k (−1)^k x^k / (k + 2)!, |x| < 1. */
+const G_SERIES = Array.from({ length: 10 }, (_, k) => {
+  let f = 1;
+  for (let i = 2; i <= k + 2; i++) f *= i;
+  return (k % 2 === 0 ? 1 : -1) / f;
+});
+/** 1 / (2k + 3): h(y) = y − log(1 + y) = y z − 2 z³ Σ_k z^{2k} / (2k + 3), z = y / (2 + y). */
+const H_SERIES = Array.from({ length: 6 }, (_, k) => 1 / (2 * k + 3));
+/** Above this centre w e^−x may overflow float32; KL is then large and the direct sum exact. */
+const CENTRE_LIMIT_32 = 60;
+
+interface CentredKlTf {
+  /** `[R, 1]`. */
+  kl: tf.Tensor;
+  /** w_c (log w_c − log v_c − KL), 0 where w_c = 0, NaN where w_c > 0 and KL = +Infinity. */
+  wSide?: tf.Tensor;
+  /** v − w. */
+  otherMinusW?: tf.Tensor;
+}
+
+/**
+ * {@link centredKl64} in float32 tfjs: KL(w ‖ v) per row of `[R, C]` log-probabilities, with
+ * `delta` = log w − log v + K for a row constant K (`[R, 1]`, given), which x = δ − E_w[δ]
+ * removes: the caller may pass a δ free of the rounding of the log-normalisers.
+ */
+function centredKlTf(
+  logW: tf.Tensor,
+  logV: tf.Tensor,
+  delta: tf.Tensor,
+  K: tf.Tensor | number,
+  withGradients: boolean,
+): CentredKlTf {
+  const w = tf.exp(logW);
+  const has = tf.greater(w, 0);
+  const zero = tf.zerosLike(w);
+  const centre = tf.sum(tf.where(has, tf.mul(w, delta), zero), -1, true);
+  const x = tf.sub(delta, centre);
+  const wx = tf.where(has, tf.mul(w, x), zero);
+  const sumW = tf.sum(w, -1, true);
+  const meanX = tf.div(tf.sum(wx, -1, true), sumW);
+  const near = tf.logicalAnd(has, tf.less(tf.abs(x), 1));
+  // w e^−x = exp(log v + E_w[log w − log v]), clamped where the result is not used
+  const wEx = tf.exp(tf.minimum(tf.add(tf.sub(logV, K), centre), 80));
+  const pg = tf.where(
+    near,
+    tf.mul(w, tf.mul(tf.square(x), polynomial(x, G_SERIES))),
+    tf.add(tf.sub(wEx, w), wx),
+  );
+  const meanG = tf.div(tf.sum(pg, -1, true), sumW);
+  const y = tf.sub(meanG, meanX);
+  const z = tf.div(y, tf.add(y, 2));
+  const h = tf.sub(
+    tf.mul(y, z),
+    tf.mul(tf.mul(2, tf.pow(z, 3)), polynomial(tf.square(z), H_SERIES)),
+  );
+  const refined = tf.where(tf.greater(y, 1), tf.add(meanX, tf.log1p(y)), tf.sub(meanG, h));
+  const direct = tf.sub(centre, K);
+  const kl = tf.where(tf.less(centre, CENTRE_LIMIT_32), refined, direct);
+  if (!withGradients) return { kl };
+  const dev = tf.where(has, tf.sub(x, meanX), zero);
+  const infinite = tf.equal(kl, Infinity);
+  const wSide = tf.where(
+    has,
+    tf.where(tf.logicalAnd(infinite, has), tf.fill(w.shape, NaN), tf.mul(w, dev)),
+    zero,
+  );
+  const logRatio = tf.sub(tf.neg(dev), kl); // log v − log w where w > 0
+  const otherMinusW = tf.where(
+    tf.logicalAnd(has, tf.less(tf.abs(logRatio), 1)),
+    tf.mul(w, tf.expm1(logRatio)),
+    tf.sub(tf.exp(logV), w),
+  );
+  return { kl, wSide, otherMinusW };
+}
+
+function forwardKlTf(r: TemperedRowsTf, _c: ResolvedConfig, g: boolean): DivergenceRowsTf {
+  const logP = tf.sub(r.v, r.logZT);
+  const logQ = tf.sub(r.u, r.logZS);
+  const kl = centredKlTf(logP, logQ, tf.sub(r.v, r.u), tf.sub(r.logZT, r.logZS), g);
+  const value = tf.squeeze(kl.kl, [-1]);
+  if (!g) return { value };
+  const T = r.temperature;
+  return { value, gradStudent: tf.div(kl.otherMinusW!, T), gradTeacher: tf.div(kl.wSide!, T) };
+}
+
+function reverseKlTf(r: TemperedRowsTf, _c: ResolvedConfig, g: boolean): DivergenceRowsTf {
+  const logP = tf.sub(r.v, r.logZT);
+  const logQ = tf.sub(r.u, r.logZS);
+  const kl = centredKlTf(logQ, logP, tf.sub(r.u, r.v), tf.sub(r.logZS, r.logZT), g);
+  const value = tf.squeeze(kl.kl, [-1]);
+  if (!g) return { value };
+  const T = r.temperature;
+  return { value, gradStudent: tf.div(kl.wSide!, T), gradTeacher: tf.div(kl.otherMinusW!, T) };
+}
+
+function jsdTf(r: TemperedRowsTf, config: ResolvedConfig, g: boolean): DivergenceRowsTf {
+  const beta = config.beta;
+  const logP = tf.sub(r.v, r.logZT);
+  const logQ = tf.sub(r.u, r.logZS);
+  // r = log q − log p from v − u (precise) and a row constant (its rounding drops out of x)
+  const ratio = tf.sub(tf.sub(r.u, r.v), tf.sub(r.logZS, r.logZT));
+  const near = tf.lessEqual(tf.abs(ratio), 1);
+  const a = tf.add(logP, Math.log(beta));
+  const b = tf.add(logQ, Math.log1p(-beta));
+  const m = tf.maximum(a, b);
+  const bothMasked = tf.equal(m, -Infinity);
+  const lse = tf.add(m, tf.log1p(tf.exp(tf.sub(tf.minimum(a, b), m))));
+  const logMFar = tf.where(bothMasked, tf.fill(m.shape, -Infinity), lse);
+  const deltaPNear = tf.neg(tf.log1p(tf.mul(1 - beta, tf.expm1(ratio))));
+  const deltaP = tf.where(near, deltaPNear, tf.sub(logP, logMFar));
+  const deltaQ = tf.where(
+    near,
+    tf.neg(tf.log1p(tf.mul(beta, tf.expm1(tf.neg(ratio))))),
+    tf.sub(logQ, logMFar),
+  );
+  const logM = tf.where(near, tf.sub(logP, deltaPNear), logMFar);
+  const klP = centredKlTf(logP, logM, deltaP, 0, g);
+  const klQ = centredKlTf(logQ, logM, deltaQ, 0, g);
+  const value = tf.squeeze(tf.add(tf.mul(beta, klP.kl), tf.mul(1 - beta, klQ.kl)), [-1]);
+  if (!g) return { value };
+  const T = r.temperature;
+  return {
+    value,
+    gradStudent: tf.mul((1 - beta) / T, klQ.wSide!),
+    gradTeacher: tf.mul(beta / T, klP.wSide!),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
 // the registry
 
 const BETA: DivergenceParameter = {
@@ -255,6 +425,7 @@ export const DIVERGENCES: { readonly [D in Divergence]: DivergenceSpec & { name:
     fused: true,
     canBeInfinite: true,
     reference: forwardKl64,
+    composed: forwardKlTf,
   },
   'reverse-kl': {
     name: 'reverse-kl',
@@ -263,6 +434,7 @@ export const DIVERGENCES: { readonly [D in Divergence]: DivergenceSpec & { name:
     fused: false,
     canBeInfinite: true,
     reference: reverseKl64,
+    composed: reverseKlTf,
   },
   jsd: {
     name: 'jsd',
@@ -271,6 +443,7 @@ export const DIVERGENCES: { readonly [D in Divergence]: DivergenceSpec & { name:
     fused: false,
     canBeInfinite: false,
     reference: jsd64,
+    composed: jsdTf,
   },
 };
 

@@ -31,6 +31,7 @@ export {
   type DivergenceSpec,
   type TemperedRow64,
 } from './divergences.js';
+export { type DistillationLossComponents } from './composed.js';
 export {
   Distiller,
   type DistillerCallbacks,
