@@ -12,7 +12,7 @@
 // A row flagged NaN gets NaN in both gradients; a row with an out-of-range integer label gets
 // NaN in the student's gradient (the teacher's does not depend on the labels).
 //
-// Bindings (group 0):
+// Bindings (group 0), for the rows of one chunk (distill_common.wgsl, "Row chunks"):
 //   0 student Chunk[B·C/CHUNK] read      1 teacher Chunk[B·C/CHUNK] read
 //   2 labelIndices i32[B] read           3 denseLabels Chunk[B·C/CHUNK] read
 //   4 params Params uniform              5 stats f32[B·10] read
@@ -51,8 +51,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let chunksPerRow = params.classes / CHUNK;
   let firstChunk = wg.x * TILE_COLS * CHUNKS_PER_THREAD + lid % TILE_COLS;
 
-  for (var row = wg.y * tileRows + lid / TILE_COLS; row < params.batch;
-       row += params.gridRows * tileRows) {
+  for (var local = wg.y * tileRows + lid / TILE_COLS; local < params.rows;
+       local += params.gridRows * tileRows) {
+    let row = params.firstRow + local;
     let at = row * STATS_STRIDE;
     let rs = RowStats(stats[at + 0u], stats[at + 1u], stats[at + 2u], stats[at + 3u],
                       stats[at + 4u], stats[at + 5u], stats[at + 6u], u32(stats[at + 7u]),
@@ -60,7 +61,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let w = params.rowWeight * dy[select(0u, row, params.dyPerRow != 0u)];
     var label = -1;
     if (!DENSE_LABELS && WRITE_STUDENT_GRAD) { label = labelIndices[row]; }
-    let base = row * chunksPerRow;
+    let base = params.headChunks + local * chunksPerRow;
 
     for (var k = 0u; k < CHUNKS_PER_THREAD; k++) {
       let c = firstChunk + k * TILE_COLS;

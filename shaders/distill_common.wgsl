@@ -47,7 +47,25 @@ struct Params {
   dyPerRow: u32,
   // Workgroups along y of the dispatch grid: rows are visited in steps of gridRows · TILE_ROWS.
   gridRows: u32,
+  // Row chunks (inputs larger than one storage binding; see "Row chunks" below). The rows of
+  // this dispatch are firstRow … firstRow + rows − 1 of the batch; in every [rows, C] binding
+  // (logits, dense labels, gradients) row firstRow + i starts at Chunk headChunks + i · C/CHUNK.
+  firstRow: u32,
+  rows: u32,
+  headChunks: u32,
 }
+
+// Row chunks. WebGPU caps one storage binding at maxStorageBufferBindingSize (128 MiB by
+// default: 128 rows of 262,144 classes) and requires a binding's byte offset to be a multiple
+// of minStorageBufferOffsetAlignment (A, at most 256). Larger inputs are dispatched in chunks
+// of whole rows over the same buffers (no copies): each [rows, C] array is bound from the
+// aligned offset o = ⌊4 · C · firstRow / A⌋ · A at or before the chunk's first row, so that
+// row starts headChunks = (4 · C · firstRow − o) / (4 · CHUNK) Chunks into the binding (< A/4
+// floats; a whole number of vec4s when C % 4 == 0, since 16 divides both 4C · firstRow and o).
+// When C's row size is a multiple of A (C % 64 == 0) every head is 0. The chunk's last row
+// ends its binding. Per-row arrays (labels, losses, statistics, dy) are bound whole and indexed
+// by the global row. Inputs that fit one binding are a single chunk: firstRow = 0,
+// rows = batch, headChunks = 0.
 
 const STATS_STRIDE: u32 = 10u;
 const FLAG_NAN: u32 = 1u;

@@ -11,7 +11,8 @@
 //   ∂ℓ_b/∂s_c = α (σ_c Σ y − y_c) + (1 − α) (k / T) (q_c − p_c)
 //   ∂ℓ_b/∂t_c = (1 − α) (k / T) · p_c (x_c − E_p[x])   (see distill_common.wgsl)
 //
-// Bindings (group 0):
+// Bindings (group 0), for the rows of one chunk (distill_common.wgsl, "Row chunks"): the
+// [·, C] arrays hold this chunk's rows from Chunk headChunks on; per-row arrays the whole batch.
 //   0 student  Chunk[B·C/CHUNK] read          1 teacher Chunk[B·C/CHUNK] read
 //   2 labelIndices i32[B] read (index labels; a placeholder otherwise)
 //   3 denseLabels  Chunk[B·C/CHUNK] read (float labels; a placeholder otherwise)
@@ -264,7 +265,7 @@ fn mergeStates(p: RowState, q: RowState, invT: f32) -> RowState {
 
 // Index labels contribute one term, read once per row by the row's first invocation.
 // An out-of-range label is never used as an address: it flags the row instead.
-fn withIndexLabel(row: u32, st: RowState, flags: ptr<function, u32>) -> RowState {
+fn withIndexLabel(row: u32, base: u32, st: RowState, flags: ptr<function, u32>) -> RowState {
   let label = labelIndices[row];
   var out = st;
   out.labelSum = 1.0;
@@ -272,7 +273,7 @@ fn withIndexLabel(row: u32, st: RowState, flags: ptr<function, u32>) -> RowState
   if (label < 0 || u32(label) >= params.classes) {
     *flags = *flags | FLAG_BAD_LABEL;
   } else {
-    let e = row * params.classes + u32(label);
+    let e = base * CHUNK + u32(label);
     out.labelDot = chunkLane(student[e / CHUNK], e % CHUNK) - st.ms;
   }
   return out;
@@ -354,20 +355,22 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let col = lid % TILE_COLS;
   let chunksPerRow = params.classes / CHUNK;
   let invT = params.invTemperature;
-  var firstRow = wg.y * tileRows;
+  // Local rows (of this chunk): `local` indexes the [·, C] bindings, `row` the per-row ones.
+  var firstLocal = wg.y * tileRows;
   var rowStep = params.gridRows * tileRows;
   if (BATCH_IN_WORKGROUP) {
-    firstRow = 0u;
+    firstLocal = 0u;
     rowStep = tileRows;
   }
   var lossAcc = 0.0;
 
   // Every invocation of the workgroup runs the same number of iterations (the bound is
   // uniform), so the barriers below are reached in uniform control flow.
-  for (var rowBase = firstRow; rowBase < params.batch; rowBase += rowStep) {
-    let row = rowBase + r;
-    let rowActive = row < params.batch;
-    let base = row * chunksPerRow;
+  for (var rowBase = firstLocal; rowBase < params.rows; rowBase += rowStep) {
+    let local = rowBase + r;
+    let rowActive = local < params.rows;
+    let row = params.firstRow + local;
+    let base = params.headChunks + local * chunksPerRow;
 
     var st = emptyState();
     var flags = 0u;
@@ -403,7 +406,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
     if (rowActive && !DENSE_LABELS) {
       // Every invocation of the row group reads the label: the gradient sweep needs its flag too.
-      st = withIndexLabel(row, st, &flags);
+      st = withIndexLabel(row, base, st, &flags);
     }
     let rs = rowStats(st, flags);
     if (rowActive && col == 0u) {

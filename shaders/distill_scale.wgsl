@@ -10,9 +10,10 @@
 //   2 dy f32[1] or f32[B] read              3 params Params uniform
 //   4 outStudent Chunk[B·C/CHUNK] read_write   5 outTeacher Chunk[B·C/CHUNK] read_write
 //
-// Thread plan: one chunk per invocation per pass of a grid-stride loop over all B·C/CHUNK
-// chunks (2-D grid: x · y workgroups of WORKGROUP_SIZE, flattened), the row of a chunk being
-// chunk / (C / CHUNK) when dy has one entry per row.
+// Thread plan: one chunk per invocation per pass of a grid-stride loop over the rows · C/CHUNK
+// chunks of this dispatch's row chunk (distill_common.wgsl, "Row chunks"; 2-D grid: x · y
+// workgroups of WORKGROUP_SIZE, flattened), the row of chunk i being firstRow + i / (C / CHUNK)
+// when dy has one entry per row.
 
 @group(0) @binding(0) var<storage, read> gradStudent: array<Chunk>;
 @group(0) @binding(1) var<storage, read> gradTeacher: array<Chunk>;
@@ -28,13 +29,14 @@ override SCALE_TEACHER: bool = false;
 fn main(@builtin(global_invocation_id) gid: vec3<u32>,
         @builtin(num_workgroups) groups: vec3<u32>) {
   let chunksPerRow = params.classes / CHUNK;
-  let total = params.batch * chunksPerRow;
+  let total = params.rows * chunksPerRow;
   let stride = groups.x * groups.y * WORKGROUP_SIZE;
   for (var i = gid.x + gid.y * groups.x * WORKGROUP_SIZE; i < total; i += stride) {
-    let w = dy[select(0u, i / chunksPerRow, params.dyPerRow != 0u)];
-    outStudent[i] = w * gradStudent[i];
+    let w = dy[select(0u, params.firstRow + i / chunksPerRow, params.dyPerRow != 0u)];
+    let e = params.headChunks + i;
+    outStudent[e] = w * gradStudent[e];
     if (SCALE_TEACHER) {
-      outTeacher[i] = w * gradTeacher[i];
+      outTeacher[e] = w * gradTeacher[e];
     }
   }
 }

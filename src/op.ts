@@ -3,11 +3,12 @@
  * they are registered (webgpu) and the exact stock-op composition elsewhere.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { resolveConfig, type DistillationLossConfig } from './config.js';
+import { resolveConfig, type DistillationLossConfig, type ResolvedConfig } from './config.js';
 import { composedDistillationLoss } from './composed.js';
 import { FUSED_DISTILLATION_LOSS, ROW_STATS_WIDTH, type DistillAttrs } from './kernels/names.js';
-import { activeTape, maxStorageBufferBindingSize } from './tfjs_internals.js';
-import { checkInputs, MAX_CLASSES } from './validate.js';
+import { effectiveBindingLimit, rowChunks } from './kernels/plan.js';
+import { activeTape, deviceLimit, maxStorageBufferBindingSize } from './tfjs_internals.js';
+import { checkInputs, MAX_CLASSES, type CheckedShapes } from './validate.js';
 
 /**
  * Which gradients the forward kernel writes. Without a tape, none. Under a tape, the
@@ -35,11 +36,16 @@ function gradientsToWrite(teacherLogits: tf.Tensor): DistillAttrs['writeGradient
  * writes the gradients, so the backward pass is at most one scaling by the upstream gradient. An integer label outside `[0, C)` makes
  * its row's loss NaN (it is never used as an address).
  *
- * @param labels int32 `[B]` class indices, or float32 `[B, C]` one-hot / soft labels.
- * @param studentLogits float32 `[B, C]`.
- * @param teacherLogits float32 `[B, C]`.
+ * Logits may have any rank ≥ 2, `[..., C]` (e.g. `[batch, sequence, C]`): every leading index
+ * is a row. Inputs larger than one WebGPU storage binding are dispatched in chunks of rows.
+ *
+ * @param labels int32 class indices of the logits' leading shape (`[B]` for `[B, C]`), or
+ *   float32 one-hot / soft labels of the logits' shape.
+ * @param studentLogits float32 `[..., C]`.
+ * @param teacherLogits float32 `[..., C]`, the student's shape (pad a smaller vocabulary with
+ *   −Infinity logits).
  * @param config `{alpha = 0.1, temperature = 10, temperatureSquared = true, reduction = 'mean'}`.
- * @returns a scalar for 'mean' / 'sum', a `[B]` vector for 'none'.
+ * @returns a scalar for 'mean' / 'sum', the per-row losses in the leading shape for 'none'.
  */
 export function distillationLoss(
   labels: tf.Tensor,
@@ -70,17 +76,9 @@ export function distillationLoss(
   const cfg = resolveConfig(config, op);
   const backendName = tf.getBackend();
   if (!tf.getKernel(FUSED_DISTILLATION_LOSS, backendName)) {
-    return composedDistillationLoss(labels, studentLogits, teacherLogits, shapes, cfg);
+    return composedRows(labels, studentLogits, teacherLogits, shapes, cfg);
   }
-  // The largest binding: a [B, C] logits/gradient array or the row statistics.
-  const bytes = shapes.batch * Math.max(shapes.classes, ROW_STATS_WIDTH) * 4;
-  const limit = maxStorageBufferBindingSize();
-  if (bytes > limit) {
-    throw new RangeError(
-      `${op}: inputs of shape [${shapes.batch}, ${shapes.classes}] need a ${bytes}-byte buffer, more ` +
-        `than this adapter's maxStorageBufferBindingSize (${limit}); split the batch`,
-    );
-  }
+  checkDeviceLimits(shapes, op);
   const attrs: DistillAttrs = {
     ...cfg,
     writeGradients: gradientsToWrite(teacherLogits),
@@ -96,4 +94,74 @@ export function distillationLoss(
       ) as tf.Tensor[];
     return value!;
   });
+}
+
+/**
+ * The composed path on `[rows, C]`: logits of a higher rank are reshaped to rows (on the
+ * backends without the fused kernels, where the stock ops' gradients, reshape's included, are
+ * what the composition differentiates anyway) and 'none' is given the leading shape back.
+ */
+function composedRows(
+  labels: tf.Tensor,
+  studentLogits: tf.Tensor,
+  teacherLogits: tf.Tensor,
+  shapes: CheckedShapes,
+  cfg: ResolvedConfig,
+): tf.Tensor {
+  if (studentLogits.rank === 2) {
+    return composedDistillationLoss(labels, studentLogits, teacherLogits, shapes, cfg);
+  }
+  return tf.tidy(() => {
+    const rows = [shapes.batch, shapes.classes];
+    const flat: CheckedShapes = { ...shapes, leadingShape: [shapes.batch] };
+    const value = composedDistillationLoss(
+      shapes.labelKind === 'index' ? tf.reshape(labels, [shapes.batch]) : tf.reshape(labels, rows),
+      tf.reshape(studentLogits, rows),
+      tf.reshape(teacherLogits, rows),
+      flat,
+      cfg,
+    );
+    return cfg.reduction === 'none' ? tf.reshape(value, [...shapes.leadingShape]) : value;
+  });
+}
+
+/**
+ * What the device must allow, checked before anything is dispatched (a RangeError that says
+ * which limit and by how much). Inputs larger than one storage binding are split into row
+ * chunks (src/kernels/plan.ts, rowChunks), so the binding limit constrains only a single row
+ * and the per-row arrays; each `[rows, C]` gradient is one buffer, within maxBufferSize.
+ */
+function checkDeviceLimits(shapes: CheckedShapes, op: string): void {
+  const { batch, classes } = shapes;
+  const what = `inputs of shape [${[...shapes.leadingShape, classes].join(', ')}]`;
+  const bindingLimit = maxStorageBufferBindingSize();
+  const statsBytes = batch * ROW_STATS_WIDTH * 4;
+  if (statsBytes > bindingLimit) {
+    throw new RangeError(
+      `${op}: ${what} have ${batch} rows, whose row statistics (${statsBytes} bytes) exceed this ` +
+        `device's maxStorageBufferBindingSize (${bindingLimit}): at most ` +
+        `${Math.floor(bindingLimit / (ROW_STATS_WIDTH * 4))} rows per call`,
+    );
+  }
+  const bufferBytes = batch * classes * 4;
+  const bufferLimit = deviceLimit('maxBufferSize');
+  if (bufferBytes > bufferLimit) {
+    throw new RangeError(
+      `${op}: ${what} need ${bufferBytes}-byte gradient buffers, more than this device's ` +
+        `maxBufferSize (${bufferLimit}); split the batch into calls of at most ` +
+        `${Math.floor(bufferLimit / (classes * 4))} rows`,
+    );
+  }
+  try {
+    rowChunks(
+      batch,
+      classes,
+      effectiveBindingLimit(bindingLimit),
+      deviceLimit('minStorageBufferOffsetAlignment'),
+    );
+  } catch (err) {
+    throw new RangeError(`${op}: ${what}: ${err instanceof Error ? err.message : String(err)}`, {
+      cause: err,
+    });
+  }
 }

@@ -12,7 +12,7 @@
  * | engine.isTapeOn(), engine.state.activeTape | the op: which gradients the forward writes     |
  * | WebGPUBackend command encoder, uniforms…   | dispatch: recording standalone WGSL            |
  * | WebGPUBackend.tensorMap entries            | dispatch (stored dtype, buffer), gradient (dy) |
- * | WebGPUBackend.device.limits                | the op: the largest binding                    |
+ * | WebGPUBackend.device.limits                | the op: bindings, chunks, the largest buffer   |
  * | WebGPUBackend.adapterInfo                  | the plan: hardware or software adapter         |
  * | env flag WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE | dispatch: when tfjs would flush its queue      |
  * | WebGPUBackend.activeTimers, querySet…      | dispatch: timing its passes inside tf.time()   |
@@ -247,19 +247,28 @@ export function gpuResourceOf(backend: WebGPUBackendInternals, dataId: DataId): 
   return { kind: 'none', what: describeValue(resource) };
 }
 
-/** WebGPU's `maxStorageBufferBindingSize` of the backend's device. */
-export function maxStorageBufferBindingSize(backend: unknown = tf.backend()): number {
+/** The device limits the op reads (WebGPU names). */
+export type DeviceLimitName =
+  'maxStorageBufferBindingSize' | 'maxBufferSize' | 'minStorageBufferOffsetAlignment';
+
+/** A limit of the backend's device (`WebGPUBackend.device.limits`), a positive number. */
+export function deviceLimit(name: DeviceLimitName, backend: unknown = tf.backend()): number {
   const device = isObject(backend) ? backend.device : undefined;
   if (!isObject(device)) throw new TfjsInternalsError('WebGPUBackend.device', 'is missing');
   const limits = device.limits;
-  const value = isObject(limits) ? limits.maxStorageBufferBindingSize : undefined;
+  const value = isObject(limits) ? limits[name] : undefined;
   if (typeof value !== 'number' || !(value > 0)) {
     throw new TfjsInternalsError(
-      'WebGPUBackend.device.limits.maxStorageBufferBindingSize',
+      `WebGPUBackend.device.limits.${name}`,
       `is ${describeValue(value)} (expected a positive number)`,
     );
   }
   return value;
+}
+
+/** WebGPU's `maxStorageBufferBindingSize` of the backend's device. */
+export function maxStorageBufferBindingSize(backend: unknown = tf.backend()): number {
+  return deviceLimit('maxStorageBufferBindingSize', backend);
 }
 
 /** The adapter's vendor and architecture strings (either may be absent on some browsers). */

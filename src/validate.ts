@@ -9,9 +9,12 @@ export const MAX_CLASSES = 262_144;
 
 /** The dimensions that the inputs agree on, and how the labels are given. */
 export interface CheckedShapes {
+  /** Rows: the product of the logits' leading dimensions (B for `[B, C]`). */
   readonly batch: number;
   readonly classes: number;
-  /** 'index': int32 `[B]` class indices; 'dense': float32 `[B, C]` one-hot or soft labels. */
+  /** The logits' shape without its last dimension: the labels' shape for class indices. */
+  readonly leadingShape: readonly number[];
+  /** 'index': int32 `[...]` class indices; 'dense': float32 `[..., C]` one-hot or soft labels. */
   readonly labelKind: 'index' | 'dense';
 }
 
@@ -38,7 +41,14 @@ function rows(n: number): string {
   return n === 1 ? 'row' : 'rows';
 }
 
-/** Throws an error that names the argument, what was expected and what was given. */
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/**
+ * Throws an error that names the argument, what was expected and what was given. Logits are
+ * `[..., C]` of rank ≥ 2 (`[B, C]`, `[batch, sequence, C]`, …): every leading index is a row.
+ */
 export function checkInputs(
   labels: unknown,
   studentLogits: unknown,
@@ -55,8 +65,11 @@ export function checkInputs(
       throw new TypeError(`${op}: ${name} must be a tf.Tensor, got ${typeof x}`);
     }
     if (x.isDisposed) throw new Error(`${op}: ${name} has been disposed`);
-    if (x.rank !== 2) {
-      throw new Error(`${op}: ${name} must have rank 2 [B, C], got rank ${x.rank} ${describe(x)}`);
+    if (x.rank < 2) {
+      throw new Error(
+        `${op}: ${name} must have rank 2 [B, C], got rank ${x.rank} ${describe(x)} ` +
+          '(or a higher rank [..., C]: every leading index is a row)',
+      );
     }
     if (x.dtype !== 'float32') {
       throw new TypeError(`${op}: ${name} must be float32, got ${describe(x)}`);
@@ -64,16 +77,32 @@ export function checkInputs(
   }
   const s = studentLogits as Tensor;
   const t = teacherLogits as Tensor;
-  const [batch, classes] = s.shape as [number, number];
+  const classes = s.shape[s.rank - 1]!;
+  const leadingShape = s.shape.slice(0, -1);
+  const batch = leadingShape.reduce((a, b) => a * b, 1);
   if (batch < 1 || classes < 1) {
-    throw new Error(`${op}: studentLogits must have B ≥ 1 and C ≥ 1, got ${describe(s)}`);
+    throw new Error(
+      `${op}: studentLogits must have B ≥ 1 and C ≥ 1 (rows and classes), got ${describe(s)}`,
+    );
   }
   if (classes > maxClasses) {
     throw new RangeError(
       `${op}: studentLogits has C = ${classes} classes; at most ${maxClasses} are supported`,
     );
   }
-  if (t.shape[0] !== batch || t.shape[1] !== classes) {
+  const teacherClasses = t.shape[t.rank - 1]!;
+  if (
+    t.rank === s.rank &&
+    sameShape(t.shape.slice(0, -1), leadingShape) &&
+    teacherClasses !== classes
+  ) {
+    throw new Error(
+      `${op}: teacher has ${teacherClasses} classes, student ${classes}: pad the smaller with ` +
+        `-Infinity to the same size (see README, "Vocabularies of different sizes"); ` +
+        `studentLogits ${shapeOf(s)}, teacherLogits ${shapeOf(t)}`,
+    );
+  }
+  if (!sameShape(t.shape, s.shape)) {
     throw new Error(
       `${op}: studentLogits has shape ${shapeOf(s)} but teacherLogits has shape ${shapeOf(t)}: ` +
         'they must match',
@@ -83,37 +112,45 @@ export function checkInputs(
     throw new TypeError(`${op}: labels must be a tf.Tensor, got ${typeof labels}`);
   }
   if (labels.isDisposed) throw new Error(`${op}: labels has been disposed`);
+  const leading = `[${leadingShape.join(', ')}]`;
   if (labels.dtype === 'int32') {
-    if (labels.rank !== 1) {
+    if (labels.rank !== s.rank - 1) {
       throw new Error(
-        `${op}: int32 labels must have rank 1 [B] (class indices), got ${describe(labels)}` +
-          (labels.rank === 2 ? '; one-hot or soft labels must be float32' : ''),
+        `${op}: int32 labels must have rank ${s.rank - 1} ${s.rank === 2 ? '[B]' : leading} ` +
+          `(class indices), got ${describe(labels)}` +
+          (labels.rank === s.rank ? '; one-hot or soft labels must be float32' : ''),
       );
     }
-    if (labels.shape[0] !== batch) {
+    if (!sameShape(labels.shape, leadingShape)) {
+      const what =
+        s.rank === 2
+          ? `has ${labels.shape[0]} ${rows(labels.shape[0]!)} but studentLogits has ${batch}`
+          : `has shape ${shapeOf(labels)} but the logits' leading shape is ${leading}`;
       throw new Error(
-        `${op}: labels has ${labels.shape[0]} ${rows(labels.shape[0]!)} but studentLogits has ${batch} ` +
+        `${op}: labels ${what} ` +
           `(labels ${describe(labels)}, studentLogits ${describe(s)}): one class index per row`,
       );
     }
-    return { batch, classes, labelKind: 'index' };
+    return { batch, classes, leadingShape, labelKind: 'index' };
   }
   if (labels.dtype === 'float32') {
-    if (labels.rank !== 2) {
+    if (labels.rank !== s.rank) {
       throw new Error(
-        `${op}: float32 labels must have rank 2 [B, C] (one-hot or soft labels), got ${describe(labels)}` +
-          (labels.rank === 1 ? '; class indices must be int32' : ''),
+        `${op}: float32 labels must have rank ${s.rank} ${s.rank === 2 ? '[B, C]' : shapeOf(s)} ` +
+          `(one-hot or soft labels), got ${describe(labels)}` +
+          (labels.rank === s.rank - 1 ? '; class indices must be int32' : ''),
       );
     }
-    if (labels.shape[0] !== batch || labels.shape[1] !== classes) {
+    if (!sameShape(labels.shape, s.shape)) {
       throw new Error(
         `${op}: labels has shape ${shapeOf(labels)} but studentLogits has shape ${shapeOf(s)}: ` +
           'float32 (one-hot or soft) labels must match the logits',
       );
     }
-    return { batch, classes, labelKind: 'dense' };
+    return { batch, classes, leadingShape, labelKind: 'dense' };
   }
   throw new TypeError(
-    `${op}: labels must be int32 [B] class indices or float32 [B, C] one-hot/soft labels, got ${describe(labels)}`,
+    `${op}: labels must be int32 [B] class indices or float32 [B, C] one-hot/soft labels ` +
+      `(for [..., C] logits: the leading shape, or the logits' shape), got ${describe(labels)}`,
   );
 }

@@ -40,7 +40,11 @@ describe('bad input is rejected before anything is dispatched', () => {
       () => [y(), tf.zeros([B]), t()],
       /studentLogits must have rank 2 \[B, C\], got rank 1 float32 \[4\]/,
     ],
-    ['teacher rank 3', () => [y(), s(), tf.zeros([B, C, 1])], /teacherLogits must have rank 2/],
+    [
+      'teacher rank 3',
+      () => [y(), s(), tf.zeros([B, C, 1])],
+      /studentLogits has shape \[4, 5\] but teacherLogits has shape \[4, 5, 1\]: they must match/,
+    ],
     [
       'int32 logits',
       () => [y(), tf.zeros([B, C], 'int32'), t()],
@@ -49,7 +53,7 @@ describe('bad input is rejected before anything is dispatched', () => {
     [
       'mismatched C',
       () => [y(), s(), tf.zeros([B, C + 1])],
-      /studentLogits has shape \[4, 5\] but teacherLogits has shape \[4, 6\]: they must match/,
+      /teacher has 6 classes, student 5: pad the smaller with -Infinity to the same size \(see README/,
     ],
     [
       'mismatched B',

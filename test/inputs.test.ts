@@ -783,3 +783,93 @@ describe('conversion dispatches', () => {
     expect(liveDataIds()).toBe(before);
   });
 });
+
+describe('rank-N logits [..., C]: every leading index is a row', () => {
+  const leading = [2, 3, 4];
+  const C = 7;
+  const B = 24;
+  const spec: CaseSpec = {
+    batch: B,
+    classes: C,
+    temperature: 3,
+    alpha: 0.4,
+    reduction: 'none',
+    labelKind: 'index',
+    seed: 77,
+  };
+
+  test.each(['webgpu', 'cpu'] as const)(
+    "[2, 3, 4, 7] on %s: 'none' in the leading shape, gradients in the inputs' shapes, against the reference",
+    async (backend) => {
+      const inputs = makeInputs(spec);
+      const ref = referenceFor(spec, inputs, null);
+      const tol = tolerancesFor(spec, inputs, null, adapterOf(spec));
+      await tf.setBackend(backend);
+      try {
+        const s = tf.tensor(inputs.student, [...leading, C]);
+        const t = tf.tensor(inputs.teacher, [...leading, C]);
+        const y = tf.tensor(inputs.labels, leading, 'int32');
+        const out = tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor) =>
+          distillationLoss(y, a, b, { alpha: 0.4, temperature: 3, reduction: 'none' }),
+        )([s, t]);
+        expect(out.value.shape).toEqual(leading);
+        expect(out.grads.map((g) => g.shape)).toEqual([
+          [...leading, C],
+          [...leading, C],
+        ]);
+        // The CPU composition has its own (float32, different order) roundings: 1e-5 abs.
+        const slack = backend === 'cpu' ? 1e-5 : 0;
+        const widen = (x: ArrayLike<number>) => Array.from(x, (v) => v + slack);
+        expectClose('loss', await out.value.data(), ref.value, widen(tol.value), backend);
+        const [gs, gt] = [await out.grads[0]!.data(), await out.grads[1]!.data()];
+        expectClose('∂L/∂s', gs, ref.gradStudent, widen(tol.gradStudent), backend, C);
+        expectClose('∂L/∂t', gt, ref.gradTeacher, widen(tol.gradTeacher), backend, C);
+        tf.dispose([s, t, y, out.value, ...out.grads]);
+      } finally {
+        await tf.setBackend('webgpu');
+      }
+    },
+  );
+
+  test('shape errors name the leading shape, before any dispatch', () => {
+    const s = tf.zeros([2, 3, C]);
+    const cases: [() => unknown, RegExp][] = [
+      [
+        () => distillationLoss(tf.zeros([2, 4], 'int32'), s, s),
+        /labels has shape \[2, 4\] but the logits' leading shape is \[2, 3\]/,
+      ],
+      [
+        () => distillationLoss(tf.zeros([6], 'int32'), s, s),
+        /int32 labels must have rank 2 \[2, 3\] \(class indices\), got int32 \[6\]/,
+      ],
+      [
+        () => distillationLoss(tf.zeros([2, 3, C], 'int32'), s, s),
+        /one-hot or soft labels must be float32/,
+      ],
+      [
+        () => distillationLoss(tf.zeros([6, C]), s, s),
+        /float32 labels must have rank 3 \[2, 3, 7\] \(one-hot or soft labels\), got float32 \[6, 7\]/,
+      ],
+      [
+        () => distillationLoss(tf.zeros([2, 3], 'int32'), s, tf.zeros([3, 2, C])),
+        /studentLogits has shape \[2, 3, 7\] but teacherLogits has shape \[3, 2, 7\]: they must match/,
+      ],
+      [
+        () => distillationLoss(tf.zeros([2, 3], 'int32'), s, tf.zeros([2, 3, C + 128])),
+        /teacher has 135 classes, student 7: pad the smaller with -Infinity to the same size \(see README/,
+      ],
+      [
+        () => distillationLoss(tf.zeros([2, 0], 'int32'), tf.zeros([2, 0, C]), tf.zeros([2, 0, C])),
+        /B ≥ 1 and C ≥ 1/,
+      ],
+    ];
+    for (const [run, message] of cases) {
+      let dispatches = -1;
+      expect(() => {
+        dispatches = countDispatches(() => run());
+      }).toThrow(message);
+      expect(dispatches).toBe(-1);
+    }
+    s.dispose();
+  });
+});

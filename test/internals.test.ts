@@ -14,6 +14,7 @@ import {
   adapterInfo,
   cpuValues,
   deferredSubmitBatchSize,
+  deviceLimit,
   gpuResourceOf,
   maxStorageBufferBindingSize,
   storedData,
@@ -159,6 +160,29 @@ describe('WebGPUBackend internals', () => {
     expectInternalsError(
       () => maxStorageBufferBindingSize({ device: { limits: {} } }),
       /WebGPUBackend\.device\.limits\.maxStorageBufferBindingSize is undefined/,
+    );
+  });
+
+  test('deviceLimit: the binding and buffer limits and the offset alignment', () => {
+    const limits = (tf.backend() as unknown as { device: GPUDevice }).device.limits;
+    for (const name of [
+      'maxStorageBufferBindingSize',
+      'maxBufferSize',
+      'minStorageBufferOffsetAlignment',
+    ] as const) {
+      expect(deviceLimit(name)).toBe(limits[name]);
+      expectInternalsError(
+        () => deviceLimit(name, { device: { limits: { [name]: 'x' } } }),
+        new RegExp(`WebGPUBackend\\.device\\.limits\\.${name} is string`),
+      );
+    }
+    // WebGPU guarantees an alignment of at most 256 bytes and a buffer at least as large as
+    // its largest binding.
+    expect(deviceLimit('minStorageBufferOffsetAlignment')).toBeLessThanOrEqual(256);
+    expect(deviceLimit('maxBufferSize')).toBeGreaterThanOrEqual(256 * 2 ** 20);
+    expectInternalsError(
+      () => deviceLimit('maxBufferSize', {}),
+      /WebGPUBackend\.device is missing/,
     );
   });
 

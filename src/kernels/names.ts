@@ -1,5 +1,5 @@
 /** Kernel names and attributes of the fused op, shared by the op, its gradient and backends. */
-import type { Reduction } from '../config.js';
+import type { ResolvedConfig } from '../config.js';
 
 /**
  * Forward: inputs {labels, studentLogits, teacherLogits}; outputs [value, rowStats [B, 10]]
@@ -16,12 +16,11 @@ export const FUSED_DISTILLATION_LOSS_SCALE = 'FusedDistillationLossScale';
 /** Floats of row statistics per row (see shaders/distill_common.wgsl). */
 export const ROW_STATS_WIDTH = 10;
 
-/** Attributes of both kernels (a flat record, as tfjs kernel attributes must be). */
-export interface DistillAttrs {
-  alpha: number;
-  temperature: number;
-  temperatureSquared: boolean;
-  reduction: Reduction;
+/**
+ * Attributes of the kernels (a flat record, as tfjs kernel attributes must be): the resolved
+ * config, plus which gradients to write.
+ */
+export interface DistillAttrs extends ResolvedConfig {
   /**
    * Forward: which gradients to write alongside the loss. 'none' without a tape; 'student'
    * under a tape; 'both' when the teacher's logits are on the tape too.

@@ -86,7 +86,12 @@ export function choosePlan(
   }
   const tileRows = workgroupSize / tileCols;
   const gridRows = Math.min(Math.ceil(batch / tileRows), MAX_WORKGROUPS_PER_DIMENSION);
-  const batchInWorkgroup = reduceToScalar && batch * classes <= BATCH_IN_WORKGROUP_MAX_ELEMENTS;
+  // One workgroup reduces the batch only when the rows are one chunk (a single dispatch sees them
+  // all); see rowChunks().
+  const batchInWorkgroup =
+    reduceToScalar &&
+    batch * classes <= BATCH_IN_WORKGROUP_MAX_ELEMENTS &&
+    (bindingLimitOverride === null || batch * classes * 4 <= bindingLimitOverride);
   const colSpans = Math.ceil(chunks / (tileCols * chunksPerThread));
   return {
     adapterClass,
@@ -99,6 +104,83 @@ export function choosePlan(
     forwardGrid: batchInWorkgroup ? [1, 1, 1] : [1, gridRows, 1],
     backwardGrid: [colSpans, gridRows, 1],
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row chunks: inputs larger than one storage binding
+
+let bindingLimitOverride: number | null = null;
+
+/**
+ * Tests only: caps the bytes of one storage binding below the device's
+ * `maxStorageBufferBindingSize`, so that small inputs are split into many chunks (every chunk
+ * boundary and the cross-chunk reduction exercised cheaply on any adapter). `null` restores the
+ * device's limit.
+ */
+export function overrideBindingLimitForTesting(bytes: number | null): void {
+  bindingLimitOverride = bytes;
+}
+
+/** The binding limit in force: the device's, or the test override when smaller. */
+export function effectiveBindingLimit(deviceLimit: number): number {
+  return bindingLimitOverride === null ? deviceLimit : Math.min(deviceLimit, bindingLimitOverride);
+}
+
+/**
+ * One dispatch's share of the rows of a `[rows, C]` problem. Every `[rows, C]` array (logits,
+ * dense labels, gradients) is bound from `offsetBytes` (a multiple of the device's
+ * `minStorageBufferOffsetAlignment`) for `sizeBytes`; the chunk's first row starts
+ * `headElements` floats after the binding's start (0 when its byte offset is itself aligned).
+ * Per-row arrays (labels, losses, statistics, dy) are bound whole and indexed by global row.
+ */
+export interface RowChunk {
+  readonly firstRow: number;
+  readonly rows: number;
+  readonly offsetBytes: number;
+  readonly sizeBytes: number;
+  readonly headElements: number;
+}
+
+/**
+ * Splits `batch` rows of `classes` floats into chunks whose bindings fit `limitBytes`, each
+ * starting at the aligned offset at or before its first row. One chunk (offset 0) when the
+ * whole array fits: then every dispatch is what it would be without chunking. Throws a
+ * RangeError when a single row (plus the alignment slack) does not fit.
+ */
+export function rowChunks(
+  batch: number,
+  classes: number,
+  limitBytes: number,
+  alignmentBytes: number,
+): RowChunk[] {
+  const rowBytes = 4 * classes;
+  if (batch * rowBytes <= limitBytes) {
+    return [
+      { firstRow: 0, rows: batch, offsetBytes: 0, sizeBytes: batch * rowBytes, headElements: 0 },
+    ];
+  }
+  const chunks: RowChunk[] = [];
+  for (let firstRow = 0; firstRow < batch;) {
+    const start = firstRow * rowBytes;
+    const offsetBytes = Math.floor(start / alignmentBytes) * alignmentBytes;
+    const headBytes = start - offsetBytes;
+    const rows = Math.min(batch - firstRow, Math.floor((limitBytes - headBytes) / rowBytes));
+    if (rows < 1) {
+      throw new RangeError(
+        `a row of ${classes} float32 classes (${rowBytes} bytes, plus up to ${alignmentBytes - 4} ` +
+          `bytes of alignment) does not fit one storage binding of ${limitBytes} bytes`,
+      );
+    }
+    chunks.push({
+      firstRow,
+      rows,
+      offsetBytes,
+      sizeBytes: headBytes + rows * rowBytes,
+      headElements: headBytes / 4,
+    });
+    firstRow += rows;
+  }
+  return chunks;
 }
 
 /** Software rasterisers report themselves in the adapter's vendor / architecture strings. */

@@ -42,8 +42,20 @@ export type Binding =
        * is never reinterpreted.
        */
       readonly reads: ElementType;
+      /** Bind only these bytes of its buffer (a chunk of rows); default: the whole tensor. */
+      readonly range?: ByteRange;
     }
   | { readonly kind: 'output'; readonly shape: number[]; readonly dtype: DataType }
+  /**
+   * A tensor made earlier (makeOutput) that this dispatch writes, whole or a byte range of it:
+   * the chunks of one `[rows, C]` output are written by successive dispatches.
+   */
+  | {
+      readonly kind: 'target';
+      readonly name: string;
+      readonly tensor: TensorInfo;
+      readonly range?: ByteRange;
+    }
   | { readonly kind: 'uniform'; readonly fields: UniformField[] }
   /**
    * A binding the kernel declares but this specialisation never touches. Read-only and
@@ -51,6 +63,15 @@ export type Binding =
    * within a dispatch.
    */
   | { readonly kind: 'placeholder'; readonly access: 'read' | 'write' };
+
+/**
+ * A byte range of a buffer: `offset` a multiple of the device's
+ * minStorageBufferOffsetAlignment, `size` a multiple of 4.
+ */
+export interface ByteRange {
+  readonly offset: number;
+  readonly size: number;
+}
 
 const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
 const placeholders = new WeakMap<GPUDevice, Map<string, GPUBuffer>>();
@@ -143,6 +164,7 @@ function inputBinding(
   backend: WebGPUBackendInternals,
   kernel: KernelSource,
   { name, tensor }: InputPlan,
+  range?: ByteRange,
 ): GPUBufferBinding {
   const where = `tfjs-fused-distill: kernel ${kernel.name}, input '${name}' (${tensor.dtype} [${tensor.shape.join(', ')}])`;
   const stored = storedData(backend, tensor.dataId);
@@ -160,19 +182,70 @@ function inputBinding(
     );
   }
   const { buffer } = resource;
-  const size = 4 * tensor.shape.reduce((a, b) => a * b, 1);
+  const whole = 4 * tensor.shape.reduce((a, b) => a * b, 1);
+  const offset = range?.offset ?? 0;
+  const size = range?.size ?? whole;
+  if (offset + size > whole) {
+    throw new Error(`${where}: bytes [${offset}, ${offset + size}) are past its ${whole} bytes`);
+  }
   if (buffer.mapState !== 'unmapped') {
     throw new Error(
       `${where}: its GPUBuffer is ${buffer.mapState}; unmap it before use (tf.tensor({buffer, zeroCopy: true}) keeps the caller's buffer)`,
     );
   }
-  if (buffer.size < size) {
-    throw new Error(`${where}: its GPUBuffer has ${buffer.size} bytes, fewer than ${size}`);
+  if (buffer.size < whole) {
+    throw new Error(`${where}: its GPUBuffer has ${buffer.size} bytes, fewer than ${whole}`);
   }
   if ((buffer.usage & GPUBufferUsage.STORAGE) === 0) {
     throw new Error(`${where}: its GPUBuffer lacks GPUBufferUsage.STORAGE`);
   }
-  return { buffer, offset: 0, size };
+  return { buffer, offset, size };
+}
+
+/** A fresh tensor for dispatches to write (as 'target' bindings); the caller owns it. */
+export function makeOutput(kernelBackend: KernelBackend, shape: number[]): TensorInfo {
+  return webgpuInternals(kernelBackend).makeTensorInfo(shape, 'float32');
+}
+
+/**
+ * The tensor as float32 storage that a kernel can bind in byte ranges: itself when tfjs stored
+ * it as float32, else a converted temporary (`temporary: true`, the caller disposes it once the
+ * kernels that read it are recorded), converted in as many dispatches as `limitBytes` (one
+ * storage binding) requires: one when it fits.
+ */
+export function asFloat32Storage(
+  kernelBackend: KernelBackend,
+  kernel: KernelSource,
+  name: string,
+  tensor: TensorInfo,
+  limitBytes: number,
+  alignmentBytes: number,
+): { tensor: TensorInfo; temporary: boolean } {
+  const backend = webgpuInternals(kernelBackend);
+  const plan = planInput(backend, kernel, { kind: 'input', name, tensor, reads: 'f32' });
+  if (!plan.convert) return { tensor, temporary: false };
+  const n = tensor.shape.reduce((a, b) => a * b, 1);
+  const out = makeOutput(kernelBackend, [...tensor.shape]);
+  // Element ranges that start at aligned offsets in both arrays (same element size).
+  const step = Math.max(1, Math.floor(limitBytes / alignmentBytes)) * (alignmentBytes / 4);
+  try {
+    for (let first = 0; first < n; first += step) {
+      const count = Math.min(step, n - first);
+      const range = { offset: 4 * first, size: 4 * count };
+      convertToF32(
+        backend,
+        name,
+        tensor,
+        { kind: 'target', name, tensor: out, range },
+        range,
+        count,
+      );
+    }
+  } catch (err) {
+    backend.disposeData(out.dataId);
+    throw err;
+  }
+  return { tensor: out, temporary: true };
 }
 
 /** The GPUBuffer tfjs allocates for a fresh output. */
@@ -203,8 +276,11 @@ function convertToF32(
   backend: WebGPUBackendInternals,
   name: string,
   tensor: TensorInfo,
+  target?: Binding,
+  range?: ByteRange,
+  count?: number,
 ): TensorInfo {
-  const n = tensor.shape.reduce((a, b) => a * b, 1);
+  const n = count ?? tensor.shape.reduce((a, b) => a * b, 1);
   const groups = Math.max(1, Math.ceil(n / CONVERT_WORKGROUP_SIZE));
   const gridX = Math.min(groups, MAX_WORKGROUPS_PER_DIMENSION);
   const gridY = Math.min(Math.ceil(groups / gridX), MAX_WORKGROUPS_PER_DIMENSION);
@@ -212,13 +288,13 @@ function convertToF32(
     backend as unknown as KernelBackend,
     convertKernel,
     [
-      { kind: 'input', name, tensor, reads: 'i32' },
+      { kind: 'input', name, tensor, reads: 'i32', ...(range ? { range } : {}) },
       { kind: 'uniform', fields: [{ type: 'uint32', data: [n] }] },
-      { kind: 'output', shape: [...tensor.shape], dtype: 'float32' },
+      target ?? { kind: 'output', shape: [...tensor.shape], dtype: 'float32' },
     ],
     [gridX, gridY, 1],
   );
-  return out!;
+  return out ?? (target as Extract<Binding, { kind: 'target' }>).tensor;
 }
 
 /**
@@ -284,7 +360,8 @@ export function dispatchKernel(
   const inputs = new Map<number, { tensor: TensorInfo; binding: GPUBufferBinding }>();
   plans.forEach((plan, i) => {
     if (!plan) return;
-    inputs.set(i, { tensor: plan.tensor, binding: inputBinding(backend, kernel, plan) });
+    const { range } = bindings[i] as Extract<Binding, { kind: 'input' }>;
+    inputs.set(i, { tensor: plan.tensor, binding: inputBinding(backend, kernel, plan, range) });
   });
   const pipeline = pipelineFor(backend.device, kernel);
   const temporaries: TensorInfo[] = [];
@@ -295,7 +372,8 @@ export function dispatchKernel(
       if (!plan?.convert) return;
       const converted = convertToF32(backend, plan.name, plan.tensor);
       temporaries.push(converted);
-      const binding = inputBinding(backend, kernel, { ...plan, tensor: converted });
+      const { range } = bindings[i] as Extract<Binding, { kind: 'input' }>;
+      const binding = inputBinding(backend, kernel, { ...plan, tensor: converted }, range);
       inputs.set(i, { tensor: converted, binding });
     });
     // Marked just before recording (a conversion may have submitted the queue, which starts a
@@ -310,6 +388,18 @@ export function dispatchKernel(
           outputs.push(out);
           backend.commandQueueOwnedIds.add(out.dataId);
           return { binding: i, resource: { buffer: outputBuffer(backend, kernel, out) } };
+        }
+        case 'target': {
+          const whole = 4 * binding.tensor.shape.reduce((a, b) => a * b, 1);
+          backend.commandQueueOwnedIds.add(binding.tensor.dataId);
+          return {
+            binding: i,
+            resource: {
+              buffer: outputBuffer(backend, kernel, binding.tensor),
+              offset: binding.range?.offset ?? 0,
+              size: binding.range?.size ?? whole,
+            },
+          };
         }
         case 'uniform':
           return { binding: i, resource: backend.makeUniforms(binding.fields) };

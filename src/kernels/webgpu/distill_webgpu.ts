@@ -21,11 +21,21 @@ import {
 import {
   choosePlan,
   classifyAdapter,
+  effectiveBindingLimit,
   MAX_WORKGROUPS_PER_DIMENSION,
+  rowChunks,
   type DistillPlan,
+  type RowChunk,
 } from '../plan.js';
-import { adapterInfo, type UniformField } from '../../tfjs_internals.js';
-import { dispatchKernel, type Binding, type KernelSource } from './dispatch.js';
+import { adapterInfo, deviceLimit, type UniformField } from '../../tfjs_internals.js';
+import {
+  asFloat32Storage,
+  dispatchKernel,
+  makeOutput,
+  type Binding,
+  type ByteRange,
+  type KernelSource,
+} from './dispatch.js';
 
 /** A kernel's full source: the chunk file for the plan, the shared declarations, the kernel. */
 function source(kernel: string, chunk: 1 | 4): string {
@@ -46,29 +56,44 @@ export const PARAMS_FIELDS = [
   { name: 'rowWeight', type: 'f32' },
   { name: 'dyPerRow', type: 'u32' },
   { name: 'gridRows', type: 'u32' },
+  { name: 'firstRow', type: 'u32' },
+  { name: 'rows', type: 'u32' },
+  { name: 'headChunks', type: 'u32' },
 ] as const satisfies readonly { name: string; type: 'u32' | 'i32' | 'f32' }[];
 
 type ParamsValues = Record<(typeof PARAMS_FIELDS)[number]['name'], number>;
 
 const UNIFORM_TYPES = { u32: 'uint32', i32: 'int32', f32: 'float32' } as const;
 
-/** The `Params` uniform: one value per field of PARAMS_FIELDS, in its order. */
+/** The problem as the kernels see it: rows (the leading dimensions' product) × classes. */
+interface Problem {
+  readonly batch: number;
+  readonly classes: number;
+  /** The chunks of rows that dispatches cover, one dispatch each (rowChunks()). */
+  readonly chunks: readonly RowChunk[];
+}
+
+/** The `Params` uniform of one chunk: one value per field of PARAMS_FIELDS, in its order. */
 function params(
   attrs: DistillAttrs,
-  batch: number,
-  classes: number,
+  problem: Problem,
+  chunk: RowChunk,
+  chunkClasses: 1 | 4,
   dyPerRow: boolean,
   gridRows: number,
 ): UniformField[] {
   const values: ParamsValues = {
-    batch,
-    classes,
+    batch: problem.batch,
+    classes: problem.classes,
     alpha: attrs.alpha,
     invTemperature: 1 / attrs.temperature,
     klWeight: (1 - attrs.alpha) * klFactor(attrs),
-    rowWeight: attrs.reduction === 'mean' ? 1 / batch : 1,
+    rowWeight: attrs.reduction === 'mean' ? 1 / problem.batch : 1,
     dyPerRow: dyPerRow ? 1 : 0,
     gridRows,
+    firstRow: chunk.firstRow,
+    rows: chunk.rows,
+    headChunks: chunk.headElements / chunkClasses,
   };
   return PARAMS_FIELDS.map(({ name, type }) => ({
     type: UNIFORM_TYPES[type],
@@ -76,15 +101,15 @@ function params(
   }));
 }
 
-/** A float32 output when `wanted`, else a writable placeholder that is never touched. */
-function optionalOutput(wanted: boolean, shape: number[]): Binding {
-  return wanted
-    ? { kind: 'output', shape, dtype: 'float32' }
-    : { kind: 'placeholder', access: 'write' };
+/** A range of a `[rows, C]` array for one chunk (undefined: the whole array, one chunk). */
+function rangeOf(problem: Problem, chunk: RowChunk): ByteRange | undefined {
+  return problem.chunks.length === 1
+    ? undefined
+    : { offset: chunk.offsetBytes, size: chunk.sizeBytes };
 }
 
 /** Bindings 2 and 3 of both kernels: int32 class indices, or float32 dense labels. */
-function labelBindings(labels: TensorInfo): Binding[] {
+function labelBindings(labels: TensorInfo, range: ByteRange | undefined): Binding[] {
   return labels.dtype === 'int32'
     ? [
         { kind: 'input', name: 'labels', tensor: labels, reads: 'i32' },
@@ -92,34 +117,116 @@ function labelBindings(labels: TensorInfo): Binding[] {
       ]
     : [
         { kind: 'placeholder', access: 'read' },
-        { kind: 'input', name: 'labels', tensor: labels, reads: 'f32' },
+        {
+          kind: 'input',
+          name: 'labels',
+          tensor: labels,
+          reads: 'f32',
+          ...(range ? { range } : {}),
+        },
       ];
 }
 
-function planFor(
-  backend: KernelBackend,
-  batch: number,
-  classes: number,
-  reduction: string,
-): DistillPlan {
-  return choosePlan(batch, classes, reduction !== 'none', classifyAdapter(adapterInfo(backend)));
+/** A gradient output written chunk by chunk, or a placeholder when not written. */
+function gradientBinding(
+  name: string,
+  out: TensorInfo | undefined,
+  range: ByteRange | undefined,
+): Binding {
+  return out
+    ? { kind: 'target', name, tensor: out, ...(range ? { range } : {}) }
+    : { kind: 'placeholder', access: 'write' };
 }
 
-function shapeOf(t: TensorInfo): [number, number] {
-  return [t.shape[0]!, t.shape[1]!];
+function sizeOf(t: TensorInfo): number {
+  return t.shape.reduce((a, b) => a * b, 1);
+}
+
+/**
+ * Rows × classes of a `[..., C]` tensor, and its chunks under the device's binding limit
+ * (or the test override). The op has checked what can be checked before dispatching
+ * (src/op.ts, checkDeviceLimits); this throws only if a kernel is run directly.
+ */
+function problemOf(backend: KernelBackend, logits: TensorInfo): Problem {
+  const classes = logits.shape[logits.shape.length - 1]!;
+  const batch = sizeOf(logits) / classes;
+  const limit = effectiveBindingLimit(deviceLimit('maxStorageBufferBindingSize', backend));
+  const alignment = deviceLimit('minStorageBufferOffsetAlignment', backend);
+  return { batch, classes, chunks: rowChunks(batch, classes, limit, alignment) };
+}
+
+function planFor(backend: KernelBackend, problem: Problem, reduction: string): DistillPlan {
+  return choosePlan(
+    problem.batch,
+    problem.classes,
+    reduction !== 'none',
+    classifyAdapter(adapterInfo(backend)),
+  );
+}
+
+/** Workgroups along y for a chunk of `rows` rows. */
+function gridRowsFor(plan: DistillPlan, rows: number): number {
+  return Math.min(Math.ceil(rows / plan.tileRows), MAX_WORKGROUPS_PER_DIMENSION);
+}
+
+/**
+ * Inputs read as f32 from int32/bool storage, converted once for all the chunks of a kernel
+ * (a temporary the caller disposes with `release`).
+ */
+function floatInputs(
+  backend: KernelBackend,
+  kernel: KernelSource,
+  tensors: Record<string, TensorInfo>,
+): { tensors: Record<string, TensorInfo>; release: () => void } {
+  const limit = effectiveBindingLimit(deviceLimit('maxStorageBufferBindingSize', backend));
+  const alignment = deviceLimit('minStorageBufferOffsetAlignment', backend);
+  const out: Record<string, TensorInfo> = {};
+  const temporaries: TensorInfo[] = [];
+  const release = () => {
+    for (const t of temporaries) backend.disposeData(t.dataId);
+  };
+  try {
+    for (const [name, tensor] of Object.entries(tensors)) {
+      const converted = asFloat32Storage(backend, kernel, name, tensor, limit, alignment);
+      if (converted.temporary) temporaries.push(converted.tensor);
+      out[name] = converted.tensor;
+    }
+  } catch (err) {
+    release();
+    throw err;
+  }
+  return { tensors: out, release };
+}
+
+/** Runs `record` and disposes `made` if it throws (nothing leaks on a failed dispatch). */
+function disposingOnFailure<T>(
+  backend: KernelBackend,
+  made: (TensorInfo | undefined)[],
+  record: () => T,
+): T {
+  try {
+    return record();
+  } catch (err) {
+    for (const t of made) if (t) backend.disposeData(t.dataId);
+    throw err;
+  }
 }
 
 const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
   const backend = b as KernelBackend;
-  const { labels, studentLogits, teacherLogits } = inputs as Record<string, TensorInfo>;
+  const {
+    labels: rawLabels,
+    studentLogits: rawStudent,
+    teacherLogits: rawTeacher,
+  } = inputs as Record<string, TensorInfo>;
   const a = attrs as unknown as DistillAttrs;
-  const [batch, classes] = shapeOf(studentLogits!);
+  const problem = problemOf(backend, rawStudent!);
+  const { batch, chunks } = problem;
   const reduceToScalar = a.reduction !== 'none';
-  const plan = planFor(backend, batch, classes, a.reduction);
-  const denseLabels = labels!.dtype === 'float32';
+  const plan = planFor(backend, problem, a.reduction);
+  const denseLabels = rawLabels!.dtype === 'float32';
   const writeStudent = a.writeGradients !== 'none';
   const writeTeacher = a.writeGradients === 'both';
-  const gradShape = [batch, classes];
   const forward: KernelSource = {
     name: `distill_forward_x${plan.chunk}`,
     code: source(forwardWgsl, plan.chunk),
@@ -132,22 +239,46 @@ const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
       WRITE_TEACHER_GRAD: writeTeacher,
     },
   };
-  const uniforms = params(a, batch, classes, false, plan.forwardGrid[1]);
-  const [losses, stats, ...grads] = dispatchKernel(
-    backend,
-    forward,
-    [
-      { kind: 'input', name: 'studentLogits', tensor: studentLogits!, reads: 'f32' },
-      { kind: 'input', name: 'teacherLogits', tensor: teacherLogits!, reads: 'f32' },
-      ...labelBindings(labels!),
-      { kind: 'uniform', fields: uniforms },
-      { kind: 'output', shape: plan.batchInWorkgroup ? [] : [batch], dtype: 'float32' },
-      { kind: 'output', shape: [batch, ROW_STATS_WIDTH], dtype: 'float32' },
-      optionalOutput(writeStudent, gradShape),
-      optionalOutput(writeTeacher, gradShape),
-    ],
-    plan.forwardGrid,
-  ) as [TensorInfo, TensorInfo, ...TensorInfo[]];
+  const floats = floatInputs(backend, forward, {
+    studentLogits: rawStudent!,
+    teacherLogits: rawTeacher!,
+    ...(denseLabels ? { labels: rawLabels! } : {}),
+  });
+  const { studentLogits, teacherLogits } = floats.tensors;
+  const labels = floats.tensors.labels ?? rawLabels!;
+  const leading = rawStudent!.shape.slice(0, -1);
+  const losses = makeOutput(backend, plan.batchInWorkgroup ? [] : leading);
+  const stats = makeOutput(backend, [batch, ROW_STATS_WIDTH]);
+  const gradStudent = writeStudent ? makeOutput(backend, [...rawStudent!.shape]) : undefined;
+  const gradTeacher = writeTeacher ? makeOutput(backend, [...rawTeacher!.shape]) : undefined;
+  const made = [losses, stats, gradStudent, gradTeacher];
+  try {
+    disposingOnFailure(backend, made, () => {
+      for (const chunk of chunks) {
+        const range = rangeOf(problem, chunk);
+        const gridRows = gridRowsFor(plan, chunk.rows);
+        const r = range ? { range } : {};
+        dispatchKernel(
+          backend,
+          forward,
+          [
+            { kind: 'input', name: 'studentLogits', tensor: studentLogits!, reads: 'f32', ...r },
+            { kind: 'input', name: 'teacherLogits', tensor: teacherLogits!, reads: 'f32', ...r },
+            ...labelBindings(labels, range),
+            { kind: 'uniform', fields: params(a, problem, chunk, plan.chunk, false, gridRows) },
+            { kind: 'target', name: 'losses', tensor: losses },
+            { kind: 'target', name: 'rowStats', tensor: stats },
+            gradientBinding('gradStudent', gradStudent, range),
+            gradientBinding('gradTeacher', gradTeacher, range),
+          ],
+          plan.batchInWorkgroup ? [1, 1, 1] : [1, gridRows, 1],
+        );
+      }
+    });
+  } finally {
+    floats.release();
+  }
+  const grads = [gradStudent, gradTeacher].filter((g): g is TensorInfo => g !== undefined);
   if (!reduceToScalar || plan.batchInWorkgroup) return [losses, stats, ...grads];
 
   const reduce: KernelSource = {
@@ -155,15 +286,21 @@ const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
     code: source(reduceWgsl, 1),
     constants: {},
   };
-  const [value] = dispatchKernel(
-    backend,
-    reduce,
-    [
-      { kind: 'input', name: 'losses', tensor: losses, reads: 'f32' },
-      { kind: 'uniform', fields: uniforms },
-      { kind: 'output', shape: [], dtype: 'float32' },
-    ],
-    [1, 1, 1],
+  const whole =
+    chunks.length === 1
+      ? chunks[0]!
+      : { firstRow: 0, rows: batch, offsetBytes: 0, sizeBytes: 0, headElements: 0 };
+  const [value] = disposingOnFailure(backend, made, () =>
+    dispatchKernel(
+      backend,
+      reduce,
+      [
+        { kind: 'input', name: 'losses', tensor: losses, reads: 'f32' },
+        { kind: 'uniform', fields: params(a, problem, whole, 1, false, 1) },
+        { kind: 'output', shape: [], dtype: 'float32' },
+      ],
+      [1, 1, 1],
+    ),
   );
   backend.disposeData(losses.dataId);
   return [value!, stats, ...grads];
@@ -171,15 +308,19 @@ const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
 
 const backwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
   const backend = b as KernelBackend;
-  const { dy, labels, studentLogits, teacherLogits, rowStats } = inputs as Record<
-    string,
-    TensorInfo
-  >;
+  const {
+    dy,
+    labels: rawLabels,
+    studentLogits: rawStudent,
+    teacherLogits: rawTeacher,
+    rowStats,
+  } = inputs as Record<string, TensorInfo>;
   const a = attrs as unknown as DistillAttrs;
-  const [batch, classes] = shapeOf(studentLogits!);
-  const plan = planFor(backend, batch, classes, a.reduction);
+  const problem = problemOf(backend, rawStudent!);
+  const plan = planFor(backend, problem, a.reduction);
   const writeStudent = a.gradients !== 'teacher';
   const writeTeacher = a.gradients !== 'student';
+  const denseLabels = rawLabels!.dtype === 'float32';
   const backward: KernelSource = {
     name: `distill_backward_x${plan.chunk}`,
     code: source(backwardWgsl, plan.chunk),
@@ -187,61 +328,96 @@ const backwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
       WORKGROUP_SIZE: plan.workgroupSize,
       CHUNKS_PER_THREAD: plan.chunksPerThread,
       TILE_COLS: plan.tileCols,
-      DENSE_LABELS: labels!.dtype === 'float32',
+      DENSE_LABELS: denseLabels,
       WRITE_STUDENT_GRAD: writeStudent,
       WRITE_TEACHER_GRAD: writeTeacher,
     },
   };
-  const dyPerRow = dy!.shape.length === 1 && batch > 1;
-  const gradShape = [batch, classes];
-  return dispatchKernel(
-    backend,
-    backward,
-    [
-      { kind: 'input', name: 'studentLogits', tensor: studentLogits!, reads: 'f32' },
-      { kind: 'input', name: 'teacherLogits', tensor: teacherLogits!, reads: 'f32' },
-      ...labelBindings(labels!),
-      { kind: 'uniform', fields: params(a, batch, classes, dyPerRow, plan.backwardGrid[1]) },
-      { kind: 'input', name: 'rowStats', tensor: rowStats!, reads: 'f32' },
-      { kind: 'input', name: 'dy', tensor: dy!, reads: 'f32' },
-      optionalOutput(writeStudent, gradShape),
-      optionalOutput(writeTeacher, gradShape),
-    ],
-    plan.backwardGrid,
-  );
+  const dyPerRow = a.reduction === 'none' && problem.batch > 1;
+  const floats = floatInputs(backend, backward, {
+    studentLogits: rawStudent!,
+    teacherLogits: rawTeacher!,
+    ...(denseLabels && writeStudent ? { labels: rawLabels! } : {}),
+  });
+  const { studentLogits, teacherLogits } = floats.tensors;
+  const labels = floats.tensors.labels ?? rawLabels!;
+  const gradStudent = writeStudent ? makeOutput(backend, [...rawStudent!.shape]) : undefined;
+  const gradTeacher = writeTeacher ? makeOutput(backend, [...rawTeacher!.shape]) : undefined;
+  try {
+    disposingOnFailure(backend, [gradStudent, gradTeacher], () => {
+      for (const chunk of problem.chunks) {
+        const range = rangeOf(problem, chunk);
+        const r = range ? { range } : {};
+        const gridRows = gridRowsFor(plan, chunk.rows);
+        const colSpans = Math.ceil(
+          problem.classes / plan.chunk / (plan.tileCols * plan.chunksPerThread),
+        );
+        dispatchKernel(
+          backend,
+          backward,
+          [
+            { kind: 'input', name: 'studentLogits', tensor: studentLogits!, reads: 'f32', ...r },
+            { kind: 'input', name: 'teacherLogits', tensor: teacherLogits!, reads: 'f32', ...r },
+            ...labelBindings(labels, range),
+            {
+              kind: 'uniform',
+              fields: params(a, problem, chunk, plan.chunk, dyPerRow, gridRows),
+            },
+            { kind: 'input', name: 'rowStats', tensor: rowStats!, reads: 'f32' },
+            { kind: 'input', name: 'dy', tensor: dy!, reads: 'f32' },
+            gradientBinding('gradStudent', gradStudent, range),
+            gradientBinding('gradTeacher', gradTeacher, range),
+          ],
+          [colSpans, gridRows, 1],
+        );
+      }
+    });
+  } finally {
+    floats.release();
+  }
+  return [gradStudent, gradTeacher].filter((g): g is TensorInfo => g !== undefined);
 };
 
 const scaleKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
   const backend = b as KernelBackend;
   const { dy, studentGrad, teacherGrad } = inputs as Record<string, TensorInfo | undefined>;
   const a = attrs as unknown as DistillAttrs;
-  const [batch, classes] = shapeOf(studentGrad!);
-  const plan = planFor(backend, batch, classes, a.reduction);
-  const chunks = (batch * classes) / plan.chunk;
-  const groups = Math.ceil(chunks / (plan.workgroupSize * plan.chunksPerThread));
-  const gridX = Math.min(groups, MAX_WORKGROUPS_PER_DIMENSION);
-  const gridY = Math.min(Math.ceil(groups / gridX), MAX_WORKGROUPS_PER_DIMENSION);
-  const dyPerRow = dy!.shape.length === 1 && batch > 1;
-  const shape = [batch, classes];
-  return dispatchKernel(
-    backend,
-    {
-      name: `distill_scale_x${plan.chunk}`,
-      code: source(scaleWgsl, plan.chunk),
-      constants: { WORKGROUP_SIZE: plan.workgroupSize, SCALE_TEACHER: teacherGrad !== undefined },
-    },
-    [
-      { kind: 'input', name: 'studentGrad', tensor: studentGrad!, reads: 'f32' },
-      teacherGrad
-        ? { kind: 'input', name: 'teacherGrad', tensor: teacherGrad, reads: 'f32' }
-        : { kind: 'placeholder', access: 'read' },
-      { kind: 'input', name: 'dy', tensor: dy!, reads: 'f32' },
-      { kind: 'uniform', fields: params(a, batch, classes, dyPerRow, gridY) },
-      { kind: 'output', shape, dtype: 'float32' },
-      optionalOutput(teacherGrad !== undefined, shape),
-    ],
-    [gridX, gridY, 1],
-  );
+  const problem = problemOf(backend, studentGrad!);
+  const plan = planFor(backend, problem, a.reduction);
+  const dyPerRow = a.reduction === 'none' && problem.batch > 1;
+  const outStudent = makeOutput(backend, [...studentGrad!.shape]);
+  const outTeacher = teacherGrad ? makeOutput(backend, [...teacherGrad.shape]) : undefined;
+  const kernel: KernelSource = {
+    name: `distill_scale_x${plan.chunk}`,
+    code: source(scaleWgsl, plan.chunk),
+    constants: { WORKGROUP_SIZE: plan.workgroupSize, SCALE_TEACHER: teacherGrad !== undefined },
+  };
+  disposingOnFailure(backend, [outStudent, outTeacher], () => {
+    for (const chunk of problem.chunks) {
+      const range = rangeOf(problem, chunk);
+      const r = range ? { range } : {};
+      const chunks = (chunk.rows * problem.classes) / plan.chunk;
+      const groups = Math.ceil(chunks / (plan.workgroupSize * plan.chunksPerThread));
+      const gridX = Math.min(groups, MAX_WORKGROUPS_PER_DIMENSION);
+      const gridY = Math.min(Math.ceil(groups / gridX), MAX_WORKGROUPS_PER_DIMENSION);
+      dispatchKernel(
+        backend,
+        kernel,
+        [
+          { kind: 'input', name: 'studentGrad', tensor: studentGrad!, reads: 'f32', ...r },
+          teacherGrad
+            ? { kind: 'input', name: 'teacherGrad', tensor: teacherGrad, reads: 'f32', ...r }
+            : { kind: 'placeholder', access: 'read' },
+          { kind: 'input', name: 'dy', tensor: dy!, reads: 'f32' },
+          { kind: 'uniform', fields: params(a, problem, chunk, plan.chunk, dyPerRow, gridY) },
+          gradientBinding('outStudent', outStudent, range),
+          gradientBinding('outTeacher', outTeacher, range),
+        ],
+        [gridX, gridY, 1],
+      );
+    }
+  });
+  return [outStudent, outTeacher].filter((g): g is TensorInfo => g !== undefined);
 };
 
 export const webgpuKernelConfigs: KernelConfig[] = [
