@@ -140,25 +140,27 @@ function rowTerms(
   return out;
 }
 
+type Output = 'loss' | 'hard' | 'soft';
+
 /**
- * The loss (and its components) of logits `[..., C]` and labels of the leading shape (int32
- * indices) or `[..., C]` (float32): one custom gradient around all of it, with the exact
- * gradients of src/divergences.ts, so nothing inside is differentiated by tfjs. The output is
- * `[K, ...out]` for K = 3 components (loss, hard, soft) or `out` alone, out = [] ('mean',
- * 'sum') or the leading shape ('none').
+ * The loss and/or its components of logits `[..., C]` and labels of the leading shape (int32
+ * indices) or `[..., C]` (float32), each `[]` ('mean', 'sum') or the leading shape ('none').
+ * The rows are computed once; each output is a tf.customGrad of its own whose gradient holds
+ * the exact formulas of src/divergences.ts (recomputed from the saved inputs in the backward
+ * pass), so tfjs differentiates no stock op and needs no gradient registered for any.
  */
-function composedStacked(
+function composedOutputs(
   labels: tf.Tensor,
   studentLogits: tf.Tensor,
   teacherLogits: tf.Tensor,
   labelKind: 'index' | 'dense',
   cfg: ResolvedConfig,
-): tf.Tensor {
+  outputs: readonly Output[],
+): tf.Tensor[] {
   const shape = studentLogits.shape;
   const C = shape[shape.length - 1]!;
   const leading = shape.slice(0, -1);
   const R = leading.reduce((a, b) => a * b, 1);
-  const components = cfg.returnComponents;
   const asRows = (x: tf.Tensor) => tf.reshape(x, [R, C]);
   const labelRows = (l: tf.Tensor) => tf.reshape(l, labelKind === 'index' ? [R] : [R, C]);
   const reduce = (x: tf.Tensor, count: tf.Tensor): tf.Tensor => {
@@ -171,50 +173,55 @@ function composedStacked(
         return tf.div(tf.sum(x), tf.maximum(count, 1));
     }
   };
-  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [s, t, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
-    save([s, t, labels]);
-    const r = rowTerms(labelRows(labels), asRows(s), asRows(t), labelKind, cfg, false);
-    const value = components
-      ? tf.stack([r.loss, r.hard, r.soft].map((x) => reduce(x, r.count)))
-      : reduce(r.loss, r.count);
-    return {
-      value,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [s_, t_, labels_] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
-        const g = rowTerms(labelRows(labels_), asRows(s_), asRows(t_), labelKind, cfg, true);
-        // the upstream gradient of each output, per row: [R, 1] ('none') or [1, 1]
-        const perRow = (d: tf.Tensor): tf.Tensor => {
-          if (cfg.reduction === 'none') return tf.reshape(d, [R, 1]);
-          const scalar = tf.reshape(d, [1, 1]);
-          return cfg.reduction === 'mean' ? tf.div(scalar, tf.maximum(g.count, 1)) : scalar;
-        };
-        const dys = components ? tf.unstack(dy).map(perRow) : [perRow(dy)];
-        const [d0, d1, d2] = dys as [tf.Tensor, tf.Tensor?, tf.Tensor?];
-        const k = klFactor(cfg);
-        // ∂ / ∂s = (α d0 + d1) ∂CE/∂s + ((1 − α) k d0 + k d2) ∂D/∂s; ∂ / ∂t the second part
-        const softWeight = (1 - cfg.alpha) * k;
-        let hardCoef: tf.Tensor = cfg.alpha === 0 ? tf.zerosLike(d0) : tf.mul(cfg.alpha, d0);
-        let softCoef: tf.Tensor = softWeight === 0 ? tf.zerosLike(d0) : tf.mul(softWeight, d0);
-        if (d1 !== undefined && d2 !== undefined) {
-          hardCoef = tf.add(hardCoef, d1);
-          softCoef = tf.add(softCoef, tf.mul(k, d2));
-        }
-        const zero = tf.zeros([R, C]);
-        const ignored = tf.broadcastTo(g.ignored, [R, C]);
-        const gradS = tf.add(
-          term(hardCoef, g.gradHard!, g.hardBad),
-          term(softCoef, g.gradSoftStudent!, g.softBad),
-        );
-        const gradT = term(softCoef, g.gradSoftTeacher!, g.softBad);
-        return [
-          tf.reshape(tf.where(ignored, zero, gradS), shape),
-          tf.reshape(tf.where(ignored, zero, gradT), shape),
-        ];
-      },
-    };
+  const rows = rowTerms(
+    labelRows(labels),
+    asRows(studentLogits),
+    asRows(teacherLogits),
+    labelKind,
+    cfg,
+    false,
+  );
+  const k = klFactor(cfg);
+  const softWeight = (1 - cfg.alpha) * k;
+  // the weights of ∂CE/∂s and of ∂D/∂(s, t) in each output
+  const weights: Record<Output, [number, number]> = {
+    loss: [cfg.alpha, softWeight],
+    hard: [1, 0],
+    soft: [0, k],
+  };
+  return outputs.map((output) => {
+    const value = reduce(rows[output], rows.count);
+    const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const [, , save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+      save([args[0] as tf.Tensor, args[1] as tf.Tensor, labels]);
+      return {
+        value: tf.clone(value),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [s_, t_, labels_] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+          const g = rowTerms(labelRows(labels_), asRows(s_), asRows(t_), labelKind, cfg, true);
+          // the upstream gradient per row: [R, 1] ('none') or [1, 1], / N for 'mean'
+          let d = tf.reshape(dy, cfg.reduction === 'none' ? [R, 1] : [1, 1]);
+          if (cfg.reduction === 'mean') d = tf.div(d, tf.maximum(g.count, 1));
+          const [hardWeight, divWeight] = weights[output];
+          // a zero weight drops its term (even an infinite one's undefined gradient)
+          const hardCoef = hardWeight === 0 ? tf.zerosLike(d) : tf.mul(hardWeight, d);
+          const softCoef = divWeight === 0 ? tf.zerosLike(d) : tf.mul(divWeight, d);
+          const zero = tf.zeros([R, C]);
+          const ignored = tf.broadcastTo(g.ignored, [R, C]);
+          const gradS = tf.add(
+            term(hardCoef, g.gradHard!, g.hardBad),
+            term(softCoef, g.gradSoftStudent!, g.softBad),
+          );
+          const gradT = term(softCoef, g.gradSoftTeacher!, g.softBad);
+          return [
+            tf.reshape(tf.where(ignored, zero, gradS), shape),
+            tf.reshape(tf.where(ignored, zero, gradT), shape),
+          ];
+        },
+      };
+    });
+    return f(studentLogits, teacherLogits);
   });
-  return f(studentLogits, teacherLogits);
 }
 
 /**
@@ -230,11 +237,9 @@ export function composedDistillationLoss(
   cfg: ResolvedConfig,
 ): tf.Tensor {
   checkConfigForLabels(cfg, shapes.labelKind);
-  return tf.tidy(() =>
-    composedStacked(labels, studentLogits, teacherLogits, shapes.labelKind, {
-      ...cfg,
-      returnComponents: false,
-    }),
+  return tf.tidy(
+    () =>
+      composedOutputs(labels, studentLogits, teacherLogits, shapes.labelKind, cfg, ['loss'])[0]!,
   );
 }
 
@@ -248,11 +253,14 @@ export function composedDistillationLossComponents(
 ): DistillationLossComponents {
   checkConfigForLabels(cfg, shapes.labelKind);
   return tf.tidy(() => {
-    const stacked = composedStacked(labels, studentLogits, teacherLogits, shapes.labelKind, {
-      ...cfg,
-      returnComponents: true,
-    });
-    const [loss, hardLoss, softLoss] = tf.unstack(stacked) as [tf.Tensor, tf.Tensor, tf.Tensor];
+    const [loss, hardLoss, softLoss] = composedOutputs(
+      labels,
+      studentLogits,
+      teacherLogits,
+      shapes.labelKind,
+      cfg,
+      ['loss', 'hard', 'soft'],
+    ) as [tf.Tensor, tf.Tensor, tf.Tensor];
     return { loss, hardLoss, softLoss };
   });
 }
