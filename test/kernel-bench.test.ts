@@ -15,13 +15,19 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { distillationLoss } from '../src/index.js';
 import {
   DEFAULT_KERNEL_SHAPES,
+  formatKernelPlan,
   formatKernelReport,
   kernelCsvRows,
   parseShapes,
+  planKernelRun,
   runKernelBenchmark,
+  sweepShapes,
+  windowsFor,
   type KernelBenchOptions,
+  type KernelMemoryModel,
   type KernelReport,
 } from '../bench/core/kernel-bench.js';
+import { kernelResultRows } from '../bench/core/results-table.js';
 import { countDispatches } from '../bench/core/lib/dispatch-counter.js';
 import { gpuClockAvailability, gpuStepTime, lossStep } from '../bench/core/lib/loss-timing.js';
 import {
@@ -159,7 +165,12 @@ describe('runKernelBenchmark', () => {
       alpha: 0.1,
       temperature: 10,
       seed: 7,
+      sweep: null,
+      phases: false,
+      memoryBudgetBytes: null,
+      maxSideMs: null,
     });
+    expect(report.failures).toEqual([]);
     expect(report.adapter.description).toBe('test adapter');
     expect(Number.isNaN(Date.parse(report.timestamp))).toBe(false);
     expect(report.totalWallMs).toBeGreaterThan(0);
@@ -292,4 +303,157 @@ describe('runKernelBenchmark stops cleanly on abort', () => {
     expect(yields).toBeGreaterThan(0);
     expect(tf.memory().numTensors).toBe(before);
   });
+});
+
+describe('the vocabulary sweep: shapes and the memory plan', () => {
+  const model: KernelMemoryModel = {
+    shape: [128, 16384],
+    fusedLiveArrays: 1,
+    stockLiveArrays: 26,
+    fusedMsPerElement: 1e-5,
+    stockMsPerElement: 2e-4,
+  };
+  const limits = {
+    budgetBytes: 8 * 1024 ** 3,
+    maxBufferSize: 4 * 1024 ** 3,
+    maxStorageBufferBindingSize: 128 * 1024 ** 2,
+    windows: 9,
+    windowMs: 250,
+    phases: true,
+    gpuClock: true,
+    maxSideMs: 30_000,
+  };
+
+  test('C in {1k..256k} (1k = 1024) x rows {64, 512, 2048}, plus 128x131072', () => {
+    const shapes = sweepShapes('vocab');
+    expect(shapes).toHaveLength(16);
+    for (const rows of [64, 512, 2048]) {
+      for (const c of [1024, 4096, 32768, 131072, 262144]) {
+        expect(shapes).toContainEqual([rows, c]);
+      }
+    }
+    expect(shapes).toContainEqual([128, 131072]);
+    expect(shapes).toContainEqual([512, 32768]);
+    // Sorted by rows, then C.
+    expect(shapes.slice(0, 6)).toEqual([
+      [64, 1024],
+      [64, 4096],
+      [64, 32768],
+      [64, 131072],
+      [64, 262144],
+      [128, 131072],
+    ]);
+    expect(() => sweepShapes('other' as 'vocab')).toThrow(/unknown sweep/);
+  });
+
+  test('a side whose inputs + measured peak exceed the budget is skipped, saying why', () => {
+    const plan = planKernelRun(sweepShapes('vocab'), model, limits);
+    const skipped = (side: 'fused' | 'stock' | 'ceiling') =>
+      plan.shapes.filter((p) => p[side].skip !== null).map((p) => `${p.batch}x${p.classes}`);
+    // Stock: (2 + 26) arrays; 2048x32768 is 28 x 256 MiB = 7 GiB, within 8 GiB.
+    expect(skipped('stock')).toEqual(['512x262144', '2048x131072', '2048x262144']);
+    expect(skipped('fused')).toEqual([]);
+    expect(skipped('ceiling')).toEqual([]);
+    const p = plan.shapes.find((x) => x.batch === 512 && x.classes === 262144)!;
+    expect(p.arrayBytes).toBe(512 * 262144 * 4);
+    expect(p.stock.estimatedBytes).toBe(28 * p.arrayBytes);
+    expect(p.stock.skip).toMatch(/estimated 14\.0 GiB .* exceeds the memory budget of 8\.00 GiB/);
+    expect(plan.estimatedSeconds).toBeGreaterThan(0);
+    // A smaller budget skips more; an array past maxBufferSize is skipped whatever the budget.
+    const tight = planKernelRun([[2048, 262144]], model, {
+      ...limits,
+      budgetBytes: null,
+      maxBufferSize: 1024 ** 3,
+    });
+    expect(tight.shapes[0]!.fused.skip).toMatch(/exceeds the adapter's maxBufferSize/);
+    expect(formatKernelPlan(plan)).toMatch(/512x262144: stock skipped: estimated/);
+    // Without a model nothing is skipped for the budget and there is no estimate.
+    const none = planKernelRun(sweepShapes('vocab'), null, { ...limits, budgetBytes: null });
+    expect(none.shapes.every((x) => x.stock.skip === null)).toBe(true);
+    expect(none.estimatedSeconds).toBeNull();
+  });
+
+  test('slow sides get fewer windows, never under 3', () => {
+    expect(windowsFor(10, 9, 30_000, true)).toBe(9);
+    expect(windowsFor(3000, 9, 30_000, true)).toBe(3);
+    expect(windowsFor(2000, 9, 30_000, false)).toBe(7);
+    expect(windowsFor(3000, 9, null, true)).toBe(9);
+  });
+});
+
+describe('phases, peak bytes and failures', () => {
+  test('forward, backward and peak bytes at a small shape; fused peak < stock peak', async () => {
+    const before = tf.memory().numTensors;
+    const report = await runKernelBenchmark(
+      options({ shapes: [[64, 1024]], windows: 3, windowMs: 10, phases: true }),
+    );
+    expect(tf.memory().numTensors).toBe(before);
+    expect(report.settings.phases).toBe(true);
+    const r = report.results[0]!;
+    for (const s of [r.fusedForward, r.fusedBackward, r.stockForward, r.stockBackward]) {
+      expect(s).not.toBeNull();
+      expect(s!.n).toBe(3);
+      expect(s!.p20).toBeLessThanOrEqual(s!.p80);
+    }
+    expect(r.fusedForward!.p50).toBeGreaterThan(0);
+    expect(r.stockForward!.p50).toBeGreaterThan(0);
+    // Peak GPU bytes of one step above its inputs: the fused op holds the gradient
+    // (64 x 1024 x 4 = 256 KiB) and row vectors; the stock composition many [rows, C] arrays.
+    expect(r.fusedPeakBytes).toBeGreaterThanOrEqual(64 * 1024 * 4);
+    expect(r.stockPeakBytes).toBeGreaterThan(4 * r.fusedPeakBytes!);
+    expect(formatKernelReport(report)).toMatch(/fused fwd .*peak GPU bytes fused\/stock/);
+    const rows = kernelResultRows(report);
+    expect(rows.filter((x) => x.metric === 'forward_ms').map((x) => x.variant)).toEqual([
+      'fused',
+      'stock',
+    ]);
+    expect(rows.find((x) => x.metric === 'peak_bytes' && x.variant === 'fused')?.unit).toBe(
+      'bytes',
+    );
+  });
+
+  test('a failing or skipped side is recorded, not thrown, and the run goes on', async () => {
+    // 512 x 131072: 256 MiB inputs, past lavapipe's 128 MiB binding limit. The budget of
+    // 1 GiB skips the stock side (28 arrays); the fused op either rejects the shape with a
+    // RangeError (before it chunks rows) or measures it; the next shape still runs.
+    const before = tf.memory().numTensors;
+    const binding = tfDevice().limits.maxStorageBufferBindingSize;
+    const report = await runKernelBenchmark(
+      options({
+        shapes: [
+          [512, 131072],
+          [16, 10],
+        ],
+        windows: 3,
+        windowMs: 10,
+        memoryBudgetBytes: 1024 ** 3,
+      }),
+    );
+    expect(tf.memory().numTensors).toBe(before);
+    expect(report.complete).toBe(true);
+    expect(report.results.map((r) => [r.batch, r.classes])).toEqual([[16, 10]]);
+    expect(report.failures).toHaveLength(1);
+    const f = report.failures![0]!;
+    expect([f.batch, f.classes]).toEqual([512, 131072]);
+    expect(f.stockErrorKind).toBe('skipped');
+    expect(f.stockError).toMatch(/^skipped: estimated .* exceeds the memory budget of 1\.00 GiB/);
+    expect(f.stock).toBeNull();
+    if (512 * 131072 * 4 > binding && f.fusedError !== null) {
+      expect(f.fusedErrorKind).toBe('binding-limit');
+      expect(f.fusedError).toMatch(/^binding-limit: RangeError: .*maxStorageBufferBindingSize/);
+      expect(f.fused).toBeNull();
+    } else {
+      expect(f.fusedError).toBeNull();
+      expect(f.fused!.both.p50).toBeGreaterThan(0);
+    }
+    // The ceiling binds in chunks: it runs past the binding limit.
+    expect(f.ceilingError).toBeNull();
+    expect(f.ceiling!.p50).toBeGreaterThan(0);
+    expect(formatKernelReport(report)).toMatch(/512x131072: .*stock skipped: estimated/);
+    const rows = kernelResultRows(report);
+    const failure = rows.filter((r) => r.metric === 'failure');
+    expect(failure.map((r) => r.variant)).toContain('stock');
+    expect(failure.find((r) => r.variant === 'stock')!.note).toMatch(/^skipped: /);
+    expect(JSON.parse(JSON.stringify(report))).toEqual(report);
+  }, 60_000);
 });

@@ -1,11 +1,12 @@
 // The accumulated results table (bench/core/results-table.ts): rows from both report kinds,
 // the CSV round trip and its validation, dedupe, and the README's generated sections against
 // the committed table (so the README cannot drift from bench/results/all-results.csv).
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import Papa from 'papaparse';
 import { describe, expect, it } from 'vitest';
 import { PRESETS } from '../bench/core/presets.js';
 import type { DistillReport, RunRecord } from '../bench/core/protocol/report.js';
+import { renderVocabPlotSvg, VOCAB_PLOT_FILE } from '../bench/node/results-file.js';
 import {
   distillResultRows,
   kernelResultRows,
@@ -19,6 +20,7 @@ import {
   staleReadmeSections,
   toResultsCsv,
   updateReadme,
+  vocabPlotSpec,
   type KernelReportInput,
   type ResultRow,
 } from '../bench/core/results-table.js';
@@ -201,6 +203,79 @@ describe('rows from reports', () => {
     expect(get(rows, 'dispatches', 'stock')[0]?.p50).toBe(52);
   });
 
+  it('adds forward, backward, peak bytes and failures (with their text in note)', () => {
+    const rows = kernelResultRows(
+      kernelReport({
+        settings: { alpha: 0.1, temperature: 10, seed: 1234, sweep: 'vocab' },
+        results: [
+          {
+            ...kernelReport().results[0]!,
+            fusedForward: spread(0.4, 0.5, 0.6),
+            fusedBackward: spread(0.4, 0.5, 0.55),
+            stockForward: spread(9, 10, 11),
+            stockBackward: spread(10, 11, 12),
+            fusedPeakBytes: 33554432,
+            stockPeakBytes: 872415232,
+          },
+        ],
+        failures: [
+          {
+            batch: 512,
+            classes: 131072,
+            fusedError: 'binding-limit: RangeError: too large',
+            stockError: 'skipped: estimated 7.00 GiB exceeds the memory budget of 1.00 GiB',
+            ceilingError: null,
+            fused: null,
+            stock: null,
+            ceiling: spread(80, 90, 100),
+            fusedGBps: null,
+            ceilingGBps: 8.9,
+          },
+          {
+            batch: 2048,
+            classes: 131072,
+            fusedError: null,
+            stockError: 'out-of-memory: Failed to allocate',
+            ceilingError: null,
+            fused: {
+              both: spread(900, 1000, 1100),
+              forward: spread(400, 500, 600),
+              backward: spread(450, 500, 550),
+              gpu: null,
+              dispatches: 2,
+              peakBytes: 1073741824,
+            },
+            stock: null,
+            ceiling: spread(300, 330, 360),
+            fusedGBps: 3.2,
+            ceilingGBps: 9.8,
+          },
+        ],
+      }),
+    );
+    expect(rows[0]!.config).toBe('alpha=0.1 T=10 seed=1234 sweep=vocab');
+    expect(get(rows, 'forward_ms', 'fused')[0]).toMatchObject({ p50: 0.5, clock: 'wall' });
+    expect(get(rows, 'backward_ms', 'stock')[0]).toMatchObject({ p50: 11, p20: 10 });
+    expect(get(rows, 'peak_bytes', 'stock')[0]).toMatchObject({ p50: 872415000, unit: 'bytes' }); // 6 significant digits;
+    const failures = get(rows, 'failure', 'fused').concat(get(rows, 'failure', 'stock'));
+    expect(failures.map((r) => [r.x_value, r.variant, r.note.split(':')[0], r.p50])).toEqual([
+      ['512x131072', 'fused', 'binding-limit', 1],
+      ['512x131072', 'stock', 'skipped', 1],
+      ['2048x131072', 'stock', 'out-of-memory', 1],
+    ]);
+    // What a failed shape measured anyway.
+    const at = (m: string, v: string, x: string) =>
+      rows.find((r) => r.metric === m && r.variant === v && r.x_value === x);
+    expect(at('time_ms', 'ceiling', '512x131072')?.p50).toBe(90);
+    expect(at('time_ms', 'fused', '512x131072')).toBeUndefined();
+    expect(at('time_ms', 'fused', '2048x131072')?.p50).toBe(1000);
+    expect(at('ceiling_ratio', 'fused/ceiling', '2048x131072')?.p50).toBeCloseTo(1000 / 330, 4);
+    expect(at('peak_bytes', 'fused', '2048x131072')?.p50).toBe(1073740000);
+    expect(rows.filter((r) => r.metric !== 'failure').every((r) => r.note === '')).toBe(true);
+    // The CSV keeps the note.
+    expect(parseResultsCsv(toResultsCsv(rows))).toEqual(rows);
+  });
+
   it('picks the converter by kind', () => {
     expect(reportResultRows(kernelReport())[0]?.benchmark).toBe('kernel');
     expect(reportResultRows(distillReport())[0]?.benchmark).toBe('distill');
@@ -230,9 +305,22 @@ describe('the CSV', () => {
     expect(() => parseResultsCsv(text.replace('benchmark,metric', 'metric,benchmark'))).toThrow(
       /line 1: header/,
     );
-    expect(() => parseResultsCsv('\n' + text.replace(',complete\n', '\n'))).toThrow(
-      /line 2: header/,
-    );
+    expect(() =>
+      parseResultsCsv('\n' + text.replace(',complete,note\n', ',complete,notes\n')),
+    ).toThrow(/line 2: header/);
+  });
+
+  it('reads a table written before the note column, with empty notes', () => {
+    const text = toResultsCsv(rows);
+    const legacy = text
+      .split('\n')
+      .map((l) => (l === '' ? l : l.replace(/,[^,]*$/, '')))
+      .join('\n');
+    expect(legacy.split('\n')[0]!.endsWith(',complete')).toBe(true);
+    expect(parseResultsCsv(legacy)).toEqual(rows.map((r) => ({ ...r, note: '' })));
+    // A legacy header with a row of the new width is an error.
+    const mixed = [legacy.split('\n')[0], text.split('\n')[1]].join('\n');
+    expect(() => parseResultsCsv(mixed)).toThrow(/line 2: 28 fields, expected 27/);
   });
 
   it('rejects a bad row, naming the line', () => {
@@ -245,7 +333,7 @@ describe('the CSV', () => {
     expect(() => parseResultsCsv(bad(2, lines[2]!.replace(/,abc1234,/, ',,')))).toThrow(
       /line 3: commit is empty/,
     );
-    expect(() => parseResultsCsv(bad(2, lines[2]! + ',extra'))).toThrow(/line 3: 28 fields/);
+    expect(() => parseResultsCsv(bad(2, lines[2]! + ',extra'))).toThrow(/line 3: 29 fields/);
     const at = lines.findIndex((l) => l.includes(',185.632,'));
     expect(() => parseResultsCsv(bad(at, lines[at]!.replace(',185.632,', ',fast,')))).toThrow(
       new RegExp(`line ${at + 1}: p50 "fast"`),
@@ -278,10 +366,12 @@ describe('the README', () => {
       'middle',
       '<!-- results:kernel:begin -->',
       '<!-- results:kernel:end -->',
+      '<!-- results:vocab:begin -->',
+      '<!-- results:vocab:end -->',
       'outro',
     ].join('\n');
     const out = updateReadme(readme, rows);
-    expect(staleReadmeSections(readme, rows)).toEqual(['distill', 'kernel']);
+    expect(staleReadmeSections(readme, rows)).toEqual(['distill', 'kernel', 'vocab']);
     expect(staleReadmeSections(out, rows)).toEqual([]);
     expect(updateReadme(out, rows)).toBe(out);
     expect(out.startsWith('intro\n')).toBe(true);
@@ -298,6 +388,80 @@ describe('the README', () => {
     );
     expect(readmeSection('distill', [...rows, ...later])).toBe(readmeSection('distill', rows));
     expect(() => updateReadme('no markers', rows)).toThrow(/results:distill:begin/);
+  });
+
+  it('generates the sweep section and plot from the latest complete sweep only', async () => {
+    const sweep = (timestamp: string, complete = true) =>
+      kernelResultRows(
+        kernelReport({
+          timestamp,
+          complete,
+          settings: { alpha: 0.1, temperature: 10, seed: 1, sweep: 'vocab' },
+          results: [
+            {
+              ...kernelReport().results[0]!,
+              batch: 512,
+              classes: 32768,
+              fusedPeakBytes: 67108864,
+              stockPeakBytes: 1744830464,
+            },
+          ],
+          failures: [
+            {
+              batch: 2048,
+              classes: 262144,
+              fusedError: 'binding-limit: RangeError: too large',
+              stockError: 'skipped: estimated 56.0 GiB exceeds the memory budget of 8.00 GiB',
+              fused: null,
+              stock: null,
+              ceiling: null,
+              ceilingError: 'skipped: too big',
+              fusedGBps: null,
+              ceilingGBps: null,
+            },
+          ],
+        }),
+      );
+    const plain = kernelResultRows(kernelReport());
+    const rows = [...sweep('2026-12-01T00:00:00.000Z'), ...plain];
+    const text = readmeSection('vocab', rows);
+    expect(text).toContain('**NVIDIA H200**, Chrome 131');
+    expect(text).toMatch(/\| 512×32768 +\| — +\| — +\| 1.00 ms \[0.90–1.10\]/);
+    expect(text).toContain('64.0 MiB / 1.62 GiB');
+    expect(text).toMatch(
+      /\| 2048×262144 .*\| fused: binding-limit; stock: skipped; ceiling: skipped \|/,
+    );
+    expect(text).toContain('- fused, binding-limit at 2048×262144: RangeError: too large');
+    // 512×32768: fused/ceiling 2.00 (target met), stock/fused ×21 (not met); 128×131072 absent.
+    expect(text).toMatch(
+      /512 × 32768: fused forward\+backward 2\.00× .*: met\); stock\/fused ×21.0 .*not met\)/,
+    );
+    expect(text).toContain('- 128 × 131072: not measured in this run.');
+    // The plain kernel section leaves the sweep out; an incomplete later sweep changes nothing.
+    expect(readmeSection('kernel', rows)).toBe(readmeSection('kernel', plain));
+    const later = [...rows, ...sweep('2027-01-01T00:00:00.000Z', false)];
+    expect(readmeSection('vocab', later)).toBe(text);
+    expect(vocabPlotSpec(plain)).toBeNull();
+    const spec = vocabPlotSpec(rows)!;
+    const values = (spec.data as { values: { series: string; classes: number }[] }).values;
+    expect(values.map((v) => `${v.series} ${v.classes}`)).toEqual([
+      'fused 32768',
+      'memory ceiling 32768',
+      'stock composition 32768',
+    ]);
+    const svg = (await renderVocabPlotSvg(rows))!;
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg).toContain('ms per call');
+    // Deterministic: the same rows give the same text.
+    expect(await renderVocabPlotSvg(rows)).toBe(svg);
+    expect(await renderVocabPlotSvg(plain)).toBeNull();
+  });
+
+  it('the plot matches the committed table (run `npm run results -- plot` after appending)', async () => {
+    const table = parseResultsCsv(readFileSync('bench/results/all-results.csv', 'utf8'));
+    const svg = await renderVocabPlotSvg(table);
+    const committed = existsSync(VOCAB_PLOT_FILE) ? readFileSync(VOCAB_PLOT_FILE, 'utf8') : null;
+    expect(committed).toBe(svg);
   });
 
   it('matches the committed table (run `npm run results -- readme` after appending)', () => {

@@ -5,11 +5,13 @@
  *   npm run results -- append bench/results/distill-quick-….json bench/results/kernel-….json
  *   npm run results -- export report.json [--no-header]   # the rows as CSV on stdout
  *   npm run results -- readme                             # regenerate the README's tables
- *   npm run results -- check                              # exit 1 if the README is stale
+ *   npm run results -- plot                               # regenerate docs/vocab-sweep.svg
+ *   npm run results -- check                              # exit 1 if the README or plot is stale
  *
  * Exit status: 0 done (check: the README is current); 1 an error or, for check, a stale README.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { Command } from 'commander';
 import {
   reportResultRows,
@@ -19,7 +21,13 @@ import {
   type ResultRow,
 } from '../bench/core/results-table.js';
 import { writeFileAtomic } from '../bench/node/lib/results.js';
-import { appendResultsFile, readResultsFile, RESULTS_FILE } from '../bench/node/results-file.js';
+import {
+  appendResultsFile,
+  readResultsFile,
+  renderVocabPlotSvg,
+  RESULTS_FILE,
+  VOCAB_PLOT_FILE,
+} from '../bench/node/results-file.js';
 
 const README = 'README.md';
 
@@ -89,15 +97,36 @@ program
   });
 
 program
+  .command('plot')
+  .description("regenerate the vocabulary sweep's plot (SVG) from the table")
+  .option('--table <path>', 'the results table', RESULTS_FILE)
+  .option('--out <path>', 'the SVG file', VOCAB_PLOT_FILE)
+  .action(async (opts: { table: string; out: string }) => {
+    const svg = await renderVocabPlotSvg(readResultsFile(opts.table));
+    if (svg === null) {
+      console.log(`${opts.table}: no complete vocabulary sweep; ${opts.out} not written`);
+      return;
+    }
+    if (existsSync(opts.out) && readFileSync(opts.out, 'utf8') === svg) {
+      console.log(`${opts.out}: up to date`);
+      return;
+    }
+    mkdirSync(dirname(opts.out), { recursive: true });
+    writeFileAtomic(opts.out, svg);
+    console.log(`${opts.out}: regenerated from ${opts.table}`);
+  });
+
+program
   .command('check')
-  .description("exit 1 when the README's result tables differ from what readme would write")
+  .description(
+    "exit 1 when the README's result tables or the sweep's plot differ from what readme and plot would write",
+  )
   .option('--table <path>', 'the results table', RESULTS_FILE)
   .option('--readme <path>', 'the README', README)
-  .action((opts: { table: string; readme: string }) => {
-    const stale = staleReadmeSections(
-      readFileSync(opts.readme, 'utf8'),
-      readResultsFile(opts.table),
-    );
+  .option('--plot <path>', 'the SVG plot', VOCAB_PLOT_FILE)
+  .action(async (opts: { table: string; readme: string; plot: string }) => {
+    const rows = readResultsFile(opts.table);
+    const stale = staleReadmeSections(readFileSync(opts.readme, 'utf8'), rows);
     if (stale.length > 0) {
       console.error(
         `${opts.readme}: generated section(s) ${stale.join(', ')} differ from ${opts.table}; ` +
@@ -107,10 +136,22 @@ program
     } else {
       console.log(`${opts.readme}: result tables match ${opts.table}`);
     }
+    const svg = await renderVocabPlotSvg(rows);
+    const current = existsSync(opts.plot) ? readFileSync(opts.plot, 'utf8') : null;
+    if (svg !== current) {
+      console.error(
+        svg === null
+          ? `${opts.plot}: exists but ${opts.table} holds no complete vocabulary sweep`
+          : `${opts.plot}: differs from ${opts.table}; run: npm run results -- plot`,
+      );
+      process.exitCode = 1;
+    } else if (svg !== null) {
+      console.log(`${opts.plot}: matches ${opts.table}`);
+    }
   });
 
 try {
-  program.parse();
+  await program.parseAsync();
 } catch (err) {
   console.error(`results: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   process.exit(1);

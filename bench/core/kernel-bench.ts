@@ -43,7 +43,7 @@ import {
 } from './lib/gpu-memory.js';
 import { measureMemoryCeiling } from './lib/memory-ceiling.js';
 import { labelArray, mulberry32, uniformArray } from './lib/random.js';
-import { formatMs, spread, type Spread } from './lib/stats.js';
+import { formatBytes, formatMs, spread, type Spread } from './lib/stats.js';
 import type { AdapterDescription } from './protocol/report.js';
 import { textTable } from './protocol/report-output.js';
 
@@ -141,18 +141,7 @@ export interface KernelRunPlan {
 
 const GiB = 1024 ** 3;
 
-/** "1.50 GiB", "64.0 MiB", "512 KiB". */
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let x = bytes;
-  let u = 0;
-  while (Math.abs(x) >= 1024 && u < units.length - 1) {
-    x /= 1024;
-    u++;
-  }
-  const digits = u === 0 || x >= 100 ? 0 : x >= 10 ? 1 : 2;
-  return `${x.toFixed(digits)} ${units[u]}`;
-}
+export { formatBytes };
 
 /**
  * Calls per measured side, for the time estimate: the check call, a warm-up, `windows` windows

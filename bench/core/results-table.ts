@@ -45,8 +45,18 @@
  * - `timestamp`: when the run started (ISO 8601, UTC); with the host and the adapter it
  *   identifies the run.
  * - `complete`: `false` when the run was interrupted or the figure's run was cut short.
+ * - `note`: free text about the figure: for a `failure` row, how that side failed or why it
+ *   was skipped (`binding-limit: …`, `out-of-memory: …`, `skipped: …`); else empty. (Added
+ *   after the first tables: a file whose header ends at `complete` still reads, with empty
+ *   notes, and is written back with the column.)
+ *
+ * Kernel metrics of a run with phases (`--sweep vocab`): `forward_ms` (the loss alone, no
+ * tape), `backward_ms` (forward+backward − forward of paired windows), `peak_bytes` (unit
+ * `bytes`: the peak of tf.memory().numBytesInGPU during one step above its value before), and
+ * `failure` (p50 = 1, unit `count`, the text in `note`) for a side that failed or was skipped;
+ * the sweep's rows have `sweep=vocab` in `config`.
  */
-import { formatMs, type Spread } from './lib/stats.js';
+import { formatBytes, formatMs, type Spread } from './lib/stats.js';
 import type { DistillReport, RunName, RunRecord } from './protocol/report.js';
 
 /** The columns of the results table, in file order. */
@@ -78,7 +88,11 @@ export const RESULTS_COLUMNS = [
   'commit',
   'timestamp',
   'complete',
+  'note',
 ] as const;
+
+/** The header of tables written before the `note` column (still read). */
+const LEGACY_COLUMNS = RESULTS_COLUMNS.slice(0, -1);
 
 export type ResultsColumn = (typeof RESULTS_COLUMNS)[number];
 export type BenchmarkKind = 'distill' | 'kernel';
@@ -104,7 +118,11 @@ export type ResultMetric =
   | 'dispatches'
   | 'speedup'
   | 'ceiling_ratio'
-  | 'gbps';
+  | 'gbps'
+  | 'forward_ms'
+  | 'backward_ms'
+  | 'peak_bytes'
+  | 'failure';
 
 /** One row of the results table; null = an empty cell. */
 export interface ResultRow {
@@ -135,6 +153,7 @@ export interface ResultRow {
   commit: string;
   timestamp: string;
   complete: boolean;
+  note: string;
 }
 
 /** The adapter fields the table reads (DistillReport's and KernelReport's adapter have them). */
@@ -178,6 +197,38 @@ export interface KernelShapeInput {
   fusedGpu?: SpreadFields | null;
   stockGpu?: SpreadFields | null;
   ceilingGpu?: SpreadFields | null;
+  /** Forward alone, backward (paired difference), peak GPU bytes; absent in older reports. */
+  fusedForward?: SpreadFields | null;
+  stockForward?: SpreadFields | null;
+  fusedBackward?: SpreadFields | null;
+  stockBackward?: SpreadFields | null;
+  fusedPeakBytes?: number | null;
+  stockPeakBytes?: number | null;
+}
+
+/** One side of a shape that could not be measured whole (KernelSideFigures has these). */
+interface KernelSideInput {
+  both: SpreadFields;
+  forward?: SpreadFields | null;
+  backward?: SpreadFields | null;
+  gpu?: SpreadFields | null;
+  dispatches: number;
+  peakBytes?: number | null;
+}
+
+/** A shape with a failed or skipped side (KernelShapeFailure has these fields). */
+export interface KernelFailureInput {
+  batch: number;
+  classes: number;
+  fusedError: string | null;
+  stockError: string | null;
+  ceilingError?: string | null;
+  fused: KernelSideInput | null;
+  stock: KernelSideInput | null;
+  ceiling: SpreadFields | null;
+  ceilingGpu?: SpreadFields | null;
+  fusedGBps: number | null;
+  ceilingGBps: number | null;
 }
 
 /** A kernel benchmark's report, structurally: bench:kernel's JSON and the page's. */
@@ -186,10 +237,12 @@ export interface KernelReportInput extends ReportProvenance {
   /** Absent in reports that are always complete. */
   complete?: boolean;
   /** The loss settings: `settings` (KernelReport) or `config` (older JSON). */
-  settings?: { alpha?: number; temperature?: number; seed?: number };
+  settings?: { alpha?: number; temperature?: number; seed?: number; sweep?: string | null };
   config?: { alpha?: number; temperature?: number };
   seed?: number;
   results: readonly KernelShapeInput[];
+  /** Shapes with a failed or skipped side; absent in older reports. */
+  failures?: readonly KernelFailureInput[];
 }
 
 /** Rounds to 6 significant digits, so that a row survives the CSV unchanged. */
@@ -207,7 +260,17 @@ function reportHost(r: ReportProvenance): ResultHost {
 
 type RowBase = Omit<
   ResultRow,
-  'metric' | 'unit' | 'variant' | 'x_name' | 'x_value' | 'p50' | 'p20' | 'p80' | 'n' | 'clock'
+  | 'metric'
+  | 'unit'
+  | 'variant'
+  | 'x_name'
+  | 'x_value'
+  | 'p50'
+  | 'p20'
+  | 'p80'
+  | 'n'
+  | 'clock'
+  | 'note'
 >;
 
 function baseRow(
@@ -243,6 +306,7 @@ interface Figure {
   x_value: string;
   clock: ResultClock;
   complete?: boolean;
+  note?: string;
 }
 
 function isNum(x: number | null | undefined): x is number {
@@ -274,12 +338,13 @@ class RowSink {
   }
 
   private push(f: Figure, nums: Pick<ResultRow, 'p50' | 'p20' | 'p80' | 'n'>): void {
-    const { complete, ...rest } = f;
+    const { complete, note, ...rest } = f;
     this.rows.push({
       ...this.base,
       ...rest,
       ...nums,
       complete: this.base.complete && complete !== false,
+      note: note ?? '',
     });
   }
 }
@@ -375,10 +440,12 @@ export function kernelResultRows(report: KernelReportInput): ResultRow[] {
   const alpha = report.settings?.alpha ?? report.config?.alpha;
   const temperature = report.settings?.temperature ?? report.config?.temperature;
   const seed = report.settings?.seed ?? report.seed;
+  const sweep = report.settings?.sweep ?? null;
   const config = [
     alpha === undefined ? '' : `alpha=${alpha}`,
     temperature === undefined ? '' : `T=${temperature}`,
     seed === undefined ? '' : `seed=${seed}`,
+    sweep ? `sweep=${sweep}` : '',
   ]
     .filter((s) => s !== '')
     .join(' ');
@@ -390,6 +457,33 @@ export function kernelResultRows(report: KernelReportInput): ResultRow[] {
       complete: report.complete !== false,
     }),
   );
+  type Side = 'fused' | 'stock';
+  const sideRows = (
+    sx: { x_name: string; x_value: string },
+    variant: Side,
+    f: {
+      both: SpreadFields;
+      forward?: SpreadFields | null;
+      backward?: SpreadFields | null;
+      gpu?: SpreadFields | null;
+      dispatches: number;
+      peakBytes?: number | null;
+      gbps?: number | null;
+    },
+  ) => {
+    sink.spread({ ...sx, variant, metric: 'time_ms', unit: 'ms', clock: 'wall' }, f.both);
+    sink.spread({ ...sx, variant, metric: 'forward_ms', unit: 'ms', clock: 'wall' }, f.forward);
+    sink.spread({ ...sx, variant, metric: 'backward_ms', unit: 'ms', clock: 'wall' }, f.backward);
+    sink.spread(
+      { ...sx, variant, metric: 'gpu_time_ms', unit: 'ms', clock: 'gpu-timestamp' },
+      f.gpu,
+    );
+    sink.value({ ...sx, variant, metric: 'dispatches', unit: 'count', clock: '' }, f.dispatches);
+    sink.value({ ...sx, variant, metric: 'peak_bytes', unit: 'bytes', clock: '' }, f.peakBytes);
+    if (variant === 'fused') {
+      sink.value({ ...sx, variant, metric: 'gbps', unit: 'GB/s', clock: 'wall' }, f.gbps);
+    }
+  };
   for (const r of report.results) {
     const sx = { x_name: 'shape', x_value: `${r.batch}x${r.classes}` };
     const wall = { ...sx, metric: 'time_ms' as const, unit: 'ms', clock: 'wall' as const };
@@ -427,6 +521,54 @@ export function kernelResultRows(report: KernelReportInput): ResultRow[] {
     const gbps = { ...sx, metric: 'gbps' as const, unit: 'GB/s', clock: 'wall' as const };
     sink.value({ ...gbps, variant: 'fused' }, r.fusedGBps);
     sink.value({ ...gbps, variant: 'ceiling' }, r.ceilingGBps);
+    for (const [variant, fw, bw, peak] of [
+      ['fused', r.fusedForward, r.fusedBackward, r.fusedPeakBytes],
+      ['stock', r.stockForward, r.stockBackward, r.stockPeakBytes],
+    ] as const) {
+      sink.spread({ ...sx, variant, metric: 'forward_ms', unit: 'ms', clock: 'wall' }, fw);
+      sink.spread({ ...sx, variant, metric: 'backward_ms', unit: 'ms', clock: 'wall' }, bw);
+      sink.value({ ...sx, variant, metric: 'peak_bytes', unit: 'bytes', clock: '' }, peak);
+    }
+  }
+  for (const f of report.failures ?? []) {
+    const sx = { x_name: 'shape', x_value: `${f.batch}x${f.classes}` };
+    if (f.fused) sideRows(sx, 'fused', { ...f.fused, gbps: f.fusedGBps });
+    if (f.stock) sideRows(sx, 'stock', f.stock);
+    if (f.ceiling) {
+      sink.spread(
+        { ...sx, variant: 'ceiling', metric: 'time_ms', unit: 'ms', clock: 'wall' },
+        f.ceiling,
+      );
+      sink.spread(
+        { ...sx, variant: 'ceiling', metric: 'gpu_time_ms', unit: 'ms', clock: 'gpu-timestamp' },
+        f.ceilingGpu,
+      );
+      sink.value(
+        { ...sx, variant: 'ceiling', metric: 'gbps', unit: 'GB/s', clock: 'wall' },
+        f.ceilingGBps,
+      );
+    }
+    if (f.fused && f.stock) {
+      sink.ratio(
+        { ...sx, metric: 'speedup', unit: 'x', variant: 'stock/fused', clock: 'wall' },
+        f.fused.both,
+        f.stock.both,
+      );
+    }
+    if (f.fused && f.ceiling) {
+      sink.value(
+        { ...sx, metric: 'ceiling_ratio', unit: 'x', variant: 'fused/ceiling', clock: 'wall' },
+        f.fused.both.p50 / f.ceiling.p50,
+      );
+    }
+    for (const [variant, error] of [
+      ['fused', f.fusedError],
+      ['stock', f.stockError],
+      ['ceiling', f.ceilingError ?? null],
+    ] as const) {
+      if (error === null) continue;
+      sink.value({ ...sx, variant, metric: 'failure', unit: 'count', clock: '', note: error }, 1);
+    }
   }
   return sink.rows;
 }
@@ -514,17 +656,21 @@ const REQUIRED: readonly ResultsColumn[] = [
   'timestamp',
 ];
 
-function rowFromCells(cells: string[], lineNo: number): ResultRow {
+function rowFromCells(
+  cells: string[],
+  lineNo: number,
+  columns: readonly ResultsColumn[],
+): ResultRow {
   const fail = (msg: string): never => {
     throw new Error(`results CSV line ${lineNo}: ${msg}`);
   };
-  if (cells.length !== RESULTS_COLUMNS.length) {
-    fail(`${cells.length} fields, expected ${RESULTS_COLUMNS.length}`);
+  if (cells.length !== columns.length) {
+    fail(`${cells.length} fields, expected ${columns.length}`);
   }
-  const rec = Object.fromEntries(RESULTS_COLUMNS.map((c, i) => [c, cells[i]!])) as Record<
-    ResultsColumn,
-    string
-  >;
+  const rec = {
+    note: '',
+    ...Object.fromEntries(columns.map((c, i) => [c, cells[i]!])),
+  } as Record<ResultsColumn, string>;
   for (const c of REQUIRED) if (rec[c] === '') fail(`${c} is empty`);
   const oneOf = (c: ResultsColumn, allowed: readonly string[]): string =>
     allowed.includes(rec[c]) ? rec[c] : fail(`${c} "${rec[c]}" is not one of ${allowed.join('|')}`);
@@ -556,7 +702,8 @@ function rowFromCells(cells: string[], lineNo: number): ResultRow {
 }
 
 /**
- * Parses and validates a results CSV: the header must be exactly {@link RESULTS_COLUMNS}, and
+ * Parses and validates a results CSV: the header must be exactly {@link RESULTS_COLUMNS} (or
+ * the same without the last column, `note`, as tables were first written), and
  * each row must have every column, its required fields, numbers where numbers go and a known
  * benchmark, host, clock and booleans. An error names the (1-based) line. Blank lines are
  * skipped; an empty text is an empty table.
@@ -564,19 +711,19 @@ function rowFromCells(cells: string[], lineNo: number): ResultRow {
 export function parseResultsCsv(text: string): ResultRow[] {
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
   const rows: ResultRow[] = [];
-  let headerSeen = false;
+  let columns: readonly ResultsColumn[] | null = null;
   lines.forEach((line, i) => {
     if (line.trim() === '') return;
     const cells = splitCsvLine(line, i + 1);
-    if (!headerSeen) {
+    if (!columns) {
       const want = RESULTS_COLUMNS.join(',');
-      if (cells.join(',') !== want) {
-        throw new Error(`results CSV line ${i + 1}: header is "${line}", expected "${want}"`);
-      }
-      headerSeen = true;
+      const got = cells.join(',');
+      if (got === want) columns = RESULTS_COLUMNS;
+      else if (got === LEGACY_COLUMNS.join(',')) columns = LEGACY_COLUMNS;
+      else throw new Error(`results CSV line ${i + 1}: header is "${line}", expected "${want}"`);
       return;
     }
-    rows.push(rowFromCells(cells, i + 1));
+    rows.push(rowFromCells(cells, i + 1, columns));
   });
   return rows;
 }
@@ -614,7 +761,7 @@ export function mergeResults(
 // The README's tables, generated from the rows
 
 /** The README's generated sections: `<!-- results:NAME:begin -->` … `<!-- results:NAME:end -->`. */
-export const README_SECTIONS = ['distill', 'kernel'] as const;
+export const README_SECTIONS = ['distill', 'kernel', 'vocab'] as const;
 export type ReadmeSection = (typeof README_SECTIONS)[number];
 
 /** The rows of one run: one benchmark, timestamp, host and adapter. */
@@ -822,7 +969,7 @@ export function kernelReadmeSection(rows: readonly ResultRow[]): string {
   type Cell = { g: RunGroup; shape: string };
   const cells = new Map<string, Cell>();
   for (const g of groupRuns(rows, 'kernel')) {
-    if (!g.complete) continue;
+    if (!g.complete || isSweep(g)) continue;
     for (const shape of new Set(g.rows.map((r) => r.x_value))) {
       const f = g.first;
       const k = [f.adapter_description, f.host, f.browser, shape].join('\u0000');
@@ -885,9 +1032,233 @@ export function kernelReadmeSection(rows: readonly ResultRow[]): string {
   return markdownTable(header, body);
 }
 
+/** A sweep's rows carry `sweep=NAME` in their config; the kernel section leaves them out. */
+function isSweep(g: RunGroup, name?: string): boolean {
+  const m = /(?:^| )sweep=(\S+)/.exec(g.first.config);
+  return m !== null && (name === undefined || m[1] === name);
+}
+
+/** Sorts `RxC` shapes by rows, then classes. */
+function byShape(a: string, b: string): number {
+  const [ra, ca] = a.split('x').map(Number) as [number, number];
+  const [rb, cb] = b.split('x').map(Number) as [number, number];
+  return ra - rb || ca - cb || byText(a, b);
+}
+
+/** The latest complete vocabulary sweep per adapter, host and browser, in a stable order. */
+export function latestVocabSweeps(rows: readonly ResultRow[]): RunGroup[] {
+  return latestComplete(
+    groupRuns(rows, 'kernel').filter((g) => isSweep(g, 'vocab')),
+    (r) => [r.adapter_description, r.host, r.browser].join('\u0000'),
+  ).sort((a, b) => compareEnv(a.first, b.first));
+}
+
+/** The shapes the targets name, and the targets (README "Kernel benchmark"). */
+export const VOCAB_TARGETS = {
+  shapes: ['512x32768', '128x131072'],
+  /** fused forward+backward ≤ this × the ceiling's time. */
+  maxCeilingRatio: 2.2,
+  /** stock / fused forward+backward ≥ this. */
+  minSpeedup: 25,
+} as const;
+
+function bytesCell(r: ResultRow | undefined): string {
+  return r ? formatBytes(r.p50) : DASH;
+}
+
+/** The vocabulary sweep's section: per adapter and host, the latest complete sweep. */
+export function vocabReadmeSection(rows: readonly ResultRow[]): string {
+  const runs = latestVocabSweeps(rows);
+  if (runs.length === 0)
+    return '_No complete vocabulary sweep in bench/results/all-results.csv yet._';
+  const blocks = runs.map((g) => {
+    const f = g.first;
+    const shapes = [...new Set(g.rows.map((r) => r.x_value))].sort(byShape);
+    const get = (m: ResultMetric, v: string, shape: string) => find(g, m, v, shape);
+    const failures = (shape: string) =>
+      g.rows.filter((r) => r.metric === 'failure' && r.x_value === shape);
+    const body = shapes.map((shape) => {
+      const gbps = (v: string) => {
+        const r = get('gbps', v, shape);
+        return r ? r.p50.toFixed(2) : DASH;
+      };
+      const fails = failures(shape)
+        .map((r) => `${r.variant}: ${r.note.split(':')[0]}`)
+        .join('; ');
+      return [
+        shape.replace('x', '×'),
+        msCell(get('forward_ms', 'fused', shape)),
+        msCell(get('backward_ms', 'fused', shape)),
+        msCell(get('time_ms', 'fused', shape)),
+        msCell(get('forward_ms', 'stock', shape)),
+        msCell(get('backward_ms', 'stock', shape)),
+        msCell(get('time_ms', 'stock', shape)),
+        ratioCell(get('speedup', 'stock/fused', shape)),
+        msCell(get('time_ms', 'ceiling', shape)),
+        fixedCell(get('ceiling_ratio', 'fused/ceiling', shape), 2),
+        `${gbps('fused')}/${gbps('ceiling')}`,
+        `${bytesCell(get('peak_bytes', 'fused', shape))} / ${bytesCell(get('peak_bytes', 'stock', shape))}`,
+        fails || DASH,
+      ];
+    });
+    const table = markdownTable(
+      [
+        'B×C',
+        'fused fwd',
+        'fused bwd',
+        'fused fwd+bwd',
+        'stock fwd',
+        'stock bwd',
+        'stock fwd+bwd',
+        'stock/fused',
+        'ceiling',
+        'fused/ceiling',
+        'GB/s fused/ceiling',
+        'peak fused / stock',
+        'failed or skipped',
+      ],
+      body,
+    );
+    // One note per side and kind of failure: the shapes, and the first message.
+    const kinds = new Map<string, { shapes: string[]; note: string }>();
+    for (const r of g.rows.filter((x) => x.metric === 'failure')) {
+      const k = `${r.variant}, ${r.note.split(':')[0]}`;
+      const e = kinds.get(k);
+      if (e) e.shapes.push(r.x_value.replace('x', '×'));
+      else kinds.set(k, { shapes: [r.x_value.replace('x', '×')], note: r.note });
+    }
+    const notes = [...kinds.entries()].map(
+      ([k, { shapes: at, note }]) =>
+        `- ${k} at ${at.join(', ')}: ${note
+          .slice(note.indexOf(':') + 1)
+          .trim()
+          .replace(/\|/g, '\\|')}`,
+    );
+    const targets = VOCAB_TARGETS.shapes.map((shape) => {
+      const ratio = get('ceiling_ratio', 'fused/ceiling', shape);
+      const speedup = get('speedup', 'stock/fused', shape);
+      const at = shape.replace('x', ' × ');
+      if (!ratio && !speedup) return `- ${at}: not measured in this run.`;
+      const met = (ok: boolean) => (ok ? 'met' : 'not met');
+      return (
+        `- ${at}: fused forward+backward ${ratio ? `${ratio.p50.toFixed(2)}×` : DASH} the ` +
+        `ceiling's time (target ≤ ${VOCAB_TARGETS.maxCeilingRatio}×: ` +
+        `${ratio ? met(ratio.p50 <= VOCAB_TARGETS.maxCeilingRatio) : DASH}); stock/fused ` +
+        `${ratioCell(speedup)} (target ≥ ${VOCAB_TARGETS.minSpeedup}×: ` +
+        `${speedup ? met(speedup.p50 >= VOCAB_TARGETS.minSpeedup) : DASH}).`
+      );
+    });
+    const head =
+      `**${f.adapter_description}**, ${hostCell(f)}, commit \`${f.commit}\`, ${dateCell(f)} ` +
+      `(${f.config}):`;
+    return [
+      head,
+      '',
+      table,
+      ...(notes.length ? ['', 'Failed or skipped sides:', '', ...notes] : []),
+      '',
+      'Targets, same run:',
+      '',
+      ...targets,
+    ].join('\n');
+  });
+  return blocks.join('\n\n');
+}
+
+/**
+ * The vocabulary sweep's plot as a Vega-Lite spec (plain JSON; the host renders it): fused,
+ * stock and ceiling forward+backward time against C, one line per rows value, log-log, with the
+ * p20–p80 band as a rule; one panel per adapter and host (their latest complete sweep). null
+ * without a sweep.
+ */
+export function vocabPlotSpec(rows: readonly ResultRow[]): Record<string, unknown> | null {
+  const runs = latestVocabSweeps(rows);
+  if (runs.length === 0) return null;
+  const values: Record<string, string | number>[] = [];
+  const labels: Record<string, string> = {
+    fused: 'fused',
+    stock: 'stock composition',
+    ceiling: 'memory ceiling',
+  };
+  for (const g of runs) {
+    const env = `${g.first.adapter_description}, ${hostCell(g.first)}, ${dateCell(g.first)}`;
+    for (const r of g.rows) {
+      if (r.metric !== 'time_ms' || r.clock !== 'wall' || !(r.variant in labels)) continue;
+      const [batch, classes] = r.x_value.split('x').map(Number) as [number, number];
+      values.push({
+        env,
+        series: labels[r.variant]!,
+        rows: `${batch} rows`,
+        batch,
+        classes,
+        p50: r.p50,
+        p20: r.p20 ?? r.p50,
+        p80: r.p80 ?? r.p50,
+      });
+    }
+  }
+  values.sort(
+    (a, b) =>
+      byText(String(a.env), String(b.env)) ||
+      byText(String(a.series), String(b.series)) ||
+      Number(a.batch) - Number(b.batch) ||
+      Number(a.classes) - Number(b.classes),
+  );
+  const x = {
+    field: 'classes',
+    type: 'quantitative',
+    scale: { type: 'log', base: 2 },
+    axis: { values: [1024, 4096, 32768, 131072, 262144], title: 'classes C', format: '~s' },
+  };
+  const color = {
+    field: 'series',
+    type: 'nominal',
+    title: null,
+    scale: { domain: Object.values(labels), range: ['#1f77b4', '#d62728', '#7f7f7f'] },
+  };
+  const dash = {
+    field: 'rows',
+    type: 'ordinal',
+    title: null,
+    sort: { field: 'batch' },
+  };
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: {
+      text: 'Distillation loss, forward+backward per call against C (log-log)',
+      subtitle: 'median of timed windows, p20–p80 as a vertical rule; wall clock',
+    },
+    background: 'white',
+    data: { values },
+    facet: { row: { field: 'env', type: 'nominal', title: null } },
+    spec: {
+      width: 560,
+      height: 360,
+      layer: [
+        {
+          mark: { type: 'line', point: true },
+          encoding: {
+            x,
+            y: { field: 'p50', type: 'quantitative', scale: { type: 'log' }, title: 'ms per call' },
+            color,
+            strokeDash: dash,
+            shape: dash,
+          },
+        },
+        {
+          mark: { type: 'rule' },
+          encoding: { x, y: { field: 'p20', type: 'quantitative' }, y2: { field: 'p80' }, color },
+        },
+      ],
+    },
+  };
+}
+
 /** A generated section's text, without its markers. */
 export function readmeSection(name: ReadmeSection, rows: readonly ResultRow[]): string {
-  return name === 'distill' ? distillReadmeSection(rows) : kernelReadmeSection(rows);
+  if (name === 'distill') return distillReadmeSection(rows);
+  if (name === 'vocab') return vocabReadmeSection(rows);
+  return kernelReadmeSection(rows);
 }
 
 function markers(name: ReadmeSection): [string, string] {

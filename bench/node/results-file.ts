@@ -4,17 +4,40 @@
  * host-neutral: bench/core/results-table.ts.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import * as vega from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
 import {
   mergeResults,
   parseResultsCsv,
   toResultsCsv,
   type ResultRow,
   reportResultRows,
+  vocabPlotSpec,
 } from '../core/results-table.js';
 import { writeFileAtomic } from './lib/results.js';
 
 /** The committed table, relative to the repository root. */
 export const RESULTS_FILE = 'bench/results/all-results.csv';
+/** The vocabulary sweep's plot, generated from the table (`npm run results -- plot`). */
+export const VOCAB_PLOT_FILE = 'docs/vocab-sweep.svg';
+
+/**
+ * The vocabulary sweep's plot (bench/core/results-table.ts vocabPlotSpec) as SVG text, rendered
+ * by Vega in Node (no canvas: text widths are estimated, so the output depends only on the
+ * rows); null when the table holds no complete sweep.
+ */
+export async function renderVocabPlotSvg(rows: readonly ResultRow[]): Promise<string | null> {
+  const spec = vocabPlotSpec(rows);
+  if (!spec) return null;
+  const { spec: vgSpec } = compile(spec as unknown as TopLevelSpec);
+  const view = new vega.View(vega.parse(vgSpec), { renderer: 'none' });
+  try {
+    const svg = await view.toSVG();
+    return svg.endsWith('\n') ? svg : svg + '\n';
+  } finally {
+    view.finalize();
+  }
+}
 
 /** The table's rows; an empty table when the file does not exist. Throws on a bad file. */
 export function readResultsFile(path: string = RESULTS_FILE): ResultRow[] {

@@ -31,3 +31,16 @@ export function formatMs(s: Spread): string {
   const f = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
   return `${f(s.p50)} ms [${f(s.p20)}–${f(s.p80)}]`;
 }
+
+/** "1.50 GiB", "64.0 MiB", "512 KiB": binary units, about 3 significant digits. */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let x = bytes;
+  let u = 0;
+  while (Math.abs(x) >= 1024 && u < units.length - 1) {
+    x /= 1024;
+    u++;
+  }
+  const digits = u === 0 || x >= 100 ? 0 : x >= 10 ? 1 : 2;
+  return `${x.toFixed(digits)} ${units[u]}`;
+}
