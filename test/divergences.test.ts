@@ -523,7 +523,7 @@ interface ComposedCase {
   components: boolean;
 }
 
-function composedVsReference(c: ComposedCase, seed: number): void {
+function composedVsReference(c: ComposedCase, seed: number, offBy = 0): void {
   const { batch: B, classes: C } = rowsOfShape(c.shape);
   const r = randomRows(B, C, seed, c.scale, c.dense);
   if (c.masks) {
@@ -552,7 +552,7 @@ function composedVsReference(c: ComposedCase, seed: number): void {
     ...(c.beta === undefined ? {} : { beta: c.beta }),
     ...(c.ignore && !c.dense ? { ignoreIndex: -100 } : {}),
   };
-  const expected = ref(r, config);
+  const expected = ref(r, { ...config, alpha: c.alpha + (c.alpha < 1 ? offBy : -offBy) });
   const lead = c.shape.slice(0, -1);
   const y = c.dense
     ? tf.tensor(Array.from(r.labels), c.shape, 'float32')
@@ -630,6 +630,12 @@ describe('composed path (cpu) vs the float64 reference', () => {
     '%s',
     (_n, c, seed) => composedVsReference(c, seed),
   );
+
+  test('the bounds are not vacuous: a reference with α off by 1e-3 is rejected', () => {
+    for (const c of composedCases) {
+      expect(() => composedVsReference(c, 1, 1e-3), JSON.stringify(c)).toThrow();
+    }
+  });
 
   test('components come from the same computation, with exact gradients of each', () => {
     const shape = [2, 3, 8];

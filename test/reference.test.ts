@@ -281,3 +281,45 @@ describe('the composition other backends run, at extreme temperatures', () => {
     },
   );
 });
+
+describe('reference: the new options at their defaults change nothing', () => {
+  test("divergence 'forward-kl', no ignoreIndex and returnComponents: false are the defaults", () => {
+    const c: Case = {
+      B: 4,
+      C: 7,
+      T: 4,
+      alpha: 0.3,
+      reduction: 'mean',
+      scale: 3,
+      labelKind: 'index',
+    };
+    const { s, t, labels } = inputs(c, 77);
+    const input = {
+      batch: 4,
+      classes: 7,
+      student: s,
+      teacher: t,
+      labels,
+      labelKind: 'index',
+    } as const;
+    const base = referenceDistillationLoss(input, { alpha: 0.3, temperature: 4 });
+    const explicit = referenceDistillationLoss(input, {
+      alpha: 0.3,
+      temperature: 4,
+      divergence: 'forward-kl',
+      returnComponents: false,
+      ignoreIndex: undefined,
+    });
+    expect(explicit.value).toEqual(base.value);
+    expect(explicit.gradStudent).toEqual(base.gradStudent);
+    expect(explicit.gradTeacher).toEqual(base.gradTeacher);
+    // an ignoreIndex that no label uses changes nothing either
+    const unused = referenceDistillationLoss(input, {
+      alpha: 0.3,
+      temperature: 4,
+      ignoreIndex: -100,
+    });
+    expect(unused.value).toEqual(base.value);
+    expect(Array.from(base.counted)).toEqual([1, 1, 1, 1]);
+  });
+});
