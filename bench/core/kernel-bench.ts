@@ -111,7 +111,10 @@ export interface KernelMemoryModel {
 
 /** A side's estimate and whether it runs. */
 export interface SidePlan {
-  /** Inputs (s, t) + the step's peak, bytes. */
+  /**
+   * Bytes: the inputs s and t twice (made on the host, then uploaded) + the step's peak; for
+   * the ceiling, its three arrays.
+   */
   estimatedBytes: number;
   /** Why this side is not run (the estimate exceeds the budget, or an array cannot exist). */
   skip: string | null;
@@ -180,7 +183,8 @@ const MIN_WINDOWS = 3;
 
 /**
  * Which sides of which shapes run, from the memory model and the limits: a side is skipped when
- * its inputs plus its measured peak (scaled from the calibration shape) exceed the budget, or
+ * its inputs (on the host and on the GPU) plus its measured peak (scaled from the calibration
+ * shape) exceed the budget, or
  * when one `[rows, C]` array is larger than the adapter's maxBufferSize (it cannot be created).
  * The ceiling needs three arrays. Without a model (no budget), nothing is skipped.
  */
@@ -201,8 +205,10 @@ export function planKernelRun(
   const plans = shapes.map(([batch, classes]): ShapePlan => {
     const arrayBytes = batch * classes * 4;
     const elements = batch * classes;
-    const side = (live: number, msPerElement: number | null): SidePlan => {
-      const estimatedBytes = Math.ceil((2 + live) * arrayBytes);
+    // A loss side: its inputs on the host (made there, then uploaded) and on the GPU, and the
+    // step's peak; the ceiling: its three GPU arrays.
+    const side = (arrays: number, live: number, msPerElement: number | null): SidePlan => {
+      const estimatedBytes = Math.ceil((arrays + live) * arrayBytes);
       let skip: string | null = null;
       if (arrayBytes > limits.maxBufferSize) {
         skip =
@@ -210,8 +216,9 @@ export function planKernelRun(
           `adapter's maxBufferSize (${formatBytes(limits.maxBufferSize)})`;
       } else if (limits.budgetBytes !== null && estimatedBytes > limits.budgetBytes) {
         skip =
-          `estimated ${formatBytes(estimatedBytes)} (inputs + ${live.toFixed(1)} [rows, C] ` +
-          `arrays at the peak) exceeds the memory budget of ${formatBytes(limits.budgetBytes)}`;
+          `estimated ${formatBytes(estimatedBytes)} (${arrays} [rows, C] arrays of inputs + ` +
+          `${live.toFixed(1)} at the peak) exceeds the memory budget of ` +
+          formatBytes(limits.budgetBytes);
       }
       let estimatedSeconds = 0;
       if (skip === null && msPerElement !== null) {
@@ -227,9 +234,9 @@ export function planKernelRun(
       }
       return { estimatedBytes, skip, estimatedSeconds };
     };
-    const fused = side(memory?.fusedLiveArrays ?? 1, memory?.fusedMsPerElement ?? null);
-    const stock = side(memory?.stockLiveArrays ?? 1, memory?.stockMsPerElement ?? null);
-    const ceiling = side(1, memory ? memory.fusedMsPerElement / 3 : null);
+    const fused = side(4, memory?.fusedLiveArrays ?? 1, memory?.fusedMsPerElement ?? null);
+    const stock = side(4, memory?.stockLiveArrays ?? 1, memory?.stockMsPerElement ?? null);
+    const ceiling = side(3, 0, memory ? memory.fusedMsPerElement / 3 : null);
     return { batch, classes, arrayBytes, fused, stock, ceiling };
   });
   return {
