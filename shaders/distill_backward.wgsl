@@ -4,7 +4,8 @@
 // teacher's logits were not on the tape when the loss ran); the common case scales the
 // gradients the forward pass wrote.
 //
-// With w_b = rowWeight · dy_b (dy_b = dy for a scalar upstream gradient), σ = softmax(s),
+// With w_b = (the row's weight, saved in its statistics) · dy_b (dy_b = dy for a scalar
+// upstream gradient), σ = softmax(s),
 // q = softmax(s / T), p = softmax(t / T) (each one exponential, from the saved log-sums):
 //   ∂L/∂s_bc = w_b [ α (σ_c · Σ_j y_j − y_c) + (1 − α) (k / T) (q_c − p_c) ]
 //   ∂L/∂t_bc = w_b (1 − α) (k / T) · p_c (log p_c − log q_c − KL_b)   (as p_c (x_c − E_p[x]),
@@ -15,7 +16,7 @@
 // Bindings (group 0), for the rows of one chunk (distill_common.wgsl, "Row chunks"):
 //   0 student Chunk[B·C/CHUNK] read      1 teacher Chunk[B·C/CHUNK] read
 //   2 labelIndices i32[B] read           3 denseLabels Chunk[B·C/CHUNK] read
-//   4 params Params uniform              5 stats f32[B·10] read
+//   4 params Params uniform              5 stats f32[B·11] read
 //   6 dy f32[1] or f32[B] read
 //   7 gradStudent Chunk[B·C/CHUNK] read_write      8 gradTeacher Chunk[B·C/CHUNK] read_write
 // (A label or gradient binding that this specialisation does not use is bound to a 16-byte
@@ -58,7 +59,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let rs = RowStats(stats[at + 0u], stats[at + 1u], stats[at + 2u], stats[at + 3u],
                       stats[at + 4u], stats[at + 5u], stats[at + 6u], u32(stats[at + 7u]),
                       stats[at + 8u], stats[at + 9u]);
-    let w = params.rowWeight * dy[select(0u, row, params.dyPerRow != 0u)];
+    // w_b as the forward pass weighted the row (0 when ignored, 1/N over the counted rows).
+    let w = stats[at + 10u] * dy[select(0u, row, params.dyPerRow != 0u)];
     var label = -1;
     if (!DENSE_LABELS && WRITE_STUDENT_GRAD) { label = labelIndices[row]; }
     let base = params.headChunks + local * chunksPerRow;

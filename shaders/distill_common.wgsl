@@ -28,11 +28,21 @@
 // Gradients use the same quantities: log p − log q − KL = x − E_p[x], and
 // q − p = p · expm1(E_p[x] − x − KL) (a series where the argument is below 1 in magnitude).
 //
-// Row statistics (10 floats per row), written by the forward kernel, read by the backward one:
-//   [m_s, m_t, log Z1, log ZS, log ZT, KL_b, Σ_c y_c, flags, c, E_p[x]]
+// Row statistics (11 floats per row), written by the forward kernel, read by the backward one:
+//   [m_s, m_t, log Z1, log ZS, log ZT, KL_b, Σ_c y_c, flags, c, E_p[x], w_b]
+// w_b: the row's weight in the op's output (rowWeight; 1/max(N, 1) over the counted rows N for
+// 'mean' with an ignore index; 0 for an ignored row).
 // flags (stored as a float): 1 = the row's logits hold a NaN (loss and both gradients NaN);
 // 2 = its labels are unusable, an integer label outside [0, C) or a NaN in dense labels (loss
-// and the student's gradient NaN; the teacher's gradient does not depend on the labels).
+// and the student's gradient NaN; the teacher's gradient does not depend on the labels);
+// 4 = its label is the ignore index: loss, components and both gradients 0 (whatever its
+// logits hold), and not counted by 'mean'.
+//
+// ignoreIndex and 'mean': N, the number of rows not ignored, is counted on the GPU by each
+// kernel that needs it from the int32 labels (bound whole): the reduction kernel, and the
+// forward kernel's workgroups when they write gradients or reduce the batch themselves (each
+// reads all B labels: B/WORKGROUP_SIZE loads per invocation, plus a tree). 'mean' is then
+// Σ ℓ_b / max(N, 1): a batch of padding only is 0 with zero gradients, not 0/0.
 
 struct Params {
   batch: u32,
@@ -53,6 +63,11 @@ struct Params {
   firstRow: u32,
   rows: u32,
   headChunks: u32,
+  // ignoreIndex (IGNORE_INDEX kernels, int32 labels): rows whose label equals it are ignored.
+  ignoreIndex: i32,
+  // 1 when rowWeight is 1/N over the counted rows N ('mean' with IGNORE_INDEX): the kernels
+  // count N themselves (no read-back), rowWeight is then unused; 0 otherwise.
+  countRows: u32,
 }
 
 // Row chunks. WebGPU caps one storage binding at maxStorageBufferBindingSize (128 MiB by
@@ -67,9 +82,10 @@ struct Params {
 // by the global row. Inputs that fit one binding are a single chunk: firstRow = 0,
 // rows = batch, headChunks = 0.
 
-const STATS_STRIDE: u32 = 10u;
+const STATS_STRIDE: u32 = 11u;
 const FLAG_NAN: u32 = 1u;
 const FLAG_BAD_LABEL: u32 = 2u;
+const FLAG_IGNORED: u32 = 4u;
 // The running maxima start here rather than at −∞, which WGSL lets an implementation assume
 // away; logits are expected above it.
 const LOWEST_LOGIT: f32 = -1.0e30;
@@ -182,10 +198,13 @@ fn teacherGradChunk(s: Chunk, t: Chunk, rs: RowStats) -> Chunk {
 // A row's gradient chunk, weighted, or NaN where the row is flagged: NaN for both gradients
 // when its logits hold a NaN, for the student's when its labels are unusable. The NaN is
 // selected, not computed: WGSL lets an implementation assume NaN never arises in arithmetic.
+// An ignored row's gradients are 0, selected too (its logits may hold NaN).
 fn studentGradOut(w: f32, g: Chunk, rs: RowStats) -> Chunk {
-  return select(w * g, Chunk(quietNan()), (rs.flags & (FLAG_NAN | FLAG_BAD_LABEL)) != 0u);
+  let out = select(w * g, Chunk(quietNan()), (rs.flags & (FLAG_NAN | FLAG_BAD_LABEL)) != 0u);
+  return select(out, Chunk(0.0), (rs.flags & FLAG_IGNORED) != 0u);
 }
 
 fn teacherGradOut(w: f32, g: Chunk, rs: RowStats) -> Chunk {
-  return select(w * g, Chunk(quietNan()), (rs.flags & FLAG_NAN) != 0u);
+  let out = select(w * g, Chunk(quietNan()), (rs.flags & FLAG_NAN) != 0u);
+  return select(out, Chunk(0.0), (rs.flags & FLAG_IGNORED) != 0u);
 }

@@ -18,7 +18,7 @@
 //   3 denseLabels  Chunk[B·C/CHUNK] read (float labels; a placeholder otherwise)
 //   4 params   Params uniform
 //   5 losses   f32[B] per-row losses, or f32[1] when BATCH_IN_WORKGROUP        read_write
-//   6 stats    f32[B·10] row statistics                                        read_write
+//   6 stats    f32[B·11] row statistics                                        read_write
 //   7 gradStudent Chunk[B·C/CHUNK], 8 gradTeacher Chunk[B·C/CHUNK]          read_write
 //     (each a 16-byte placeholder, never touched, when its gradient is not written)
 //
@@ -55,6 +55,8 @@ override BATCH_IN_WORKGROUP: bool = false;
 override WRITE_STUDENT_GRAD: bool = false;
 override WRITE_TEACHER_GRAD: bool = false;
 override WORKGROUP_SIZE: u32 = 256u;
+// int32 labels with an ignore index (params.ignoreIndex; distill_common.wgsl, flag 4).
+override IGNORE_INDEX: bool = false;
 
 // One invocation's share of a row, relative to its own running maxima.
 struct RowState {
@@ -78,6 +80,32 @@ struct RowState {
 var<workgroup> sharedState: array<RowState, WORKGROUP_SIZE>;
 var<workgroup> sharedFlags: array<u32, WORKGROUP_SIZE>;
 var<workgroup> sharedLoss: array<f32, WORKGROUP_SIZE>;
+var<workgroup> sharedCount: array<u32, WORKGROUP_SIZE>;
+
+// Whether row `row` (global) is ignored: its int32 label is the ignore index.
+fn isIgnored(row: u32) -> bool {
+  return IGNORE_INDEX && labelIndices[row] == params.ignoreIndex;
+}
+
+// N, the rows of the whole batch not ignored, counted by the workgroup (called in uniform
+// control flow by every invocation).
+fn countRows(lid: u32) -> u32 {
+  var n = 0u;
+  for (var b = lid; b < params.batch; b += WORKGROUP_SIZE) {
+    n += select(1u, 0u, isIgnored(b));
+  }
+  sharedCount[lid] = n;
+  workgroupBarrier();
+  for (var stride = WORKGROUP_SIZE / 2u; stride > 0u; stride = stride / 2u) {
+    if (lid < stride) {
+      sharedCount[lid] += sharedCount[lid + stride];
+    }
+    workgroupBarrier();
+  }
+  let total = sharedCount[0];
+  workgroupBarrier();
+  return total;
+}
 
 fn emptyState() -> RowState {
   return RowState(LOWEST_LOGIT, LOWEST_LOGIT, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0);
@@ -300,7 +328,7 @@ fn rowStats(st: RowState, flags: u32) -> RowStats {
 
 // ℓ_b from the statistics (the CE term needs the label term of the state), and the
 // statistics written out for the backward kernel.
-fn finishRow(row: u32, st: RowState, rs: RowStats) -> f32 {
+fn finishRow(row: u32, st: RowState, rs: RowStats, w: f32) -> f32 {
   let ce = st.labelSum * rs.logZ1 - st.labelDot;
   var loss = params.alpha * ce + params.klWeight * rs.kl;
   var klOut = rs.kl;
@@ -310,6 +338,10 @@ fn finishRow(row: u32, st: RowState, rs: RowStats) -> f32 {
   }
   if ((rs.flags & FLAG_BAD_LABEL) != 0u) {
     loss = quietNan();
+  }
+  if ((rs.flags & FLAG_IGNORED) != 0u) {
+    loss = 0.0;
+    klOut = 0.0;
   }
   let base = row * STATS_STRIDE;
   stats[base + 0u] = rs.ms;
@@ -322,14 +354,14 @@ fn finishRow(row: u32, st: RowState, rs: RowStats) -> f32 {
   stats[base + 7u] = f32(rs.flags);
   stats[base + 8u] = rs.centre;
   stats[base + 9u] = rs.meanX;
+  stats[base + 10u] = select(w, 0.0, (rs.flags & FLAG_IGNORED) != 0u);
   return loss;
 }
 
 // Sweep 2 (only when a tape records the op): the row's gradients at upstream weight rowWeight.
-fn writeGradients(row: u32, base: u32, col: u32, chunksPerRow: u32, rs: RowStats) {
+fn writeGradients(row: u32, base: u32, col: u32, chunksPerRow: u32, rs: RowStats, w: f32) {
   var label = -1;
   if (!DENSE_LABELS) { label = labelIndices[row]; }
-  let w = params.rowWeight;
   for (var c = col; c < chunksPerRow; c += TILE_COLS) {
     let s = student[base + c];
     let t = teacher[base + c];
@@ -363,6 +395,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     rowStep = tileRows;
   }
   var lossAcc = 0.0;
+  // The rows' weight in the output: 1/B or 1, or 1/max(N, 1) over the counted rows.
+  var rowWeight = params.rowWeight;
+  if (IGNORE_INDEX && params.countRows != 0u &&
+      (BATCH_IN_WORKGROUP || WRITE_STUDENT_GRAD || WRITE_TEACHER_GRAD)) {
+    rowWeight = 1.0 / f32(max(countRows(lid), 1u));
+  }
 
   // Every invocation of the workgroup runs the same number of iterations (the bound is
   // uniform), so the barriers below are reached in uniform control flow.
@@ -374,7 +412,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
     var st = emptyState();
     var flags = 0u;
-    if (rowActive) {
+    let ignored = rowActive && isIgnored(row);
+    if (ignored) { flags = FLAG_IGNORED; }
+    if (rowActive && !ignored) {
       for (var c = col; c < chunksPerRow; c += TILE_COLS) {
         let s = student[base + c];
         let t = teacher[base + c];
@@ -404,13 +444,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       workgroupBarrier();
     }
 
-    if (rowActive && !DENSE_LABELS) {
+    if (rowActive && !DENSE_LABELS && !ignored) {
       // Every invocation of the row group reads the label: the gradient sweep needs its flag too.
       st = withIndexLabel(row, base, st, &flags);
     }
     let rs = rowStats(st, flags);
     if (rowActive && col == 0u) {
-      let loss = finishRow(row, st, rs);
+      let loss = finishRow(row, st, rs, rowWeight);
       if (BATCH_IN_WORKGROUP) {
         lossAcc += loss;
       } else {
@@ -418,7 +458,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       }
     }
     if (rowActive && (WRITE_STUDENT_GRAD || WRITE_TEACHER_GRAD)) {
-      writeGradients(row, base, col, chunksPerRow, rs);
+      writeGradients(row, base, col, chunksPerRow, rs, rowWeight);
     }
   }
 
@@ -432,7 +472,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       workgroupBarrier();
     }
     if (lid == 0u) {
-      losses[0] = sharedLoss[0] * params.rowWeight;
+      losses[0] = sharedLoss[0] * rowWeight;
     }
   }
 }

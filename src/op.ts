@@ -3,12 +3,20 @@
  * they are registered (webgpu) and the exact stock-op composition elsewhere.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { resolveConfig, type DistillationLossConfig, type ResolvedConfig } from './config.js';
-import { composedDistillationLoss } from './composed.js';
+import {
+  checkConfigForLabels,
+  resolveConfig,
+  type DistillationLossConfig,
+  type ResolvedConfig,
+} from './config.js';
+import { composedDistillationLoss, composedDistillationLossComponents } from './composed.js';
+import { fusedSupports } from './divergences.js';
 import { FUSED_DISTILLATION_LOSS, ROW_STATS_WIDTH, type DistillAttrs } from './kernels/names.js';
 import { effectiveBindingLimit, rowChunks } from './kernels/plan.js';
 import { activeTape, deviceLimit, maxStorageBufferBindingSize } from './tfjs_internals.js';
 import { checkInputs, MAX_CLASSES, type CheckedShapes } from './validate.js';
+
+export type { DistillationLossComponents } from './composed.js';
 
 /**
  * Which gradients the forward kernel writes. Without a tape, none. Under a tape, the
@@ -74,9 +82,22 @@ export function distillationLoss(
   const op = 'distillationLoss';
   const shapes = checkInputs(labels, studentLogits, teacherLogits, op, MAX_CLASSES);
   const cfg = resolveConfig(config, op);
+  checkConfigForLabels(cfg, shapes.labelKind, op);
   const backendName = tf.getBackend();
-  if (!tf.getKernel(FUSED_DISTILLATION_LOSS, backendName)) {
-    return composedRows(labels, studentLogits, teacherLogits, shapes, cfg);
+  if (!tf.getKernel(FUSED_DISTILLATION_LOSS, backendName) || fusedCannotRun(cfg) !== null) {
+    // The exact composition (src/composed.ts) takes [..., C] rows itself.
+    // returnComponents: `{ loss, hardLoss, softLoss }` at run time. The overloads above are
+    // unchanged (stockDistillationLoss must stay assignable to `typeof distillationLoss`):
+    // callers cast, until both ops' signatures gain the components overload together.
+    return cfg.returnComponents
+      ? (composedDistillationLossComponents(
+          labels,
+          studentLogits,
+          teacherLogits,
+          shapes,
+          cfg,
+        ) as unknown as tf.Tensor)
+      : composedDistillationLoss(labels, studentLogits, teacherLogits, shapes, cfg);
   }
   checkDeviceLimits(shapes, op);
   const attrs: DistillAttrs = {
@@ -97,32 +118,15 @@ export function distillationLoss(
 }
 
 /**
- * The composed path on `[rows, C]`: logits of a higher rank are reshaped to rows (on the
- * backends without the fused kernels, where the stock ops' gradients, reshape's included, are
- * what the composition differentiates anyway) and 'none' is given the leading shape back.
+ * Why the fused kernels cannot run a config (src/divergences.ts, fusedSupports), or null.
+ * The kernels implement ignoreIndex (whatever FUSED_OPTIONS there says); returnComponents is
+ * still the composition's.
  */
-function composedRows(
-  labels: tf.Tensor,
-  studentLogits: tf.Tensor,
-  teacherLogits: tf.Tensor,
-  shapes: CheckedShapes,
-  cfg: ResolvedConfig,
-): tf.Tensor {
-  if (studentLogits.rank === 2) {
-    return composedDistillationLoss(labels, studentLogits, teacherLogits, shapes, cfg);
-  }
-  return tf.tidy(() => {
-    const rows = [shapes.batch, shapes.classes];
-    const flat: CheckedShapes = { ...shapes, leadingShape: [shapes.batch] };
-    const value = composedDistillationLoss(
-      shapes.labelKind === 'index' ? tf.reshape(labels, [shapes.batch]) : tf.reshape(labels, rows),
-      tf.reshape(studentLogits, rows),
-      tf.reshape(teacherLogits, rows),
-      flat,
-      cfg,
-    );
-    return cfg.reduction === 'none' ? tf.reshape(value, [...shapes.leadingShape]) : value;
-  });
+function fusedCannotRun(cfg: ResolvedConfig): string | null {
+  return (
+    fusedSupports({ ...cfg, hasIgnoreIndex: false, returnComponents: false }) ??
+    (cfg.returnComponents ? 'returnComponents has no fused kernel yet' : null)
+  );
 }
 
 /**

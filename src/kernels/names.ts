@@ -14,7 +14,7 @@ export const FUSED_DISTILLATION_LOSS_GRAD = 'FusedDistillationLossGrad';
 export const FUSED_DISTILLATION_LOSS_SCALE = 'FusedDistillationLossScale';
 
 /** Floats of row statistics per row (see shaders/distill_common.wgsl). */
-export const ROW_STATS_WIDTH = 10;
+export const ROW_STATS_WIDTH = 11;
 
 /**
  * Attributes of the kernels (a flat record, as tfjs kernel attributes must be): the resolved

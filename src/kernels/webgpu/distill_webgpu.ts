@@ -59,6 +59,8 @@ export const PARAMS_FIELDS = [
   { name: 'firstRow', type: 'u32' },
   { name: 'rows', type: 'u32' },
   { name: 'headChunks', type: 'u32' },
+  { name: 'ignoreIndex', type: 'i32' },
+  { name: 'countRows', type: 'u32' },
 ] as const satisfies readonly { name: string; type: 'u32' | 'i32' | 'f32' }[];
 
 type ParamsValues = Record<(typeof PARAMS_FIELDS)[number]['name'], number>;
@@ -94,6 +96,8 @@ function params(
     firstRow: chunk.firstRow,
     rows: chunk.rows,
     headChunks: chunk.headElements / chunkClasses,
+    ignoreIndex: attrs.hasIgnoreIndex ? attrs.ignoreIndex : 0,
+    countRows: attrs.hasIgnoreIndex && attrs.reduction === 'mean' ? 1 : 0,
   };
   return PARAMS_FIELDS.map(({ name, type }) => ({
     type: UNIFORM_TYPES[type],
@@ -225,6 +229,7 @@ const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
   const reduceToScalar = a.reduction !== 'none';
   const plan = planFor(backend, problem, a.reduction);
   const denseLabels = rawLabels!.dtype === 'float32';
+  const ignoring = a.hasIgnoreIndex && !denseLabels;
   const writeStudent = a.writeGradients !== 'none';
   const writeTeacher = a.writeGradients === 'both';
   const forward: KernelSource = {
@@ -237,6 +242,7 @@ const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
       BATCH_IN_WORKGROUP: plan.batchInWorkgroup,
       WRITE_STUDENT_GRAD: writeStudent,
       WRITE_TEACHER_GRAD: writeTeacher,
+      IGNORE_INDEX: ignoring,
     },
   };
   const floats = floatInputs(backend, forward, {
@@ -284,7 +290,7 @@ const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
   const reduce: KernelSource = {
     name: 'distill_reduce',
     code: source(reduceWgsl, 1),
-    constants: {},
+    constants: { IGNORE_INDEX: ignoring },
   };
   const whole =
     chunks.length === 1
@@ -298,6 +304,9 @@ const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
         { kind: 'input', name: 'losses', tensor: losses, reads: 'f32' },
         { kind: 'uniform', fields: params(a, problem, whole, 1, false, 1) },
         { kind: 'output', shape: [], dtype: 'float32' },
+        ignoring
+          ? { kind: 'input', name: 'labels', tensor: labels, reads: 'i32' }
+          : { kind: 'placeholder', access: 'read' },
       ],
       [1, 1, 1],
     ),
