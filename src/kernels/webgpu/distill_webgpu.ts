@@ -229,7 +229,7 @@ const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
   const reduceToScalar = a.reduction !== 'none';
   const plan = planFor(backend, problem, a.reduction);
   const denseLabels = rawLabels!.dtype === 'float32';
-  const ignoring = a.hasIgnoreIndex && !denseLabels;
+  const ignoring = a.hasIgnoreIndex === true && !denseLabels;
   const writeStudent = a.writeGradients !== 'none';
   const writeTeacher = a.writeGradients === 'both';
   const forward: KernelSource = {
