@@ -1127,13 +1127,15 @@ export function vocabReadmeSection(rows: readonly ResultRow[]): string {
       if (e) e.shapes.push(r.x_value.replace('x', '×'));
       else kinds.set(k, { shapes: [r.x_value.replace('x', '×')], note: r.note });
     }
-    const notes = [...kinds.entries()].map(
-      ([k, { shapes: at, note }]) =>
-        `- ${k} at ${at.join(', ')}: ${note
-          .slice(note.indexOf(':') + 1)
-          .trim()
-          .replace(/\|/g, '\\|')}`,
-    );
+    const notes = [...kinds.entries()].map(([k, { shapes: at, note }]) => {
+      const text = note
+        .slice(note.indexOf(':') + 1)
+        .trim()
+        .replace(/\|/g, '\\|');
+      return at.length === 1
+        ? `- ${k} at ${at[0]}: ${text}`
+        : `- ${k} at ${at.join(', ')}; at ${at[0]}: ${text}`;
+    });
     const targets = VOCAB_TARGETS.shapes.map((shape) => {
       const ratio = get('ceiling_ratio', 'fused/ceiling', shape);
       const speedup = get('speedup', 'stock/fused', shape);
@@ -1208,7 +1210,13 @@ export function vocabPlotSpec(rows: readonly ResultRow[]): Record<string, unknow
     field: 'classes',
     type: 'quantitative',
     scale: { type: 'log', base: 2 },
-    axis: { values: [1024, 4096, 32768, 131072, 262144], title: 'classes C', format: '~s' },
+    axis: {
+      values: [1024, 4096, 32768, 131072, 262144],
+      title: 'classes C (1k = 1024)',
+      labelExpr: "datum.value / 1024 + 'k'",
+      labelOverlap: false,
+      labelFlush: false,
+    },
   };
   const color = {
     field: 'series',
@@ -1230,7 +1238,19 @@ export function vocabPlotSpec(rows: readonly ResultRow[]): Record<string, unknow
     },
     background: 'white',
     data: { values },
-    facet: { row: { field: 'env', type: 'nominal', title: null } },
+    facet: {
+      row: {
+        field: 'env',
+        type: 'nominal',
+        title: null,
+        header: {
+          labelAngle: 0,
+          labelOrient: 'top',
+          labelAnchor: 'start',
+          labelFontWeight: 'bold',
+        },
+      },
+    },
     spec: {
       width: 560,
       height: 360,
@@ -1242,7 +1262,7 @@ export function vocabPlotSpec(rows: readonly ResultRow[]): Record<string, unknow
             y: { field: 'p50', type: 'quantitative', scale: { type: 'log' }, title: 'ms per call' },
             color,
             strokeDash: dash,
-            shape: dash,
+            shape: { ...dash, type: 'nominal' },
           },
         },
         {
