@@ -17,6 +17,10 @@ fn chunkHasNan(x: Chunk) -> bool {
   return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
 }
 
+fn chunkNonFinite(x: Chunk) -> bool {
+  return (bitcast<u32>(x) & 0x7fffffffu) >= 0x7f800000u;
+}
+
 fn chunkOneHot(firstClass: u32, label: i32) -> Chunk {
   return select(0.0, 1.0, i32(firstClass) == label);
 }

@@ -18,6 +18,12 @@ fn chunkHasNan(x: Chunk) -> bool {
   return any((bitcast<vec4<u32>>(x) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u));
 }
 
+// A NaN or an infinity in any lane (bit tests: WGSL lets an implementation assume them away in
+// arithmetic).
+fn chunkNonFinite(x: Chunk) -> bool {
+  return any((bitcast<vec4<u32>>(x) & vec4<u32>(0x7fffffffu)) >= vec4<u32>(0x7f800000u));
+}
+
 // 1 where class firstClass + lane equals label, else 0.
 fn chunkOneHot(firstClass: u32, label: i32) -> Chunk {
   let classes = vec4<i32>(vec4<u32>(firstClass) + vec4<u32>(0u, 1u, 2u, 3u));
