@@ -778,10 +778,12 @@ async function timeShape(
       ceilingGpu,
       fusedGpuPasses: fusedGpu?.passes ?? null,
       stockGpuPasses: stockGpu?.passes ?? null,
-      speedupGpu: fusedGpu && stockGpu ? stockGpu.step.p50 / fusedGpu.step.p50 : null,
-      ceilingRatioGpu: fusedGpu && ceilingGpu ? fusedGpu.step.p50 / ceilingGpu.p50 : null,
-      fusedGpuGBps: fusedGpu ? gbps(fusedGpu.step.p50) : null,
-      ceilingGpuGBps: ceilingGpu ? gbps(ceilingGpu.p50) : null,
+      // A GPU time below the clock's resolution reads 0: such ratios are null, not Infinity
+      // (which JSON cannot hold).
+      speedupGpu: finite(fusedGpu && stockGpu ? stockGpu.step.p50 / fusedGpu.step.p50 : null),
+      ceilingRatioGpu: finite(fusedGpu && ceilingGpu ? fusedGpu.step.p50 / ceilingGpu.p50 : null),
+      fusedGpuGBps: finite(fusedGpu ? gbps(fusedGpu.step.p50) : null),
+      ceilingGpuGBps: finite(ceilingGpu ? gbps(ceilingGpu.p50) : null),
       gpuResolutionMs: resolutions.length > 0 ? Math.min(...resolutions) : null,
       clock: {
         fused: WALL_CLOCK,
@@ -802,6 +804,10 @@ async function timeShape(
     };
     return result;
   }
+}
+
+function finite(x: number | null): number | null {
+  return x !== null && Number.isFinite(x) ? x : null;
 }
 
 /** True for a shape record that is a failure (a side failed or was skipped). */
