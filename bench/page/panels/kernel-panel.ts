@@ -8,6 +8,7 @@ import {
   DEFAULT_KERNEL_SHAPES,
   parseShapes,
   runKernelBenchmark,
+  sweepShapes,
   type KernelShapeResult,
 } from '../../core/kernel-bench.js';
 import { emit } from '../automation.js';
@@ -27,6 +28,12 @@ export function createKernelPanel(root: HTMLElement, ctx: PageContext): KernelPa
     'aria-label': 'shapes',
     spellcheck: 'false',
   });
+  const sweep = el(
+    'select',
+    { 'aria-label': 'sweep' },
+    el('option', { value: '' }, 'the shapes above'),
+    el('option', { value: 'vocab' }, 'vocabulary sweep (C 1k–256k × rows 64/512/2048)'),
+  );
   const windows = el('input', {
     type: 'number',
     min: '3',
@@ -51,6 +58,7 @@ export function createKernelPanel(root: HTMLElement, ctx: PageContext): KernelPa
       { class: 'controls' },
       el('label', {}, 'Shapes (B×C) ', shapes),
       el('label', {}, 'Windows ', windows),
+      el('label', {}, 'Run ', sweep),
       start,
       stop,
     ),
@@ -67,15 +75,17 @@ export function createKernelPanel(root: HTMLElement, ctx: PageContext): KernelPa
   async function run(params?: URLSearchParams): Promise<boolean> {
     if (params?.get('shapes')) shapes.value = params.get('shapes')!;
     if (params?.get('windows')) windows.value = params.get('windows')!;
+    if (params?.get('sweep')) sweep.value = params.get('sweep')!;
     return ctx
       .run('kernel', async (signal) => {
-        const parsed = parseShapes(shapes.value);
+        const parsed = sweep.value === 'vocab' ? sweepShapes('vocab') : parseShapes(shapes.value);
         const partial: KernelShapeResult[] = [];
         setStatus(status, `running ${parsed.length} shapes…`);
         const report = await runKernelBenchmark({
           device: ctx.gpu.device,
           ceilingShader,
           shapes: parsed,
+          sweep: sweep.value === 'vocab' ? 'vocab' : null,
           windows: Number(windows.value),
           windowMs: 250,
           alpha: 0.1,

@@ -3,7 +3,11 @@
  * fused vs stock vs the memory ceiling per shape, medians with p20–p80, dispatches, GB/s, and
  * the GPU clock's figures where the adapter has `timestamp-query`.
  */
-import type { KernelReport, KernelShapeResult } from '../../core/kernel-bench.js';
+import type {
+  KernelReport,
+  KernelShapeResult,
+  KernelSideFigures,
+} from '../../core/kernel-bench.js';
 import type { Spread } from '../../core/lib/stats.js';
 import { spreadChart } from '../charts.js';
 import { downloadBar, el, msCell, table } from '../ui.js';
@@ -76,6 +80,27 @@ export function renderKernelResults(parent: HTMLElement, results: KernelShapeRes
   );
 }
 
+/**
+ * Shapes where a side failed or was skipped (out of memory, past the binding limit, over the
+ * memory budget): what happened to each side, as the report records it.
+ */
+function failuresTable(report: KernelReport): HTMLElement | string {
+  const failures = report.failures ?? [];
+  if (failures.length === 0) return '';
+  const side = (error: string | null, figures: KernelSideFigures | null): string =>
+    error ?? (figures ? msCell(figures.both) : '—');
+  return table(
+    ['B×C', 'fused', 'stock', 'memory ceiling'],
+    failures.map((f) => [
+      `${f.batch}×${f.classes}`,
+      side(f.fusedError, f.fused),
+      side(f.stockError, f.stock),
+      f.ceilingError ?? msCell(f.ceiling),
+    ]),
+    'Shapes not measured on every side',
+  );
+}
+
 /** A whole report: what ran where, the results, the clocks and the downloads. */
 export function renderKernelReport(parent: HTMLElement, report: KernelReport): void {
   const results = el('div');
@@ -92,6 +117,7 @@ export function renderKernelReport(parent: HTMLElement, report: KernelReport): v
     el('p', { class: 'meta' }, `Wall clock: ${report.clocks.wall}`),
     el('p', { class: 'meta' }, `GPU clock: ${report.clocks.gpu}`),
     results,
+    failuresTable(report),
     downloadBar([
       {
         label: 'Result JSON',
