@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { defineConfig, type InlineConfig } from 'vite';
 import { datasetServerPlugin, resolveDatasetDirs } from './app-dataset-server.js';
+import { GIT_DESCRIBE } from './lib/results.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const at = (p: string): string => fileURLToPath(new URL(`../../${p}`, import.meta.url));
@@ -37,9 +38,7 @@ function packageVersion(path: string): string {
 
 function gitCommit(): string {
   try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' })
-      .toString()
-      .trim();
+    return execFileSync('git', GIT_DESCRIBE, { cwd: ROOT, encoding: 'utf8' }).toString().trim();
   } catch {
     return 'unknown';
   }

@@ -15,9 +15,15 @@ export function writeFileAtomic(path: string, text: string): void {
   renameSync(tmp, path);
 }
 
+/**
+ * The short commit, with "-dirty" when tracked files differ from it: a figure measured on
+ * uncommitted code must not be credited to the commit.
+ */
+export const GIT_DESCRIBE = ['describe', '--always', '--dirty', '--abbrev=7'];
+
 export function gitCommit(): string {
   try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    return execFileSync('git', GIT_DESCRIBE, { encoding: 'utf8' }).trim();
   } catch {
     return 'unknown';
   }
