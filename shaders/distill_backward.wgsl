@@ -12,6 +12,7 @@
 //   without cancellation: see distill_common.wgsl)
 // A row flagged NaN gets NaN in both gradients; a row with an out-of-range integer label gets
 // NaN in the student's gradient (the teacher's does not depend on the labels).
+// −Infinity logits (masks) and rows whose KL_b is +Infinity: distill_common.wgsl.
 //
 // Bindings (group 0), for the rows of one chunk (distill_common.wgsl, "Row chunks"):
 //   0 student Chunk[B·C/CHUNK] read      1 teacher Chunk[B·C/CHUNK] read
@@ -81,7 +82,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         gradStudent[e] = studentGradOut(w, studentGradChunk(s, t, y, rs), rs);
       }
       if (WRITE_TEACHER_GRAD) {
-        gradTeacher[e] = teacherGradOut(w, teacherGradChunk(s, t, rs), rs);
+        gradTeacher[e] = teacherGradOut(w, teacherGradChunk(s, t, rs), rs, t);
       }
     }
   }

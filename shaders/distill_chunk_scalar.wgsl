@@ -17,8 +17,15 @@ fn chunkHasNan(x: Chunk) -> bool {
   return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
 }
 
-fn chunkNonFinite(x: Chunk) -> bool {
-  return (bitcast<u32>(x) & 0x7fffffffu) >= 0x7f800000u;
+alias ChunkMask = bool;
+
+fn chunkNanOrPosInf(x: Chunk) -> bool {
+  let bits = bitcast<u32>(x);
+  return (bits & 0x7fffffffu) > 0x7f800000u || bits == 0x7f800000u;
+}
+
+fn chunkMasked(x: Chunk) -> ChunkMask {
+  return bitcast<u32>(x) == 0xff800000u;
 }
 
 fn chunkOneHot(firstClass: u32, label: i32) -> Chunk {

@@ -18,10 +18,20 @@ fn chunkHasNan(x: Chunk) -> bool {
   return any((bitcast<vec4<u32>>(x) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u));
 }
 
-// A NaN or an infinity in any lane (bit tests: WGSL lets an implementation assume them away in
-// arithmetic).
-fn chunkNonFinite(x: Chunk) -> bool {
-  return any((bitcast<vec4<u32>>(x) & vec4<u32>(0x7fffffffu)) >= vec4<u32>(0x7f800000u));
+// One bool per lane: a chunk's masks.
+alias ChunkMask = vec4<bool>;
+
+// A NaN or +Infinity in any lane (bit tests: WGSL lets an implementation assume them away in
+// arithmetic). −Infinity is a mask, not an error.
+fn chunkNanOrPosInf(x: Chunk) -> bool {
+  let bits = bitcast<vec4<u32>>(x);
+  return any(((bits & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u)) |
+             (bits == vec4<u32>(0x7f800000u)));
+}
+
+// The lanes holding −Infinity (a mask: probability 0), by their bit pattern.
+fn chunkMasked(x: Chunk) -> ChunkMask {
+  return bitcast<vec4<u32>>(x) == vec4<u32>(0xff800000u);
 }
 
 // 1 where class firstClass + lane equals label, else 0.

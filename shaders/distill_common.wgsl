@@ -36,7 +36,23 @@
 // 2 = its labels are unusable, an integer label outside [0, C) or a NaN in dense labels (loss
 // and the student's gradient NaN; the teacher's gradient does not depend on the labels);
 // 4 = its label is the ignore index: loss, components and both gradients 0 (whatever its
-// logits hold), and not counted by 'mean'.
+// logits hold), and not counted by 'mean'; 8 = forward KL is +Infinity (the student masks a
+// column where the teacher does not); 16 = CE is +Infinity (label mass on a column the student
+// masks). Flag 1 also marks +Infinity logits and a row masked everywhere in either side.
+//
+// −Infinity logits (masks, e.g. a padded vocabulary) are probability 0. They are recognised by
+// their bit pattern as they are read (chunkMasked), never through arithmetic on infinities,
+// which WGSL lets an implementation assume away: every sum and product below runs on a finite
+// stand-in (the row maximum, so d = u = v = 0 there) and each term of a masked element is
+// selected to 0 (σ, q where the student masks; p, e^v and its KL terms where the teacher does).
+// With M_t the teacher-masked columns (student unmasked there), every identity above holds with
+// sums over the unmasked columns except E_p[e^−x] = Σ_all q e^c, which keeps the student's mass
+// on M_t: Σ e^v g(x) gains e^c · ZM, ZM = Σ_{M_t} e^u (kept as a sum of its own, next to ZS).
+// Per column: masked in both: nothing in any sum, both gradients exactly 0; teacher only: p = 0,
+// ∂/∂s = (1 − α)(k/T) q + α(…), ∂/∂t = 0; student only (teacher mass there): KL_b = +Infinity
+// (flag 8, set by selection) with ∂/∂s = (1 − α)(k/T)(q − p) + α(…) (its finite limit) and
+// ∂/∂t NaN where the teacher is unmasked, 0 where masked (no limit: src/divergences.ts); a zero
+// weight drops an infinite term (α = 0 for CE, (1 − α) k = 0 for KL), as the reference does.
 //
 // ignoreIndex and 'mean': N, the number of rows not ignored, is counted on the GPU by each
 // kernel that needs it from the int32 labels (bound whole): the reduction kernel, and the
@@ -86,6 +102,8 @@ const STATS_STRIDE: u32 = 11u;
 const FLAG_NAN: u32 = 1u;
 const FLAG_BAD_LABEL: u32 = 2u;
 const FLAG_IGNORED: u32 = 4u;
+const FLAG_KL_INF: u32 = 8u;
+const FLAG_CE_INF: u32 = 16u;
 // The running maxima start here rather than at −∞, which WGSL lets an implementation assume
 // away; logits are expected above it.
 const LOWEST_LOGIT: f32 = -1.0e30;
@@ -96,6 +114,29 @@ const CENTRE_LIMIT: f32 = 60.0;
 fn quietNan() -> f32 {
   var bits = 0x7fc00000u;
   return bitcast<f32>(bits);
+}
+
+fn positiveInfinity() -> f32 {
+  var bits = 0x7f800000u;
+  return bitcast<f32>(bits);
+}
+
+// Whether a scalar read from memory is −Infinity (a mask), by its bits.
+fn isMasked(x: f32) -> bool {
+  return bitcast<u32>(x) == 0xff800000u;
+}
+
+// A row loss as a batch sum sees it: 1 for NaN, 2 for +Infinity, 0 for a finite value. Sums
+// add the finite losses only and select NaN / +Infinity at the end (no arithmetic on them).
+fn lossSpecial(x: f32) -> u32 {
+  let bits = bitcast<u32>(x) & 0x7fffffffu;
+  return select(select(0u, 2u, bits == 0x7f800000u), 1u, bits > 0x7f800000u);
+}
+
+// The reduced loss from a finite sum and the OR of the rows' lossSpecial: NaN wins over +Inf.
+fn withSpecials(sum: f32, specials: u32) -> f32 {
+  let inf = select(sum, positiveInfinity(), (specials & 2u) != 0u);
+  return select(inf, quietNan(), (specials & 1u) != 0u);
 }
 
 // A row's statistics as the gradient formulas need them.
@@ -173,26 +214,33 @@ fn klFromMoments(meanG: f32, meanX: f32) -> f32 {
 // shared when both are written: the compiler sees the same pure expressions).
 fn studentGradChunk(s: Chunk, t: Chunk, y: Chunk, rs: RowStats) -> Chunk {
   let invT = params.invTemperature;
-  let d = s - Chunk(rs.ms);
+  let maskS = chunkMasked(s);
+  let maskT = chunkMasked(t);
+  // masked logits stand in as the row maxima (finite arithmetic; their terms are selected away)
+  let d = select(s, Chunk(rs.ms), maskS) - Chunk(rs.ms);
   let u = d * invT;
-  let v = (t - Chunk(rs.mt)) * invT;
-  let p = exp(v - Chunk(rs.logZT));
-  let q = exp(u - Chunk(rs.logZS));
+  let v = (select(t, Chunk(rs.mt), maskT) - Chunk(rs.mt)) * invT;
+  let p = select(exp(v - Chunk(rs.logZT)), Chunk(0.0), maskT);
+  let q = select(exp(u - Chunk(rs.logZS)), Chunk(0.0), maskS);
   let logRatio = (Chunk(rs.meanX) - ((v - u) - Chunk(rs.centre))) - Chunk(rs.kl);
-  let qMinusP = select(q - p, p * expm1Series(logRatio), abs(logRatio) < Chunk(1.0));
-  let sigma = exp(d - Chunk(rs.logZ1));
+  // (the series only where both are unmasked and KL_b finite: q − p is exact elsewhere)
+  let near = select((abs(logRatio) < Chunk(1.0)) & !(maskS | maskT), ChunkMask(false),
+                    (rs.flags & FLAG_KL_INF) != 0u);
+  let qMinusP = select(q - p, p * expm1Series(logRatio), near);
+  let sigma = select(exp(d - Chunk(rs.logZ1)), Chunk(0.0), maskS);
   return params.alpha * (sigma * rs.labelSum - y) + (params.klWeight * invT) * qMinusP;
 }
 
 fn teacherGradChunk(s: Chunk, t: Chunk, rs: RowStats) -> Chunk {
   let invT = params.invTemperature;
-  let u = (s - Chunk(rs.ms)) * invT;
-  let v = (t - Chunk(rs.mt)) * invT;
+  let maskT = chunkMasked(t);
+  let u = (select(s, Chunk(rs.ms), chunkMasked(s)) - Chunk(rs.ms)) * invT;
+  let v = (select(t, Chunk(rs.mt), maskT) - Chunk(rs.mt)) * invT;
   let p = exp(v - Chunk(rs.logZT));
   let x = (v - u) - Chunk(rs.centre);
   // p (x − E_p[x]) first: (1 − α)(k/T) p alone can fall below the smallest normal float (and
   // be flushed to 0) where the whole product does not.
-  return (p * (x - Chunk(rs.meanX))) * (params.klWeight * invT);
+  return select((p * (x - Chunk(rs.meanX))) * (params.klWeight * invT), Chunk(0.0), maskT);
 }
 
 // A row's gradient chunk, weighted, or NaN where the row is flagged: NaN for both gradients
@@ -204,7 +252,12 @@ fn studentGradOut(w: f32, g: Chunk, rs: RowStats) -> Chunk {
   return select(out, Chunk(0.0), (rs.flags & FLAG_IGNORED) != 0u);
 }
 
-fn teacherGradOut(w: f32, g: Chunk, rs: RowStats) -> Chunk {
-  let out = select(w * g, Chunk(quietNan()), (rs.flags & FLAG_NAN) != 0u);
+// Where KL_b is +Infinity (and weighs: (1 − α) k ≠ 0) the teacher's gradient has no limit: NaN
+// where the teacher is unmasked, 0 where it masks (t: the chunk's teacher logits).
+fn teacherGradOut(w: f32, g: Chunk, rs: RowStats, t: Chunk) -> Chunk {
+  let undefinedHere = select(Chunk(0.0), Chunk(quietNan()),
+                             !chunkMasked(t) & ChunkMask(params.klWeight != 0.0));
+  var out = select(w * g, undefinedHere, (rs.flags & FLAG_KL_INF) != 0u);
+  out = select(out, Chunk(quietNan()), (rs.flags & FLAG_NAN) != 0u);
   return select(out, Chunk(0.0), (rs.flags & FLAG_IGNORED) != 0u);
 }

@@ -64,6 +64,7 @@ struct RowState {
   mt: f32,
   z1: f32,        // Σ exp(s − ms)
   zs: f32,        // Σ exp((s − ms) / T)
+  zm: f32,        // the part of zs on columns the teacher masks (distill_common.wgsl, masks)
   zt: f32,        // Σ exp(v),  v = (t − mt) / T
   pv: f32,        // Σ exp(v) · v
   pu: f32,        // Σ exp(v) · u,  u = (s − ms) / T
@@ -108,7 +109,8 @@ fn countRows(lid: u32) -> u32 {
 }
 
 fn emptyState() -> RowState {
-  return RowState(LOWEST_LOGIT, LOWEST_LOGIT, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0);
+  return RowState(LOWEST_LOGIT, LOWEST_LOGIT, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0,
+                  0.0);
 }
 
 // A scalar through the chunk-typed series (lane 0).
@@ -137,8 +139,9 @@ fn shiftTeacherMax(st0: RowState, w: f32, shiftV: f32, scale: f32) -> RowState {
     // The old weights all but vanish: keep the centre, so that e^v e^−x = e^(u + mc) keeps its
     // size (it is the student's mass, not the teacher's), and move x by shiftV instead:
     //   Σ s w g(x + shiftV) = Σ w e^−x − s Σ w + s Σ w x + s shiftV Σ w,
-    // with Σ w e^−x = Σ e^(u + mc) = e^mc ZS (no cancellation: the s terms are below e^−30).
-    st.rg = st.em * st.zs + scale * (st.ax + (shiftV - 1.0) * w);
+    // with Σ w e^−x = Σ e^(u + mc) = e^mc (ZS − ZM) over the columns the teacher does not mask
+    // (no cancellation: the s terms are below e^−30; ZM = 0 without masks).
+    st.rg = st.em * (st.zs - st.zm) + scale * (st.ax + (shiftV - 1.0) * w);
     st.ax = scale * (st.ax + shiftV * w);
   }
   return st;
@@ -168,14 +171,19 @@ fn recentre(st0: RowState, w: f32, d: f32) -> RowState {
 // Folds one chunk into a state: the sums are rescaled only when the chunk raises a running
 // maximum (rare after the first chunks, so the branch's exponentials are rarely paid), then the
 // chunk's terms are added.
+// Masked (−Infinity) elements take part as finite stand-ins whose terms are selected to 0.
 fn addChunk(st0: RowState, s: Chunk, t: Chunk, y: Chunk, invT: f32) -> RowState {
   var st = st0;
-  let chunkMaxS = chunkMax(s);
+  let maskS = chunkMasked(s);
+  let maskT = chunkMasked(t);
+  let chunkMaxS = chunkMax(select(s, Chunk(LOWEST_LOGIT), maskS));
   if (chunkMaxS > st.ms) {
     // Every u so far drops by shift / T: so does their p-weighted sum.
     let shift = st.ms - chunkMaxS;
     st.z1 *= exp(shift);
-    st.zs *= exp(shift * invT);
+    let scaleU = exp(shift * invT);
+    st.zs *= scaleU;
+    st.zm *= scaleU;
     st.pu += st.zt * (shift * invT);
     st.labelDot += st.labelSum * shift;
     st.ms = chunkMaxS;
@@ -187,7 +195,7 @@ fn addChunk(st0: RowState, s: Chunk, t: Chunk, y: Chunk, invT: f32) -> RowState 
       st.em = select(exp(st.mc), -1.0, st.mc > 80.0);
     }
   }
-  let chunkMaxT = chunkMax(t);
+  let chunkMaxT = chunkMax(select(t, Chunk(LOWEST_LOGIT), maskT));
   if (chunkMaxT > st.mt) {
     // Every v so far drops by shiftV and every weight exp(v) shrinks by exp(shiftV).
     let shiftV = (st.mt - chunkMaxT) * invT;
@@ -204,18 +212,20 @@ fn addChunk(st0: RowState, s: Chunk, t: Chunk, y: Chunk, invT: f32) -> RowState 
   if (st.em >= 0.0 && st.mc > CENTRE_LIMIT) {
     st.em = -1.0;
   }
-  let d = s - Chunk(st.ms);
+  let d = select(s, Chunk(st.ms), maskS) - Chunk(st.ms);
   let u = d * invT;
-  let v = (t - Chunk(st.mt)) * invT;
-  let ev = exp(v);
-  let eu = exp(u);
+  let v = (select(t, Chunk(st.mt), maskT) - Chunk(st.mt)) * invT;
+  let ev = select(exp(v), Chunk(0.0), maskT);
+  let eu = select(exp(u), Chunk(0.0), maskS);
   let weightBefore = st.zt;
-  st.z1 += chunkSum(exp(d));
+  st.z1 += chunkSum(select(exp(d), Chunk(0.0), maskS));
   st.zs += chunkSum(eu);
+  st.zm += chunkSum(select(Chunk(0.0), eu, maskT));
   st.zt += chunkSum(ev);
   st.pv += chunkSum(ev * v);
   st.pu += chunkSum(ev * u);
-  if (st.em >= 0.0) {
+  // (zt is 0 only while every teacher logit so far is masked: no centre to set yet)
+  if (st.em >= 0.0 && st.zt > 0.0) {
     // Recentre on the running mean of δ when it has drifted from the centre by more than a
     // quarter of a standard deviation (drift² > Var/16, Var ≈ 2 Σ e^v g / Σ e^v), or at the
     // first chunk: the sums then stay within 1 + 1/16 of their centred values (no cancellation).
@@ -229,7 +239,9 @@ fn addChunk(st0: RowState, s: Chunk, t: Chunk, y: Chunk, invT: f32) -> RowState 
     let x = (v - u) - Chunk(st.mc);
     let pe = eu * st.em;
     st.ax += chunkSum(ev * x);
-    st.rg += chunkSum(select(pe - ev + ev * x, ev * gSeries(x), abs(x) < Chunk(1.0)));
+    // (the teacher's masked columns: their e^(u + mc) is kept in zm instead)
+    let term = select(pe - ev + ev * x, ev * gSeries(x), abs(x) < Chunk(1.0));
+    st.rg += chunkSum(select(term, Chunk(0.0), maskT));
   }
   // Index labels add their one term later (withIndexLabel): nothing to do per chunk.
   if (DENSE_LABELS) {
@@ -272,14 +284,17 @@ fn mergeStates(p: RowState, q: RowState, invT: f32) -> RowState {
       rg = a.rg + b.rg;
     }
   }
-  // An empty partner (an invocation without chunks) keeps the other's sums as they are.
+  // An empty partner (an invocation without chunks, or whose teacher logits are all masked)
+  // keeps the other's sums as they are; two empty ones give an empty state.
   if (q.zt == 0.0) { em = select(-1.0, exp(a.mc), p.em >= 0.0); mc = a.mc; ax = a.ax; rg = a.rg; }
   if (p.zt == 0.0) { em = select(-1.0, exp(b.mc), q.em >= 0.0); mc = b.mc; ax = b.ax; rg = b.rg; }
+  if (p.zt == 0.0 && q.zt == 0.0) { em = 1.0; mc = 0.0; ax = 0.0; rg = 0.0; }
   return RowState(
     ms,
     mt,
     p.z1 * exp(ps) + q.z1 * exp(qs),
     p.zs * exp(ps * invT) + q.zs * exp(qs * invT),
+    p.zm * exp(ps * invT) + q.zm * exp(qs * invT),
     p.zt * pt + q.zt * qt,
     pt * (p.pv + p.zt * pv) + qt * (q.pv + q.zt * qv),
     pt * (p.pu + p.zt * (ps * invT)) + qt * (q.pu + q.zt * (qs * invT)),
@@ -302,14 +317,21 @@ fn withIndexLabel(row: u32, base: u32, st: RowState, flags: ptr<function, u32>) 
     *flags = *flags | FLAG_BAD_LABEL;
   } else {
     let e = base * CHUNK + u32(label);
-    out.labelDot = chunkLane(student[e / CHUNK], e % CHUNK) - st.ms;
+    let sLabel = chunkLane(student[e / CHUNK], e % CHUNK);
+    if (isMasked(sLabel)) {
+      // the label on a column the student masks: CE_b = +Infinity (selected in finishRow)
+      *flags = *flags | FLAG_CE_INF;
+    } else {
+      out.labelDot = sLabel - st.ms;
+    }
   }
   return out;
 }
 
 // A row's merged state as statistics: the log-sums, KL_b from the centred sums, and the centre
 // and E_p[x] the gradients use. Where the centred sums were abandoned (a centre beyond
-// CENTRE_LIMIT), the direct KL_b around the centre c = E_p[δ], with E_p[x] = 0.
+// CENTRE_LIMIT), the direct KL_b around the centre c = E_p[δ], with E_p[x] = 0. The student's
+// mass on the teacher's masked columns joins E_p[e^−x] here: e^mc · ZM.
 fn rowStats(st: RowState, flags: u32) -> RowStats {
   let logZS = log(st.zs);
   let logZT = log(st.zt);
@@ -321,7 +343,8 @@ fn rowStats(st: RowState, flags: u32) -> RowStats {
   if (st.em >= 0.0) {
     rs.centre = st.mc;
     rs.meanX = st.ax / st.zt;
-    rs.kl = klFromMoments(st.rg / st.zt, rs.meanX);
+    let rg = select(st.rg, st.rg + st.em * st.zm, st.zm > 0.0);
+    rs.kl = klFromMoments(rg / st.zt, rs.meanX);
   }
   return rs;
 }
@@ -330,8 +353,14 @@ fn rowStats(st: RowState, flags: u32) -> RowStats {
 // statistics written out for the backward kernel.
 fn finishRow(row: u32, st: RowState, rs: RowStats, w: f32) -> f32 {
   let ce = st.labelSum * rs.logZ1 - st.labelDot;
-  var loss = params.alpha * ce + params.klWeight * rs.kl;
-  var klOut = rs.kl;
+  let klInf = (rs.flags & FLAG_KL_INF) != 0u;
+  var loss = params.alpha * ce + select(params.klWeight * rs.kl, 0.0, klInf);
+  var klOut = select(rs.kl, positiveInfinity(), klInf);
+  // +Infinity terms, by selection; a zero weight drops one (as the reference does)
+  if ((klInf && params.klWeight != 0.0) ||
+      ((rs.flags & FLAG_CE_INF) != 0u && params.alpha != 0.0)) {
+    loss = positiveInfinity();
+  }
   if ((rs.flags & FLAG_NAN) != 0u) {
     loss = quietNan();
     klOut = quietNan();
@@ -375,7 +404,7 @@ fn writeGradients(row: u32, base: u32, col: u32, chunksPerRow: u32, rs: RowStats
       gradStudent[base + c] = studentGradOut(w, studentGradChunk(s, t, y, rs), rs);
     }
     if (WRITE_TEACHER_GRAD) {
-      gradTeacher[base + c] = teacherGradOut(w, teacherGradChunk(s, t, rs), rs);
+      gradTeacher[base + c] = teacherGradOut(w, teacherGradChunk(s, t, rs), rs, t);
     }
   }
 }
@@ -395,6 +424,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     rowStep = tileRows;
   }
   var lossAcc = 0.0;
+  // NaN (1) and +Infinity (2) row losses, selected into the sum at the end (lossSpecial)
+  var specials = 0u;
   // The rows' weight in the output: 1/B or 1, or 1/max(N, 1) over the counted rows.
   var rowWeight = params.rowWeight;
   if (IGNORE_INDEX && params.countRows != 0u &&
@@ -418,13 +449,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       for (var c = col; c < chunksPerRow; c += TILE_COLS) {
         let s = student[base + c];
         let t = teacher[base + c];
+        let maskS = chunkMasked(s);
         var y = Chunk(0.0);
         if (DENSE_LABELS) {
           y = denseLabels[base + c];
           if (chunkHasNan(y)) { flags = flags | FLAG_BAD_LABEL; }
+          // label mass where the student masks: CE_b = +Infinity (negative mass: unusable)
+          if (any(maskS & (y > Chunk(0.0)))) { flags = flags | FLAG_CE_INF; }
+          if (any(maskS & (y < Chunk(0.0)))) { flags = flags | FLAG_BAD_LABEL; }
         }
-        // (not yet handled: any infinity, −Infinity masks included, makes the row NaN)
-        if (chunkNonFinite(s) || chunkNonFinite(t)) { flags = flags | FLAG_NAN; }
+        if (chunkNanOrPosInf(s) || chunkNanOrPosInf(t)) { flags = flags | FLAG_NAN; }
+        // the student masks a column where the teacher has mass: forward KL_b = +Infinity
+        if (any(maskS & !chunkMasked(t))) { flags = flags | FLAG_KL_INF; }
         st = addChunk(st, s, t, y, invT);
       }
     }
@@ -449,11 +485,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       // Every invocation of the row group reads the label: the gradient sweep needs its flag too.
       st = withIndexLabel(row, base, st, &flags);
     }
+    // A row masked everywhere, in either side, has no distribution: NaN.
+    if (rowActive && !ignored && (st.z1 == 0.0 || st.zt == 0.0)) { flags = flags | FLAG_NAN; }
     let rs = rowStats(st, flags);
     if (rowActive && col == 0u) {
       let loss = finishRow(row, st, rs, rowWeight);
       if (BATCH_IN_WORKGROUP) {
-        lossAcc += loss;
+        let special = lossSpecial(loss);
+        lossAcc += select(loss, 0.0, special != 0u);
+        specials = specials | special;
       } else {
         losses[row] = loss;
       }
@@ -465,15 +505,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
   if (BATCH_IN_WORKGROUP) {
     sharedLoss[lid] = lossAcc;
+    sharedFlags[lid] = specials;
     workgroupBarrier();
     for (var stride = WORKGROUP_SIZE / 2u; stride > 0u; stride = stride / 2u) {
       if (lid < stride) {
         sharedLoss[lid] += sharedLoss[lid + stride];
+        sharedFlags[lid] = sharedFlags[lid] | sharedFlags[lid + stride];
       }
       workgroupBarrier();
     }
     if (lid == 0u) {
-      losses[0] = sharedLoss[0] * rowWeight;
+      losses[0] = withSpecials(sharedLoss[0] * rowWeight, sharedFlags[0]);
     }
   }
 }

@@ -11,7 +11,8 @@
 //
 // Thread plan: one workgroup of 256 invocations; invocation i sums rows i, i + 256, …, then a
 // shared-memory tree adds the 256 partial sums. The order is fixed, so the result is the same
-// on every run. A NaN row loss reaches the output.
+// on every run. A NaN row loss makes the output NaN, else a +Infinity one +Infinity (selected,
+// never added: distill_common.wgsl, lossSpecial).
 
 @group(0) @binding(0) var<storage, read> rowLosses: array<f32>;
 @group(0) @binding(1) var<uniform> params: Params;
@@ -22,24 +23,32 @@ override IGNORE_INDEX: bool = false;
 const WORKGROUP_SIZE: u32 = 256u;
 var<workgroup> partial: array<f32, WORKGROUP_SIZE>;
 var<workgroup> counts: array<u32, WORKGROUP_SIZE>;
+var<workgroup> specials: array<u32, WORKGROUP_SIZE>;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(local_invocation_index) lid: u32) {
   var acc = 0.0;
   var n = 0u;
+  var special = 0u;
   for (var b = lid; b < params.batch; b += WORKGROUP_SIZE) {
-    acc += rowLosses[b];
+    // NaN / +Infinity losses are not added but selected at the end (lossSpecial)
+    let l = rowLosses[b];
+    let sp = lossSpecial(l);
+    acc += select(l, 0.0, sp != 0u);
+    special = special | sp;
     if (IGNORE_INDEX) {
       n += select(1u, 0u, labelIndices[b] == params.ignoreIndex);
     }
   }
   partial[lid] = acc;
   counts[lid] = n;
+  specials[lid] = special;
   workgroupBarrier();
   for (var stride = WORKGROUP_SIZE / 2u; stride > 0u; stride = stride / 2u) {
     if (lid < stride) {
       partial[lid] += partial[lid + stride];
       counts[lid] += counts[lid + stride];
+      specials[lid] = specials[lid] | specials[lid + stride];
     }
     workgroupBarrier();
   }
@@ -48,6 +57,6 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     if (IGNORE_INDEX && params.countRows != 0u) {
       w = 1.0 / f32(max(counts[0], 1u));
     }
-    out[0] = partial[0] * w;
+    out[0] = withSpecials(partial[0] * w, specials[0]);
   }
 }

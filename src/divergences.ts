@@ -460,12 +460,17 @@ export function divergenceOf(config: Pick<ResolvedConfig, 'divergence'>): Diverg
 export const FUSED_OPTIONS = {
   ignoreIndex: false,
   returnComponents: false,
+  /**
+   * −Infinity logits (masks, padded vocabularies) with forward KL: data, not config, so never a
+   * routing decision; the kernels implement them as the reference does (shaders/distill_common.wgsl).
+   */
+  masks: true,
 } as const;
 
 /**
  * null when the fused WGSL kernels can run this config, else why not (for a message or a
  * routing decision): configs they cannot run go to the exact composition (src/composed.ts).
- * Data-dependent cases (−Infinity masks, rank > 2) are not decided here.
+ * Data-dependent cases (−Infinity masks, rank > 2) are not decided here: the kernels run both.
  */
 export function fusedSupports(config: ResolvedConfig): string | null {
   const spec = divergenceOf(config);
