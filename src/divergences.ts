@@ -458,7 +458,7 @@ export function divergenceOf(config: Pick<ResolvedConfig, 'divergence'>): Diverg
  * composed path.
  */
 export const FUSED_OPTIONS = {
-  ignoreIndex: false,
+  ignoreIndex: true,
   returnComponents: false,
   /**
    * −Infinity logits (masks, padded vocabularies) with forward KL: data, not config, so never a

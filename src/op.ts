@@ -3,12 +3,7 @@
  * they are registered (webgpu) and the exact stock-op composition elsewhere.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  checkConfigForLabels,
-  resolveConfig,
-  type DistillationLossConfig,
-  type ResolvedConfig,
-} from './config.js';
+import { checkConfigForLabels, resolveConfig, type DistillationLossConfig } from './config.js';
 import { composedDistillationLoss, composedDistillationLossComponents } from './composed.js';
 import { fusedSupports } from './divergences.js';
 import { FUSED_DISTILLATION_LOSS, ROW_STATS_WIDTH, type DistillAttrs } from './kernels/names.js';
@@ -84,7 +79,9 @@ export function distillationLoss(
   const cfg = resolveConfig(config, op);
   checkConfigForLabels(cfg, shapes.labelKind, op);
   const backendName = tf.getBackend();
-  if (!tf.getKernel(FUSED_DISTILLATION_LOSS, backendName) || fusedCannotRun(cfg) !== null) {
+  const unfused = tf.getKernel(FUSED_DISTILLATION_LOSS, backendName) ? fusedSupports(cfg) : null;
+  if (!tf.getKernel(FUSED_DISTILLATION_LOSS, backendName) || unfused !== null) {
+    if (unfused !== null) checkCompositionFits(shapes, unfused, op);
     // The exact composition (src/composed.ts) takes [..., C] rows itself.
     // returnComponents: `{ loss, hardLoss, softLoss }` at run time. The overloads above are
     // unchanged (stockDistillationLoss must stay assignable to `typeof distillationLoss`):
@@ -118,15 +115,22 @@ export function distillationLoss(
 }
 
 /**
- * Why the fused kernels cannot run a config (src/divergences.ts, fusedSupports), or null.
- * The kernels implement ignoreIndex (whatever FUSED_OPTIONS there says); returnComponents is
- * still the composition's.
+ * The composition on WebGPU is made of tfjs' own programs, which bind whole tensors: past
+ * maxStorageBufferBindingSize a binding fails validation and tfjs returns zeros without an
+ * error. A loss must never be silently wrong, so such inputs are refused here, before anything
+ * is dispatched, with the reason they are not fused.
  */
-function fusedCannotRun(cfg: ResolvedConfig): string | null {
-  return (
-    fusedSupports({ ...cfg, hasIgnoreIndex: false, returnComponents: false }) ??
-    (cfg.returnComponents ? 'returnComponents has no fused kernel yet' : null)
-  );
+function checkCompositionFits(shapes: CheckedShapes, unfused: string, op: string): void {
+  const bytes = shapes.batch * shapes.classes * 4;
+  const limit = maxStorageBufferBindingSize();
+  if (bytes > limit) {
+    throw new RangeError(
+      `${op}: inputs of shape [${[...shapes.leadingShape, shapes.classes].join(', ')}] need ` +
+        `${bytes}-byte buffers, more than this adapter's maxStorageBufferBindingSize (${limit}); ` +
+        `this config runs on the stock-op composition (${unfused}), which cannot split them. ` +
+        'Split the rows, or use a config the fused kernels run (forward KL without returnComponents)',
+    );
+  }
 }
 
 /**

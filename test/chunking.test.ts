@@ -331,15 +331,28 @@ describe('limits beyond chunking: a RangeError before anything is dispatched', (
       isDisposed: false,
     } as unknown as tf.Tensor;
   }
-  function expectRefused(shape: number[], message: RegExp): void {
+  function expectRefused(
+    shape: number[],
+    message: RegExp,
+    config?: Parameters<typeof distillationLoss>[3],
+  ): void {
     const s = shapeOnly(shape);
     const y = shapeOnly(shape.slice(0, -1), 'int32');
     let dispatches = -1;
     expect(() => {
-      dispatches = countDispatches(() => distillationLoss(y, s, s));
+      dispatches = countDispatches(() => distillationLoss(y, s, s, config));
     }).toThrow(message);
     expect(dispatches).toBe(-1);
   }
+
+  test('configs on the composition past one binding (tfjs would return zeros silently)', () => {
+    const C = 262_144;
+    const rows = Math.floor(deviceLimit('maxStorageBufferBindingSize') / (4 * C)) + 1;
+    const why = /cannot split them/;
+    expectRefused([rows, C], why, { divergence: 'jsd' });
+    expectRefused([rows, C], why, { divergence: 'reverse-kl' });
+    expectRefused([1, rows, C], why, { returnComponents: true });
+  });
 
   test('a gradient buffer beyond maxBufferSize', () => {
     const C = 262_144;
