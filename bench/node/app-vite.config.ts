@@ -11,12 +11,11 @@
  *   included); `APP_BASE=/sub/path/` sets an absolute base instead.
  * - The build's provenance (commit, versions) is compiled in, for the result files.
  */
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { defineConfig, type InlineConfig } from 'vite';
 import { datasetServerPlugin, resolveDatasetDirs } from './app-dataset-server.js';
-import { GIT_DESCRIBE } from './lib/results.js';
+import { gitCommit } from './lib/results.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const at = (p: string): string => fileURLToPath(new URL(`../../${p}`, import.meta.url));
@@ -36,17 +35,9 @@ function packageVersion(path: string): string {
   }
 }
 
-function gitCommit(): string {
-  try {
-    return execFileSync('git', GIT_DESCRIBE, { cwd: ROOT, encoding: 'utf8' }).toString().trim();
-  } catch {
-    return 'unknown';
-  }
-}
-
 export function appBuildInfo(): AppBuildInfo {
   return {
-    commit: gitCommit(),
+    commit: gitCommit(ROOT),
     builtAt: new Date().toISOString(),
     versions: {
       'tfjs-fused-distill': packageVersion('package.json'),

@@ -16,16 +16,28 @@ export function writeFileAtomic(path: string, text: string): void {
 }
 
 /**
- * The short commit, with "-dirty" when tracked files differ from it: a figure measured on
- * uncommitted code must not be credited to the commit.
+ * Paths whose changes do not change what is measured: the results themselves and the docs.
+ * Appending a run to the results table must not mark the next run as uncommitted code.
  */
-export const GIT_DESCRIBE = ['describe', '--always', '--dirty', '--abbrev=7'];
+const NOT_CODE = [':(exclude)bench/results', ':(exclude)README.md', ':(exclude)docs'];
 
-export function gitCommit(): string {
+/**
+ * The short commit, with "-dirty" when tracked code differs from it: a figure measured on
+ * uncommitted code must not be credited to the commit. `cwd`: the checkout (default: here).
+ */
+export function gitCommit(cwd?: string): string {
+  const git = (args: string[]) => execFileSync('git', args, { cwd, encoding: 'utf8' }).trim();
+  let commit: string;
   try {
-    return execFileSync('git', GIT_DESCRIBE, { encoding: 'utf8' }).trim();
+    commit = git(['rev-parse', '--short=7', 'HEAD']);
   } catch {
     return 'unknown';
+  }
+  try {
+    git(['diff', '--quiet', 'HEAD', '--', '.', ...NOT_CODE]);
+    return commit;
+  } catch {
+    return `${commit}-dirty`;
   }
 }
 
