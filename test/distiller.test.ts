@@ -122,6 +122,7 @@ describe('Distiller: construction', () => {
       new Distiller({ student, teacher, alpha: 0.3, temperature: 4, temperatureSquared: false }),
     );
     expect(custom.lossConfig).toEqual({
+      ...DEFAULT_CONFIG,
       alpha: 0.3,
       temperature: 4,
       temperatureSquared: false,

@@ -42,11 +42,16 @@ export class PageContext {
     this.changed();
     try {
       await body(controller.signal);
+      if (this.lost) throw new Error(`GPU device lost: ${this.lost}`);
       emit({ type: 'done', task, ok: true });
       return true;
     } catch (err) {
-      console.error(err);
-      emit({ type: 'done', task, ok: false, error: errorText(err) });
+      // After a device loss the outcome was reported already (deviceLost); reads on a lost
+      // device may reject with anything, or settle much later.
+      if (!this.lost) {
+        console.error(err);
+        emit({ type: 'done', task, ok: false, error: errorText(err) });
+      }
       throw err;
     } finally {
       this.running = null;
@@ -58,9 +63,20 @@ export class PageContext {
     this.running?.controller.abort();
   }
 
-  /** The device is gone: abort whatever runs and refuse new runs. */
+  /**
+   * The device is gone: abort whatever runs, report it as failed at once (a read waiting on a
+   * lost device may never settle, and the runner must not hang on it) and refuse new runs.
+   */
   deviceLost(message: string): void {
     this.lost = message;
+    if (this.running) {
+      emit({
+        type: 'done',
+        task: this.running.task,
+        ok: false,
+        error: `GPU device lost: ${message}`,
+      });
+    }
     this.stop();
     this.changed();
   }
