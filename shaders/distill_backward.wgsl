@@ -17,7 +17,7 @@
 // Bindings (group 0), for the rows of one chunk (distill_common.wgsl, "Row chunks"):
 //   0 student Chunk[B·C/CHUNK] read      1 teacher Chunk[B·C/CHUNK] read
 //   2 labelIndices i32[B] read           3 denseLabels Chunk[B·C/CHUNK] read
-//   4 params Params uniform              5 stats f32[B·11] read
+//   4 params Params uniform              5 stats f32[B·12] read
 //   6 dy f32[1] or f32[B] read
 //   7 gradStudent Chunk[B·C/CHUNK] read_write      8 gradTeacher Chunk[B·C/CHUNK] read_write
 // (A label or gradient binding that this specialisation does not use is bound to a 16-byte
@@ -29,6 +29,8 @@
 // TILE_COLS · CHUNKS_PER_THREAD chunks. No reductions, no barriers: each element's gradient
 // needs only its row's statistics. Exponentials per element: σ, q and p, three (one when only
 // the teacher's gradient is written).
+// The components' gradients (returnComponents) are this kernel at α = 1 (hardLoss: klWeight 0)
+// and α = 0 (softLoss: klWeight k), as the composition and the reference define them.
 
 @group(0) @binding(0) var<storage, read> student: array<Chunk>;
 @group(0) @binding(1) var<storage, read> teacher: array<Chunk>;

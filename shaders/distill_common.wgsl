@@ -28,17 +28,24 @@
 // Gradients use the same quantities: log p − log q − KL = x − E_p[x], and
 // q − p = p · expm1(E_p[x] − x − KL) (a series where the argument is below 1 in magnitude).
 //
-// Row statistics (11 floats per row), written by the forward kernel, read by the backward one:
-//   [m_s, m_t, log Z1, log ZS, log ZT, KL_b, Σ_c y_c, flags, c, E_p[x], w_b]
+// Row statistics (12 floats per row), written by the forward kernel, read by the backward one
+// and (returnComponents) by distill_components.wgsl:
+//   [m_s, m_t, log Z1, log ZS, log ZT, KL_b, Σ_c y_c, flags, c, E_p[x], w_b, CE_b]
 // w_b: the row's weight in the op's output (rowWeight; 1/max(N, 1) over the counted rows N for
-// 'mean' with an ignore index; 0 for an ignored row).
+// 'mean' with an ignore index; 0 for an ignored row; counted only when the forward kernel
+// writes gradients or reduces the batch itself).
+// KL_b and CE_b are the row's component values as the reference defines them (src/reference.ts):
+// 0 for an ignored row; KL_b NaN for flag 1, +Infinity for flag 8; CE_b NaN for flags 2 and 32,
+// +Infinity for flag 16 (selected, never computed from infinities).
 // flags (stored as a float): 1 = the row's logits hold a NaN (loss and both gradients NaN);
 // 2 = its labels are unusable, an integer label outside [0, C) or a NaN in dense labels (loss
 // and the student's gradient NaN; the teacher's gradient does not depend on the labels);
 // 4 = its label is the ignore index: loss, components and both gradients 0 (whatever its
 // logits hold), and not counted by 'mean'; 8 = forward KL is +Infinity (the student masks a
 // column where the teacher does not); 16 = CE is +Infinity (label mass on a column the student
-// masks). Flag 1 also marks +Infinity logits and a row masked everywhere in either side.
+// masks). Flag 1 also marks +Infinity logits and a row masked everywhere in either side;
+// 32 = the student's side of flag 1 alone (a NaN or +Infinity student logit, or a student row
+// masked everywhere): CE_b is NaN (a NaN teacher row leaves CE_b, the hard component, finite).
 //
 // −Infinity logits (masks, e.g. a padded vocabulary) are probability 0. They are recognised by
 // their bit pattern as they are read (chunkMasked), never through arithmetic on infinities,
@@ -84,6 +91,8 @@ struct Params {
   // 1 when rowWeight is 1/N over the counted rows N ('mean' with IGNORE_INDEX): the kernels
   // count N themselves (no read-back), rowWeight is then unused; 0 otherwise.
   countRows: u32,
+  // k (T² under temperatureSquared, else 1): softLoss_b = k · KL_b (returnComponents).
+  klFactor: f32,
 }
 
 // Row chunks. WebGPU caps one storage binding at maxStorageBufferBindingSize (128 MiB by
@@ -98,12 +107,13 @@ struct Params {
 // by the global row. Inputs that fit one binding are a single chunk: firstRow = 0,
 // rows = batch, headChunks = 0.
 
-const STATS_STRIDE: u32 = 11u;
+const STATS_STRIDE: u32 = 12u;
 const FLAG_NAN: u32 = 1u;
 const FLAG_BAD_LABEL: u32 = 2u;
 const FLAG_IGNORED: u32 = 4u;
 const FLAG_KL_INF: u32 = 8u;
 const FLAG_CE_INF: u32 = 16u;
+const FLAG_STUDENT_NAN: u32 = 32u;
 // The running maxima start here rather than at −∞, which WGSL lets an implementation assume
 // away; logits are expected above it.
 const LOWEST_LOGIT: f32 = -1.0e30;

@@ -18,7 +18,7 @@
 //   3 denseLabels  Chunk[B·C/CHUNK] read (float labels; a placeholder otherwise)
 //   4 params   Params uniform
 //   5 losses   f32[B] per-row losses, or f32[1] when BATCH_IN_WORKGROUP        read_write
-//   6 stats    f32[B·11] row statistics                                        read_write
+//   6 stats    f32[B·12] row statistics                                        read_write
 //   7 gradStudent Chunk[B·C/CHUNK], 8 gradTeacher Chunk[B·C/CHUNK]          read_write
 //     (each a 16-byte placeholder, never touched, when its gradient is not written)
 //
@@ -368,9 +368,14 @@ fn finishRow(row: u32, st: RowState, rs: RowStats, w: f32) -> f32 {
   if ((rs.flags & FLAG_BAD_LABEL) != 0u) {
     loss = quietNan();
   }
+  // CE_b, the hard component (returnComponents): NaN where the student's side or the labels
+  // are unusable, +Infinity for label mass on a column the student masks
+  var ceOut = select(ce, positiveInfinity(), (rs.flags & FLAG_CE_INF) != 0u);
+  ceOut = select(ceOut, quietNan(), (rs.flags & (FLAG_STUDENT_NAN | FLAG_BAD_LABEL)) != 0u);
   if ((rs.flags & FLAG_IGNORED) != 0u) {
     loss = 0.0;
     klOut = 0.0;
+    ceOut = 0.0;
   }
   let base = row * STATS_STRIDE;
   stats[base + 0u] = rs.ms;
@@ -384,6 +389,7 @@ fn finishRow(row: u32, st: RowState, rs: RowStats, w: f32) -> f32 {
   stats[base + 8u] = rs.centre;
   stats[base + 9u] = rs.meanX;
   stats[base + 10u] = select(w, 0.0, (rs.flags & FLAG_IGNORED) != 0u);
+  stats[base + 11u] = ceOut;
   return loss;
 }
 
@@ -458,7 +464,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
           if (any(maskS & (y > Chunk(0.0)))) { flags = flags | FLAG_CE_INF; }
           if (any(maskS & (y < Chunk(0.0)))) { flags = flags | FLAG_BAD_LABEL; }
         }
-        if (chunkNanOrPosInf(s) || chunkNanOrPosInf(t)) { flags = flags | FLAG_NAN; }
+        if (chunkNanOrPosInf(s)) { flags = flags | FLAG_NAN | FLAG_STUDENT_NAN; }
+        if (chunkNanOrPosInf(t)) { flags = flags | FLAG_NAN; }
         // the student masks a column where the teacher has mass: forward KL_b = +Infinity
         if (any(maskS & !chunkMasked(t))) { flags = flags | FLAG_KL_INF; }
         st = addChunk(st, s, t, y, invT);
@@ -487,6 +494,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     // A row masked everywhere, in either side, has no distribution: NaN.
     if (rowActive && !ignored && (st.z1 == 0.0 || st.zt == 0.0)) { flags = flags | FLAG_NAN; }
+    if (rowActive && !ignored && st.z1 == 0.0) { flags = flags | FLAG_STUDENT_NAN; }
     let rs = rowStats(st, flags);
     if (rowActive && col == 0u) {
       let loss = finishRow(row, st, rs, rowWeight);

@@ -459,7 +459,7 @@ export function divergenceOf(config: Pick<ResolvedConfig, 'divergence'>): Diverg
  */
 export const FUSED_OPTIONS = {
   ignoreIndex: true,
-  returnComponents: false,
+  returnComponents: true,
   /**
    * −Infinity logits (masks, padded vocabularies) with forward KL: data, not config, so never a
    * routing decision; the kernels implement them as the reference does (shaders/distill_common.wgsl).

@@ -49,6 +49,10 @@ function gradientsToWrite(teacherLogits: tf.Tensor): DistillAttrs['writeGradient
  *   −Infinity logits).
  * @param config `{alpha = 0.1, temperature = 10, temperatureSquared = true, reduction = 'mean'}`.
  * @returns a scalar for 'mean' / 'sum', the per-row losses in the leading shape for 'none'.
+ *   With `returnComponents: true`, `{ loss, hardLoss, softLoss }` (DistillationLossComponents):
+ *   on WebGPU from the same forward pass (the row statistics hold CE_b and KL_b; one more
+ *   dispatch writes both components), each differentiable (its gradient is the loss's at
+ *   α = 1 or α = 0, one backward dispatch per component differentiated).
  */
 export function distillationLoss(
   labels: tf.Tensor,
@@ -102,16 +106,24 @@ export function distillationLoss(
     writeGradients: gradientsToWrite(teacherLogits),
     gradients: 'student',
   };
-  return tf.tidy(() => {
-    const [value] = tf
+  const run = () =>
+    tf
       .engine()
       .runKernel(
         FUSED_DISTILLATION_LOSS,
         { labels, studentLogits, teacherLogits },
         attrs as unknown as tf.NamedAttrMap,
       ) as tf.Tensor[];
-    return value!;
-  });
+  if (cfg.returnComponents) {
+    // `{ loss, hardLoss, softLoss }` from the same forward pass: the kernel's last two outputs
+    // (src/kernels/names.ts), each differentiable (src/kernels/gradient.ts). Cast as above.
+    return tf.tidy(() => {
+      const out = run();
+      const [hardLoss, softLoss] = out.slice(-2);
+      return { loss: out[0]!, hardLoss: hardLoss!, softLoss: softLoss! };
+    }) as unknown as tf.Tensor;
+  }
+  return tf.tidy(() => run()[0]!);
 }
 
 /**
@@ -128,7 +140,7 @@ function checkCompositionFits(shapes: CheckedShapes, unfused: string, op: string
       `${op}: inputs of shape [${[...shapes.leadingShape, shapes.classes].join(', ')}] need ` +
         `${bytes}-byte buffers, more than this adapter's maxStorageBufferBindingSize (${limit}); ` +
         `this config runs on the stock-op composition (${unfused}), which cannot split them. ` +
-        'Split the rows, or use a config the fused kernels run (forward KL without returnComponents)',
+        'Split the rows, or use a config the fused kernels run (forward KL)',
     );
   }
 }

@@ -351,7 +351,7 @@ describe('limits beyond chunking: a RangeError before anything is dispatched', (
     const why = /cannot split them/;
     expectRefused([rows, C], why, { divergence: 'jsd' });
     expectRefused([rows, C], why, { divergence: 'reverse-kl' });
-    expectRefused([1, rows, C], why, { returnComponents: true });
+    expectRefused([1, rows, C], why, { divergence: 'jsd', returnComponents: true });
   });
 
   test('a gradient buffer beyond maxBufferSize', () => {

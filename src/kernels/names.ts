@@ -2,9 +2,10 @@
 import type { ResolvedConfig } from '../config.js';
 
 /**
- * Forward: inputs {labels, studentLogits, teacherLogits}; outputs [value, rowStats [B, 10]]
+ * Forward: inputs {labels, studentLogits, teacherLogits}; outputs [value, rowStats [B, 12]]
  * followed, when `writeGradients` asks, by the student's and the teacher's gradients at unit
- * upstream gradient (`[B, C]` each).
+ * upstream gradient (`[B, C]` each), then, when `returnComponents`, by hardLoss and softLoss
+ * (each shaped like value).
  */
 export const FUSED_DISTILLATION_LOSS = 'FusedDistillationLoss';
 /** Backward: inputs {dy, labels, studentLogits, teacherLogits, rowStats}; outputs the gradients asked for. */
@@ -14,7 +15,7 @@ export const FUSED_DISTILLATION_LOSS_GRAD = 'FusedDistillationLossGrad';
 export const FUSED_DISTILLATION_LOSS_SCALE = 'FusedDistillationLossScale';
 
 /** Floats of row statistics per row (see shaders/distill_common.wgsl). */
-export const ROW_STATS_WIDTH = 11;
+export const ROW_STATS_WIDTH = 12;
 
 /**
  * Attributes of the kernels (a flat record, as tfjs kernel attributes must be): the resolved

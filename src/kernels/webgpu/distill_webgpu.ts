@@ -8,6 +8,7 @@ import chunkVec4Wgsl from '../../../shaders/distill_chunk_vec4.wgsl?raw';
 import commonWgsl from '../../../shaders/distill_common.wgsl?raw';
 import forwardWgsl from '../../../shaders/distill_forward.wgsl?raw';
 import backwardWgsl from '../../../shaders/distill_backward.wgsl?raw';
+import componentsWgsl from '../../../shaders/distill_components.wgsl?raw';
 import reduceWgsl from '../../../shaders/distill_reduce.wgsl?raw';
 import scaleWgsl from '../../../shaders/distill_scale.wgsl?raw';
 import { klFactor } from '../../config.js';
@@ -61,6 +62,7 @@ export const PARAMS_FIELDS = [
   { name: 'headChunks', type: 'u32' },
   { name: 'ignoreIndex', type: 'i32' },
   { name: 'countRows', type: 'u32' },
+  { name: 'klFactor', type: 'f32' },
 ] as const satisfies readonly { name: string; type: 'u32' | 'i32' | 'f32' }[];
 
 type ParamsValues = Record<(typeof PARAMS_FIELDS)[number]['name'], number>;
@@ -98,6 +100,7 @@ function params(
     headChunks: chunk.headElements / chunkClasses,
     ignoreIndex: attrs.hasIgnoreIndex ? attrs.ignoreIndex : 0,
     countRows: attrs.hasIgnoreIndex && attrs.reduction === 'mean' ? 1 : 0,
+    klFactor: klFactor(attrs),
   };
   return PARAMS_FIELDS.map(({ name, type }) => ({
     type: UNIFORM_TYPES[type],
@@ -285,17 +288,25 @@ const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
     floats.release();
   }
   const grads = [gradStudent, gradTeacher].filter((g): g is TensorInfo => g !== undefined);
-  if (!reduceToScalar || plan.batchInWorkgroup) return [losses, stats, ...grads];
+  const whole =
+    chunks.length === 1
+      ? chunks[0]!
+      : { firstRow: 0, rows: batch, offsetBytes: 0, sizeBytes: 0, headElements: 0 };
+  // returnComponents: hardLoss and softLoss from the statistics just written, one dispatch.
+  const components =
+    a.returnComponents === true
+      ? disposingOnFailure(backend, made, () =>
+          componentsFrom(backend, a, problem, whole, stats, labels, ignoring, leading),
+        )
+      : [];
+  made.push(...components);
+  if (!reduceToScalar || plan.batchInWorkgroup) return [losses, stats, ...grads, ...components];
 
   const reduce: KernelSource = {
     name: 'distill_reduce',
     code: source(reduceWgsl, 1),
     constants: { IGNORE_INDEX: ignoring },
   };
-  const whole =
-    chunks.length === 1
-      ? chunks[0]!
-      : { firstRow: 0, rows: batch, offsetBytes: 0, sizeBytes: 0, headElements: 0 };
   const [value] = disposingOnFailure(backend, made, () =>
     dispatchKernel(
       backend,
@@ -312,8 +323,48 @@ const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
     ),
   );
   backend.disposeData(losses.dataId);
-  return [value!, stats, ...grads];
+  return [value!, stats, ...grads, ...components];
 };
+
+/**
+ * hardLoss and softLoss (`[]` each, or the leading shape for 'none') from the row statistics:
+ * shaders/distill_components.wgsl, one dispatch for both.
+ */
+function componentsFrom(
+  backend: KernelBackend,
+  a: DistillAttrs,
+  problem: Problem,
+  whole: RowChunk,
+  stats: TensorInfo,
+  labels: TensorInfo,
+  ignoring: boolean,
+  leading: number[],
+): TensorInfo[] {
+  const reduceToScalar = a.reduction !== 'none';
+  const kernel: KernelSource = {
+    name: 'distill_components',
+    code: source(componentsWgsl, 1),
+    constants: { IGNORE_INDEX: ignoring && reduceToScalar, REDUCE: reduceToScalar },
+  };
+  const shape = reduceToScalar ? [] : leading;
+  const groups = reduceToScalar
+    ? 1
+    : Math.min(Math.max(Math.ceil(problem.batch / 256), 1), MAX_WORKGROUPS_PER_DIMENSION);
+  return dispatchKernel(
+    backend,
+    kernel,
+    [
+      { kind: 'input', name: 'rowStats', tensor: stats, reads: 'f32' },
+      { kind: 'uniform', fields: params(a, problem, whole, 1, false, 1) },
+      { kind: 'output', shape, dtype: 'float32' },
+      { kind: 'output', shape, dtype: 'float32' },
+      ignoring && reduceToScalar
+        ? { kind: 'input', name: 'labels', tensor: labels, reads: 'i32' }
+        : { kind: 'placeholder', access: 'read' },
+    ],
+    [groups, 1, 1],
+  );
+}
 
 const backwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
   const backend = b as KernelBackend;
