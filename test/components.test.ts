@@ -24,6 +24,7 @@ import { countDispatches } from '../bench/core/lib/dispatch-counter.js';
 import { uncapturedGpuErrors, useWebGPU, withValidationScope } from './helpers/backend.js';
 import { makeInputs, tolerancesFor, type CaseInputs, type CaseSpec } from './helpers/cases.js';
 import { expectClose } from './helpers/compare.js';
+import { boundsOverCounted, finiteStandIn } from './helpers/counted-rows.js';
 
 beforeAll(useWebGPU);
 afterEach(() => {
@@ -149,44 +150,11 @@ function referenceOf(spec: ComponentCase, inputs: CaseInputs, alpha = spec.alpha
   );
 }
 
-/** The inputs with every −Infinity a finite logit 40·T below its row (for the bounds only). */
-function finiteStandIn(spec: ComponentCase, inputs: CaseInputs): CaseInputs {
-  const { batch: B, classes: C } = spec;
-  const fill = (x: Float32Array) => {
-    const out = Float32Array.from(x);
-    for (let b = 0; b < B; b++) {
-      let min = Infinity;
-      for (let c = 0; c < C; c++) {
-        const v = x[b * C + c]!;
-        if (Number.isFinite(v)) min = Math.min(min, v);
-      }
-      if (!Number.isFinite(min)) min = 0;
-      for (let c = 0; c < C; c++) {
-        if (out[b * C + c] === -Infinity) out[b * C + c] = min - 40 * spec.temperature;
-        // (NaN only in ignored rows here: their bounds do not count)
-        if (Number.isNaN(out[b * C + c])) out[b * C + c] = 0;
-      }
-    }
-    return out;
-  };
-  const labels =
-    spec.labelKind === 'index'
-      ? Int32Array.from(inputs.labels, (l) => (l === spec.ignoreIndex ? 0 : l))
-      : inputs.labels;
-  return { student: fill(inputs.student), teacher: fill(inputs.teacher), labels };
-}
-
 /** Derived tolerances of the loss at `alpha` (hardLoss: 1, softLoss: 0), 'mean' over N rows. */
 function tolerances(spec: ComponentCase, inputs: CaseInputs, alpha: number) {
-  const tol = tolerancesFor({ ...spec, alpha }, finiteStandIn(spec, inputs), null, spec.plan);
-  const counted = referenceOf(spec, inputs).counted.reduce((a, b) => a + b, 0);
-  const scale = spec.reduction === 'mean' ? spec.batch / Math.max(counted, 1) : 1;
-  const scaled = (x: ArrayLike<number>) => Array.from(x, (v) => v * scale);
-  return {
-    value: scaled(tol.value),
-    gradStudent: scaled(tol.gradStudent),
-    gradTeacher: scaled(tol.gradTeacher),
-  };
+  const standIn = finiteStandIn(spec, inputs, { ignoreIndex: spec.ignoreIndex, nanAsZero: true });
+  const tol = tolerancesFor({ ...spec, alpha }, standIn, null, spec.plan);
+  return boundsOverCounted(spec, tol, referenceOf(spec, inputs).counted);
 }
 
 const ALPHA: Record<Output, (spec: ComponentCase) => number> = {
