@@ -4,7 +4,7 @@
  */
 import { emit, type Task } from './automation.js';
 import type { PageGpu } from './gpu.js';
-import { errorText } from './ui.js';
+import { el, errorText } from './ui.js';
 
 export class PageContext {
   private running: { task: Task; controller: AbortController } | null = null;
@@ -80,4 +80,27 @@ export class PageContext {
     this.stop();
     this.changed();
   }
+}
+
+/**
+ * A panel's start and stop buttons: start runs `run` and is enabled only while the page is idle
+ * with a live device; stop aborts this panel's run and is enabled only while it runs.
+ */
+export function runButtons(
+  ctx: PageContext,
+  task: Task,
+  label: string,
+  run: () => void,
+): { start: HTMLButtonElement; stop: HTMLButtonElement } {
+  const start = el('button', { type: 'button' }, label);
+  const stop = el('button', { type: 'button', class: 'secondary' }, 'Stop');
+  const sync = (): void => {
+    start.disabled = ctx.busy !== null || ctx.lost !== null;
+    stop.disabled = ctx.busy !== task;
+  };
+  ctx.onChange(sync);
+  sync();
+  start.addEventListener('click', run);
+  stop.addEventListener('click', () => ctx.stop());
+  return { start, stop };
 }

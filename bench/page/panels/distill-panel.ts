@@ -21,7 +21,7 @@ import { loadDatasetInPage } from '../data/datasets-page.js';
 import { emit } from '../automation.js';
 import { BUILD, pageVersions } from '../build-info.js';
 import { lineChart, pushPoint } from '../charts.js';
-import type { PageContext } from '../context.js';
+import { runButtons, type PageContext } from '../context.js';
 import { RUN_LABELS, renderDistillReport } from '../views/distill-view.js';
 import { el, errorText, setStatus } from '../ui.js';
 
@@ -50,8 +50,7 @@ export function createDistillPanel(root: HTMLElement, ctx: PageContext): Distill
     accept: '.gz',
     'aria-label': 'dataset files',
   });
-  const start = el('button', { type: 'button' }, 'Start distillation');
-  const stop = el('button', { type: 'button', class: 'secondary' }, 'Stop');
+  const { start, stop } = runButtons(ctx, 'distill', 'Start distillation', () => void run());
   const about = el('p', { class: 'meta' });
   const status = el('p', { class: 'status', role: 'status' });
   const live = el('div', { class: 'charts' });
@@ -86,12 +85,6 @@ export function createDistillPanel(root: HTMLElement, ctx: PageContext): Distill
     live,
     out,
   );
-  const sync = (): void => {
-    start.disabled = ctx.busy !== null || ctx.lost !== null;
-    stop.disabled = ctx.busy !== 'distill';
-  };
-  ctx.onChange(sync);
-  sync();
 
   /** Live charts: a point per read-back window, per run. */
   function liveSink(): ProgressSink {
@@ -213,7 +206,5 @@ export function createDistillPanel(root: HTMLElement, ctx: PageContext): Distill
       });
   }
 
-  start.addEventListener('click', () => void run());
-  stop.addEventListener('click', () => ctx.stop());
   return { run };
 }

@@ -13,7 +13,7 @@ import {
 } from '../../core/kernel-bench.js';
 import { emit } from '../automation.js';
 import { BUILD, pageVersions } from '../build-info.js';
-import type { PageContext } from '../context.js';
+import { runButtons, type PageContext } from '../context.js';
 import { renderKernelReport, renderKernelResults } from '../views/kernel-view.js';
 import { el, errorText, setStatus } from '../ui.js';
 
@@ -41,8 +41,7 @@ export function createKernelPanel(root: HTMLElement, ctx: PageContext): KernelPa
     value: '7',
     'aria-label': 'windows',
   });
-  const start = el('button', { type: 'button' }, 'Run kernel benchmark');
-  const stop = el('button', { type: 'button', class: 'secondary' }, 'Stop');
+  const { start, stop } = runButtons(ctx, 'kernel', 'Run kernel benchmark', () => void run());
   const status = el('p', { class: 'status', role: 'status' });
   const out = el('div', { class: 'results' });
   root.append(
@@ -65,12 +64,6 @@ export function createKernelPanel(root: HTMLElement, ctx: PageContext): KernelPa
     status,
     out,
   );
-  const sync = (): void => {
-    start.disabled = ctx.busy !== null || ctx.lost !== null;
-    stop.disabled = ctx.busy !== 'kernel';
-  };
-  ctx.onChange(sync);
-  sync();
 
   async function run(params?: URLSearchParams): Promise<boolean> {
     if (params?.get('shapes')) shapes.value = params.get('shapes')!;
@@ -124,7 +117,5 @@ export function createKernelPanel(root: HTMLElement, ctx: PageContext): KernelPa
       });
   }
 
-  start.addEventListener('click', () => void run());
-  stop.addEventListener('click', () => ctx.stop());
   return { run };
 }

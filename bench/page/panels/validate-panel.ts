@@ -7,7 +7,7 @@
  */
 import { runValidationSuite, validationSuite, type CaseReport } from '../../core/numerics/index.js';
 import { emit, type ValidationSummary } from '../automation.js';
-import type { PageContext } from '../context.js';
+import { runButtons, type PageContext } from '../context.js';
 import { download, el, errorText, setStatus } from '../ui.js';
 
 export interface ValidatePanel {
@@ -55,8 +55,7 @@ export function createValidatePanel(root: HTMLElement, ctx: PageContext): Valida
     el('option', { value: 'quick' }, 'quick (every axis value, a minute or two)'),
     el('option', { value: 'full' }, 'full (every shared case of the test suite)'),
   );
-  const start = el('button', { type: 'button' }, 'Validate kernels');
-  const stop = el('button', { type: 'button', class: 'secondary' }, 'Stop');
+  const { start, stop } = runButtons(ctx, 'validate', 'Validate kernels', () => void run());
   const status = el('p', { class: 'status', role: 'status' });
   const body = el('tbody');
   const out = el(
@@ -93,12 +92,6 @@ export function createValidatePanel(root: HTMLElement, ctx: PageContext): Valida
     out,
     downloads,
   );
-  const sync = (): void => {
-    start.disabled = ctx.busy !== null || ctx.lost !== null;
-    stop.disabled = ctx.busy !== 'validate';
-  };
-  ctx.onChange(sync);
-  sync();
 
   async function run(params?: URLSearchParams): Promise<boolean> {
     if (params?.get('level')) level.value = params.get('level')!;
@@ -157,7 +150,5 @@ export function createValidatePanel(root: HTMLElement, ctx: PageContext): Valida
       });
   }
 
-  start.addEventListener('click', () => void run());
-  stop.addEventListener('click', () => ctx.stop());
   return { run };
 }
