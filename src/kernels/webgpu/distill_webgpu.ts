@@ -39,7 +39,7 @@ import {
 } from './dispatch.js';
 
 /** A kernel's full source: the chunk file for the plan, the shared declarations, the kernel. */
-function source(kernel: string, chunk: 1 | 4): string {
+export function source(kernel: string, chunk: 1 | 4): string {
   return [chunk === 4 ? chunkVec4Wgsl : chunkScalarWgsl, commonWgsl, kernel].join('\n');
 }
 
@@ -70,7 +70,7 @@ type ParamsValues = Record<(typeof PARAMS_FIELDS)[number]['name'], number>;
 const UNIFORM_TYPES = { u32: 'uint32', i32: 'int32', f32: 'float32' } as const;
 
 /** The problem as the kernels see it: rows (the leading dimensions' product) × classes. */
-interface Problem {
+export interface Problem {
   readonly batch: number;
   readonly classes: number;
   /** The chunks of rows that dispatches cover, one dispatch each (rowChunks()). */
@@ -78,7 +78,7 @@ interface Problem {
 }
 
 /** The `Params` uniform of one chunk: one value per field of PARAMS_FIELDS, in its order. */
-function params(
+export function params(
   attrs: DistillAttrs,
   problem: Problem,
   chunk: RowChunk,
@@ -109,14 +109,14 @@ function params(
 }
 
 /** A range of a `[rows, C]` array for one chunk (undefined: the whole array, one chunk). */
-function rangeOf(problem: Problem, chunk: RowChunk): ByteRange | undefined {
+export function rangeOf(problem: Problem, chunk: RowChunk): ByteRange | undefined {
   return problem.chunks.length === 1
     ? undefined
     : { offset: chunk.offsetBytes, size: chunk.sizeBytes };
 }
 
 /** Bindings 2 and 3 of both kernels: int32 class indices, or float32 dense labels. */
-function labelBindings(labels: TensorInfo, range: ByteRange | undefined): Binding[] {
+export function labelBindings(labels: TensorInfo, range: ByteRange | undefined): Binding[] {
   return labels.dtype === 'int32'
     ? [
         { kind: 'input', name: 'labels', tensor: labels, reads: 'i32' },
@@ -135,7 +135,7 @@ function labelBindings(labels: TensorInfo, range: ByteRange | undefined): Bindin
 }
 
 /** A gradient output written chunk by chunk, or a placeholder when not written. */
-function gradientBinding(
+export function gradientBinding(
   name: string,
   out: TensorInfo | undefined,
   range: ByteRange | undefined,
@@ -154,7 +154,7 @@ function sizeOf(t: TensorInfo): number {
  * (or the test override). The op has checked what can be checked before dispatching
  * (src/op.ts, checkDeviceLimits); this throws only if a kernel is run directly.
  */
-function problemOf(backend: KernelBackend, logits: TensorInfo): Problem {
+export function problemOf(backend: KernelBackend, logits: TensorInfo): Problem {
   const classes = logits.shape[logits.shape.length - 1]!;
   const batch = sizeOf(logits) / classes;
   const limit = effectiveBindingLimit(deviceLimit('maxStorageBufferBindingSize', backend));
@@ -162,7 +162,7 @@ function problemOf(backend: KernelBackend, logits: TensorInfo): Problem {
   return { batch, classes, chunks: rowChunks(batch, classes, limit, alignment) };
 }
 
-function planFor(backend: KernelBackend, problem: Problem, reduction: string): DistillPlan {
+export function planFor(backend: KernelBackend, problem: Problem, reduction: string): DistillPlan {
   return choosePlan(
     problem.batch,
     problem.classes,
@@ -172,7 +172,7 @@ function planFor(backend: KernelBackend, problem: Problem, reduction: string): D
 }
 
 /** Workgroups along y for a chunk of `rows` rows. */
-function gridRowsFor(plan: DistillPlan, rows: number): number {
+export function gridRowsFor(plan: DistillPlan, rows: number): number {
   return Math.min(Math.ceil(rows / plan.tileRows), MAX_WORKGROUPS_PER_DIMENSION);
 }
 
@@ -180,7 +180,7 @@ function gridRowsFor(plan: DistillPlan, rows: number): number {
  * Inputs read as f32 from int32/bool storage, converted once for all the chunks of a kernel
  * (a temporary the caller disposes with `release`).
  */
-function floatInputs(
+export function floatInputs(
   backend: KernelBackend,
   kernel: KernelSource,
   tensors: Record<string, TensorInfo>,
@@ -206,7 +206,7 @@ function floatInputs(
 }
 
 /** Runs `record` and disposes `made` if it throws (nothing leaks on a failed dispatch). */
-function disposingOnFailure<T>(
+export function disposingOnFailure<T>(
   backend: KernelBackend,
   made: (TensorInfo | undefined)[],
   record: () => T,
