@@ -22,7 +22,7 @@ import {
 } from './names.js';
 
 /** True when every entry of dy is 1 and its values still live on the CPU (no GPU read). */
-function isUnitOnCpu(dy: tf.Tensor): boolean {
+export function isUnitOnCpu(dy: tf.Tensor): boolean {
   const values = cpuValues(webgpuInternals(tf.backend()), dy.dataId);
   if (!values || values.length !== dy.size) return false;
   for (let i = 0; i < values.length; i++) if (values[i] !== 1) return false;
@@ -30,7 +30,7 @@ function isUnitOnCpu(dy: tf.Tensor): boolean {
 }
 
 /** True when every entry of dy is 0 and its values still live on the CPU (no GPU read). */
-function isZeroOnCpu(dy: tf.Tensor): boolean {
+export function isZeroOnCpu(dy: tf.Tensor): boolean {
   const values = cpuValues(webgpuInternals(tf.backend()), dy.dataId);
   if (!values || values.length !== dy.size) return false;
   for (let i = 0; i < values.length; i++) if (values[i] !== 0) return false;
@@ -38,7 +38,7 @@ function isZeroOnCpu(dy: tf.Tensor): boolean {
 }
 
 /** The sum of a gradient's contributions (a tensor the caller owns), or zeros when none. */
-function total(parts: (tf.Tensor | undefined)[], like: tf.Tensor): tf.Tensor {
+export function total(parts: (tf.Tensor | undefined)[], like: tf.Tensor): tf.Tensor {
   const present = parts.filter((p): p is tf.Tensor => p !== undefined);
   if (present.length === 0) return tf.zerosLike(like);
   return present.length === 1 ? present[0]! : tf.addN(present);
