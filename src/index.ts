@@ -45,5 +45,6 @@ export {
   type TeacherLogitsMode,
 } from './distiller.js';
 export { MAX_CLASSES } from './validate.js';
+export { topKTeacher } from './topk.js';
 export { choosePlan, type DistillPlan } from './kernels/plan.js';
 export { FUSED_DISTILLATION_LOSS, FUSED_DISTILLATION_LOSS_GRAD } from './kernels/names.js';
