@@ -45,6 +45,7 @@ export {
   type TeacherLogitsMode,
 } from './distiller.js';
 export { MAX_CLASSES } from './validate.js';
+export { MAX_TOP_K, isSparseTeacher, type SparseTeacher } from './sparse-teacher.js';
 export { topKTeacher } from './topk.js';
 export { choosePlan, type DistillPlan } from './kernels/plan.js';
 export { FUSED_DISTILLATION_LOSS, FUSED_DISTILLATION_LOSS_GRAD } from './kernels/names.js';

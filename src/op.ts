@@ -6,12 +6,27 @@ import * as tf from '@tensorflow/tfjs-core';
 import { checkConfigForLabels, resolveConfig, type DistillationLossConfig } from './config.js';
 import { composedDistillationLoss, composedDistillationLossComponents } from './composed.js';
 import { fusedSupports } from './divergences.js';
-import { FUSED_DISTILLATION_LOSS, ROW_STATS_WIDTH, type DistillAttrs } from './kernels/names.js';
-import { effectiveBindingLimit, rowChunks } from './kernels/plan.js';
-import { activeTape, deviceLimit, maxStorageBufferBindingSize } from './tfjs_internals.js';
-import { checkInputs, MAX_CLASSES, type CheckedShapes } from './validate.js';
+import { FUSED_DISTILLATION_LOSS, type DistillAttrs } from './kernels/names.js';
+import { activeTape } from './tfjs_internals.js';
+import { checkCompositionFits, checkDeviceLimits } from './limits.js';
+import { isSparseTeacher, type SparseTeacher } from './sparse-teacher.js';
+import { sparseDistillationLoss } from './sparse-op.js';
+import { checkInputs, MAX_CLASSES } from './validate.js';
 
 export type { DistillationLossComponents } from './composed.js';
+
+/**
+ * The per-row losses of 'none' for student logits of type S: the leading shape, `tf.Tensor1D`
+ * for `[B, C]`, `tf.Tensor2D` for `[batch, sequence, C]`, a `tf.Tensor` when the rank is not
+ * known statically.
+ */
+export type RowLosses<S extends tf.Tensor> = S extends tf.Tensor2D
+  ? tf.Tensor1D
+  : S extends tf.Tensor3D
+    ? tf.Tensor2D
+    : S extends tf.Tensor4D
+      ? tf.Tensor3D
+      : tf.Tensor;
 
 /**
  * Which gradients the forward kernel writes. Without a tape, none. Under a tape, the
@@ -45,10 +60,13 @@ function gradientsToWrite(teacherLogits: tf.Tensor): DistillAttrs['writeGradient
  * @param labels int32 class indices of the logits' leading shape (`[B]` for `[B, C]`), or
  *   float32 one-hot / soft labels of the logits' shape.
  * @param studentLogits float32 `[..., C]`.
- * @param teacherLogits float32 `[..., C]`, the student's shape (pad a smaller vocabulary with
- *   −Infinity logits).
+ * @param teacher float32 `[..., C]` logits, the student's shape (pad a smaller vocabulary with
+ *   −Infinity logits); or a sparse (top-K) teacher `{ indices, logProbs }`, int32 and float32
+ *   `[..., K]`: the teacher's K most likely ids and their log-probabilities at temperature 1
+ *   (src/sparse-teacher.ts; forward KL only; a constant, no gradient flows into it).
  * @param config `{alpha = 0.1, temperature = 10, temperatureSquared = true, reduction = 'mean'}`.
- * @returns a scalar for 'mean' / 'sum', the per-row losses in the leading shape for 'none'.
+ * @returns a scalar for 'mean' / 'sum', the per-row losses in the leading shape for 'none'
+ *   (typed by the student's rank: {@link RowLosses}).
  *   With `returnComponents: true`, `{ loss, hardLoss, softLoss }` (DistillationLossComponents):
  *   on WebGPU from the same forward pass (the row statistics hold CE_b and KL_b; one more
  *   dispatch writes both components), each differentiable (its gradient is the loss's at
@@ -57,27 +75,31 @@ function gradientsToWrite(teacherLogits: tf.Tensor): DistillAttrs['writeGradient
 export function distillationLoss(
   labels: tf.Tensor,
   studentLogits: tf.Tensor,
-  teacherLogits: tf.Tensor,
+  teacher: tf.Tensor | SparseTeacher,
   config?: DistillationLossConfig & { reduction?: 'mean' | 'sum' },
 ): tf.Scalar;
-export function distillationLoss(
+export function distillationLoss<S extends tf.Tensor>(
   labels: tf.Tensor,
-  studentLogits: tf.Tensor,
-  teacherLogits: tf.Tensor,
+  studentLogits: S,
+  teacher: tf.Tensor | SparseTeacher,
   config: DistillationLossConfig & { reduction: 'none' },
-): tf.Tensor1D;
+): RowLosses<S>;
 export function distillationLoss(
   labels: tf.Tensor,
   studentLogits: tf.Tensor,
-  teacherLogits: tf.Tensor,
+  teacher: tf.Tensor | SparseTeacher,
   config?: DistillationLossConfig,
 ): tf.Tensor;
 export function distillationLoss(
   labels: tf.Tensor,
   studentLogits: tf.Tensor,
-  teacherLogits: tf.Tensor,
+  teacher: tf.Tensor | SparseTeacher,
   config?: DistillationLossConfig,
 ): tf.Tensor {
+  if (isSparseTeacher(teacher)) {
+    return sparseDistillationLoss(labels, studentLogits, teacher, config);
+  }
+  const teacherLogits = teacher;
   const op = 'distillationLoss';
   const shapes = checkInputs(labels, studentLogits, teacherLogits, op, MAX_CLASSES);
   const cfg = resolveConfig(config, op);
@@ -124,64 +146,4 @@ export function distillationLoss(
     }) as unknown as tf.Tensor;
   }
   return tf.tidy(() => run()[0]!);
-}
-
-/**
- * The composition on WebGPU is made of tfjs' own programs, which bind whole tensors: past
- * maxStorageBufferBindingSize a binding fails validation and tfjs returns zeros without an
- * error. A loss must never be silently wrong, so such inputs are refused here, before anything
- * is dispatched, with the reason they are not fused.
- */
-function checkCompositionFits(shapes: CheckedShapes, unfused: string, op: string): void {
-  const bytes = shapes.batch * shapes.classes * 4;
-  const limit = maxStorageBufferBindingSize();
-  if (bytes > limit) {
-    throw new RangeError(
-      `${op}: inputs of shape [${[...shapes.leadingShape, shapes.classes].join(', ')}] need ` +
-        `${bytes}-byte buffers, more than this adapter's maxStorageBufferBindingSize (${limit}); ` +
-        `this config runs on the stock-op composition (${unfused}), which cannot split them. ` +
-        'Split the rows, or use a config the fused kernels run (forward KL)',
-    );
-  }
-}
-
-/**
- * What the device must allow, checked before anything is dispatched (a RangeError that says
- * which limit and by how much). Inputs larger than one storage binding are split into row
- * chunks (src/kernels/plan.ts, rowChunks), so the binding limit constrains only a single row
- * and the per-row arrays; each `[rows, C]` gradient is one buffer, within maxBufferSize.
- */
-function checkDeviceLimits(shapes: CheckedShapes, op: string): void {
-  const { batch, classes } = shapes;
-  const what = `inputs of shape [${[...shapes.leadingShape, classes].join(', ')}]`;
-  const bindingLimit = maxStorageBufferBindingSize();
-  const statsBytes = batch * ROW_STATS_WIDTH * 4;
-  if (statsBytes > bindingLimit) {
-    throw new RangeError(
-      `${op}: ${what} have ${batch} rows, whose row statistics (${statsBytes} bytes) exceed this ` +
-        `device's maxStorageBufferBindingSize (${bindingLimit}): at most ` +
-        `${Math.floor(bindingLimit / (ROW_STATS_WIDTH * 4))} rows per call`,
-    );
-  }
-  const bufferBytes = batch * classes * 4;
-  const bufferLimit = deviceLimit('maxBufferSize');
-  if (bufferBytes > bufferLimit) {
-    throw new RangeError(
-      `${op}: ${what} need ${bufferBytes}-byte gradient buffers, more than this device's ` +
-        `maxBufferSize (${bufferLimit}); split the batch into calls of at most ` +
-        `${Math.floor(bufferLimit / (classes * 4))} rows`,
-    );
-  }
-  try {
-    rowChunks(
-      batch,
-      classes,
-      effectiveBindingLimit(bindingLimit),
-      deviceLimit('minStorageBufferOffsetAlignment'),
-    );
-  } catch (err) {
-    throw new RangeError(`${op}: ${what}: ${err instanceof Error ? err.message : String(err)}`, {
-      cause: err,
-    });
-  }
 }

@@ -48,6 +48,7 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 /**
  * Throws an error that names the argument, what was expected and what was given. Logits are
  * `[..., C]` of rank ≥ 2 (`[B, C]`, `[batch, sequence, C]`, …): every leading index is a row.
+ * `teacherLogits` null: a sparse teacher, checked by checkSparseTeacher (src/sparse-teacher.ts).
  */
 export function checkInputs(
   labels: unknown,
@@ -56,10 +57,8 @@ export function checkInputs(
   op: string,
   maxClasses = Number.POSITIVE_INFINITY,
 ): CheckedShapes {
-  const logits: [string, unknown][] = [
-    ['studentLogits', studentLogits],
-    ['teacherLogits', teacherLogits],
-  ];
+  const logits: [string, unknown][] = [['studentLogits', studentLogits]];
+  if (teacherLogits !== null) logits.push(['teacherLogits', teacherLogits]);
   for (const [name, x] of logits) {
     if (!isTensorLike(x)) {
       throw new TypeError(`${op}: ${name} must be a tf.Tensor, got ${typeof x}`);
@@ -76,7 +75,6 @@ export function checkInputs(
     }
   }
   const s = studentLogits as Tensor;
-  const t = teacherLogits as Tensor;
   const classes = s.shape[s.rank - 1]!;
   const leadingShape = s.shape.slice(0, -1);
   const batch = leadingShape.reduce((a, b) => a * b, 1);
@@ -90,6 +88,14 @@ export function checkInputs(
       `${op}: studentLogits has C = ${classes} classes; at most ${maxClasses} are supported`,
     );
   }
+  if (teacherLogits !== null) checkTeacherShape(s, teacherLogits as Tensor, op);
+  return checkLabels(labels, s, op);
+}
+
+/** A dense teacher's shape against the student's (`[..., C]` both, same C). */
+function checkTeacherShape(s: Tensor, t: Tensor, op: string): void {
+  const classes = s.shape[s.rank - 1]!;
+  const leadingShape = s.shape.slice(0, -1);
   const teacherClasses = t.shape[t.rank - 1]!;
   if (
     t.rank === s.rank &&
@@ -108,6 +114,13 @@ export function checkInputs(
         'they must match',
     );
   }
+}
+
+/** The labels against the student's `[..., C]`: int32 leading shape or float32 `[..., C]`. */
+function checkLabels(labels: unknown, s: Tensor, op: string): CheckedShapes {
+  const classes = s.shape[s.rank - 1]!;
+  const leadingShape = s.shape.slice(0, -1);
+  const batch = leadingShape.reduce((a, b) => a * b, 1);
   if (!isTensorLike(labels)) {
     throw new TypeError(`${op}: labels must be a tf.Tensor, got ${typeof labels}`);
   }

@@ -1,7 +1,8 @@
 /**
  * The result type follows the config's reduction: `tf.Scalar` for 'mean' (the default) and
- * 'sum', `tf.Tensor1D` for 'none', plain `tf.Tensor` when the reduction is only known at run
- * time. The `expectTypeOf` assertions are checked by `npm run typecheck` (tsc over test/);
+ * 'sum', the leading shape's rank for 'none' (`tf.Tensor1D` for `[B, C]` logits, `tf.Tensor2D`
+ * for `[B, S, C]`, `tf.Tensor` when the rank is unknown), plain `tf.Tensor` when the reduction
+ * is only known at run time. The `expectTypeOf` assertions are checked by `npm run typecheck` (tsc over test/);
  * at run time they are no-ops, and the last test checks that the ranks match the types.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -13,12 +14,16 @@ import {
   stockDistillationLoss,
   type DistillationLossConfig,
   type Reduction,
+  type SparseTeacher,
 } from '../src/index.js';
 
 // Types only: the functions below that use these are never called.
 declare const y: tf.Tensor;
 declare const s: tf.Tensor;
 declare const t: tf.Tensor;
+declare const s2: tf.Tensor2D;
+declare const s3: tf.Tensor3D;
+declare const sparse: SparseTeacher;
 declare const someConfig: DistillationLossConfig;
 declare const someReduction: Reduction;
 type Minimize = tf.Optimizer['minimize'];
@@ -37,11 +42,25 @@ for (const loss of [distillationLoss, stockDistillationLoss]) {
       expectTypeOf(() => loss(y, s, t, undefined)).returns.toEqualTypeOf<tf.Scalar>();
     });
 
-    test("'none' gives tf.Tensor1D", () => {
-      expectTypeOf(() => loss(y, s, t, { reduction: 'none' })).returns.toEqualTypeOf<tf.Tensor1D>();
+    test("'none' gives the leading shape's rank: tf.Tensor1D for [B, C], tf.Tensor2D for [B, S, C]", () => {
       expectTypeOf(() =>
-        loss(y, s, t, { reduction: 'none', temperature: 2 }),
+        loss(y, s2, t, { reduction: 'none' }),
       ).returns.toEqualTypeOf<tf.Tensor1D>();
+      expectTypeOf(() =>
+        loss(y, s2, t, { reduction: 'none', temperature: 2 }),
+      ).returns.toEqualTypeOf<tf.Tensor1D>();
+      expectTypeOf(() =>
+        loss(y, s3, t, { reduction: 'none' }),
+      ).returns.toEqualTypeOf<tf.Tensor2D>();
+      // a rank unknown at compile time: a tensor of the leading shape
+      expectTypeOf(() => loss(y, s, t, { reduction: 'none' })).returns.toEqualTypeOf<tf.Tensor>();
+    });
+
+    test('a sparse (top-K) teacher is accepted where logits are', () => {
+      expectTypeOf(() => loss(y, s, sparse)).returns.toEqualTypeOf<tf.Scalar>();
+      expectTypeOf(() =>
+        loss(y, s3, sparse, { reduction: 'none' }),
+      ).returns.toEqualTypeOf<tf.Tensor2D>();
     });
 
     test('a reduction known only at run time gives tf.Tensor', () => {
@@ -58,7 +77,7 @@ for (const loss of [distillationLoss, stockDistillationLoss]) {
       );
       const minimizeNone = () =>
         // @ts-expect-error a [B] vector is not a scalar to minimize
-        optimizer.minimize(() => loss(y, s, t, { reduction: 'none' }));
+        optimizer.minimize(() => loss(y, s2, t, { reduction: 'none' }));
       const minimizeUnknown = () =>
         // @ts-expect-error nor is a loss whose reduction is unknown at compile time
         optimizer.minimize(() => loss(y, s, t, someConfig));

@@ -30,3 +30,15 @@ export interface DistillAttrs extends ResolvedConfig {
   /** Backward: which gradients to write. */
   gradients: 'student' | 'teacher' | 'both';
 }
+
+/**
+ * Forward, sparse (top-K) teacher: inputs {labels, studentLogits, teacherIds, teacherLogProbs};
+ * outputs [value, rowStats [B, 12]], then the student's gradient at unit upstream gradient when
+ * `writeGradients` is 'student', then hardLoss and softLoss when `returnComponents`.
+ */
+export const FUSED_SPARSE_DISTILLATION_LOSS = 'FusedSparseDistillationLoss';
+/**
+ * Backward, sparse teacher: inputs {dy, labels, studentLogits, teacherIds, teacherLogProbs,
+ * rowStats}; output the student's gradient (the teacher's entries are constants).
+ */
+export const FUSED_SPARSE_DISTILLATION_LOSS_GRAD = 'FusedSparseDistillationLossGrad';

@@ -1,0 +1,291 @@
+/**
+ * The fused distillation kernels for a sparse (top-K) teacher on tfjs' WebGPU backend:
+ * shaders/distill_sparse.wgsl for the forward pass (and, BACKWARD, the gradient at an upstream
+ * dy), the dense kernels' reduction and components kernels for what follows the row statistics
+ * (the sparse kernel writes them in the same layout).
+ */
+import type { KernelBackend, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import sparseWgsl from '../../../shaders/distill_sparse.wgsl?raw';
+import reduceWgsl from '../../../shaders/distill_reduce.wgsl?raw';
+import componentsWgsl from '../../../shaders/distill_components.wgsl?raw';
+import {
+  FUSED_SPARSE_DISTILLATION_LOSS,
+  FUSED_SPARSE_DISTILLATION_LOSS_GRAD,
+  ROW_STATS_WIDTH,
+  type DistillAttrs,
+} from '../names.js';
+import { MAX_WORKGROUPS_PER_DIMENSION, type DistillPlan, type RowChunk } from '../plan.js';
+import {
+  dispatchKernel,
+  makeOutput,
+  type Binding,
+  type ByteRange,
+  type KernelSource,
+} from './dispatch.js';
+import {
+  disposingOnFailure,
+  floatInputs,
+  gradientBinding,
+  gridRowsFor,
+  params,
+  planFor,
+  problemOf,
+  rangeOf,
+  source,
+  type Problem,
+} from './distill_webgpu.js';
+
+/** Bindings 1–4 of the sparse kernel: the teacher's entries, then the labels. */
+function entryAndLabelBindings(
+  ids: TensorInfo,
+  logProbs: TensorInfo,
+  labels: TensorInfo,
+  range: ByteRange | undefined,
+): Binding[] {
+  const dense = labels.dtype === 'float32';
+  return [
+    { kind: 'input', name: 'teacher.indices', tensor: ids, reads: 'i32' },
+    { kind: 'input', name: 'teacher.logProbs', tensor: logProbs, reads: 'f32' },
+    dense
+      ? { kind: 'placeholder', access: 'read' }
+      : { kind: 'input', name: 'labels', tensor: labels, reads: 'i32' },
+    dense
+      ? { kind: 'input', name: 'labels', tensor: labels, reads: 'f32', ...(range ? { range } : {}) }
+      : { kind: 'placeholder', access: 'read' },
+  ];
+}
+
+function sparseKernel(
+  backend: KernelBackend,
+  problem: Problem,
+  a: DistillAttrs,
+  topK: number,
+  labels: TensorInfo,
+  mode: { backward: boolean; writeStudent: boolean },
+): { kernel: KernelSource; plan: DistillPlan; batchInWorkgroup: boolean } {
+  const plan = planFor(backend, problem, mode.backward ? 'none' : a.reduction);
+  const denseLabels = labels.dtype === 'float32';
+  return {
+    kernel: {
+      name: `distill_sparse_x${plan.chunk}`,
+      code: source(sparseWgsl, plan.chunk),
+      constants: {
+        WORKGROUP_SIZE: plan.workgroupSize,
+        TILE_COLS: plan.tileCols,
+        TOP_K: topK,
+        DENSE_LABELS: denseLabels,
+        BATCH_IN_WORKGROUP: plan.batchInWorkgroup && !mode.backward,
+        WRITE_STUDENT_GRAD: mode.writeStudent,
+        IGNORE_INDEX: a.hasIgnoreIndex === true && !denseLabels,
+        BACKWARD: mode.backward,
+      },
+    },
+    plan,
+    batchInWorkgroup: plan.batchInWorkgroup && !mode.backward,
+  };
+}
+
+/** The whole batch as one "chunk" for the per-row kernels (reduction, components). */
+function wholeBatch(problem: Problem): RowChunk {
+  return problem.chunks.length === 1
+    ? problem.chunks[0]!
+    : { firstRow: 0, rows: problem.batch, offsetBytes: 0, sizeBytes: 0, headElements: 0 };
+}
+
+const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
+  const backend = b as KernelBackend;
+  const {
+    labels: rawLabels,
+    studentLogits: rawStudent,
+    teacherIds,
+    teacherLogProbs,
+  } = inputs as Record<string, TensorInfo>;
+  const a = attrs as unknown as DistillAttrs;
+  const problem = problemOf(backend, rawStudent!);
+  const topK = teacherIds!.shape[teacherIds!.shape.length - 1]!;
+  const writeStudent = a.writeGradients !== 'none';
+  const { kernel, plan, batchInWorkgroup } = sparseKernel(backend, problem, a, topK, rawLabels!, {
+    backward: false,
+    writeStudent,
+  });
+  const denseLabels = rawLabels!.dtype === 'float32';
+  const ignoring = a.hasIgnoreIndex === true && !denseLabels;
+  const floats = floatInputs(backend, kernel, {
+    studentLogits: rawStudent!,
+    ...(denseLabels ? { labels: rawLabels! } : {}),
+  });
+  const student = floats.tensors.studentLogits!;
+  const labels = floats.tensors.labels ?? rawLabels!;
+  const leading = rawStudent!.shape.slice(0, -1);
+  const losses = makeOutput(backend, batchInWorkgroup ? [] : leading);
+  const stats = makeOutput(backend, [problem.batch, ROW_STATS_WIDTH]);
+  const grad = writeStudent ? makeOutput(backend, [...rawStudent!.shape]) : undefined;
+  const made = [losses, stats, grad];
+  try {
+    disposingOnFailure(backend, made, () => {
+      for (const chunk of problem.chunks) {
+        const range = rangeOf(problem, chunk);
+        const gridRows = gridRowsFor(plan, chunk.rows);
+        dispatchKernel(
+          backend,
+          kernel,
+          [
+            {
+              kind: 'input',
+              name: 'studentLogits',
+              tensor: student,
+              reads: 'f32',
+              ...(range ? { range } : {}),
+            },
+            ...entryAndLabelBindings(teacherIds!, teacherLogProbs!, labels, range),
+            { kind: 'uniform', fields: params(a, problem, chunk, plan.chunk, false, gridRows) },
+            { kind: 'target', name: 'losses', tensor: losses },
+            { kind: 'target', name: 'rowStats', tensor: stats },
+            gradientBinding('gradStudent', grad, range),
+          ],
+          batchInWorkgroup ? [1, 1, 1] : [1, gridRows, 1],
+        );
+      }
+    });
+  } finally {
+    floats.release();
+  }
+  const whole = wholeBatch(problem);
+  const components =
+    a.returnComponents === true
+      ? disposingOnFailure(backend, made, () =>
+          componentsOf(backend, a, problem, whole, stats, labels, ignoring, leading),
+        )
+      : [];
+  made.push(...components);
+  const grads = grad ? [grad] : [];
+  if (a.reduction === 'none' || batchInWorkgroup) return [losses, stats, ...grads, ...components];
+  const [value] = disposingOnFailure(backend, made, () =>
+    dispatchKernel(
+      backend,
+      {
+        name: 'distill_reduce',
+        code: source(reduceWgsl, 1),
+        constants: { IGNORE_INDEX: ignoring },
+      },
+      [
+        { kind: 'input', name: 'losses', tensor: losses, reads: 'f32' },
+        { kind: 'uniform', fields: params(a, problem, whole, 1, false, 1) },
+        { kind: 'output', shape: [], dtype: 'float32' },
+        ignoring
+          ? { kind: 'input', name: 'labels', tensor: labels, reads: 'i32' }
+          : { kind: 'placeholder', access: 'read' },
+      ],
+      [1, 1, 1],
+    ),
+  );
+  backend.disposeData(losses.dataId);
+  return [value!, stats, ...grads, ...components];
+};
+
+/** hardLoss and softLoss from the row statistics: shaders/distill_components.wgsl. */
+function componentsOf(
+  backend: KernelBackend,
+  a: DistillAttrs,
+  problem: Problem,
+  whole: RowChunk,
+  stats: TensorInfo,
+  labels: TensorInfo,
+  ignoring: boolean,
+  leading: number[],
+): TensorInfo[] {
+  const reduceToScalar = a.reduction !== 'none';
+  const shape = reduceToScalar ? [] : leading;
+  const groups = reduceToScalar
+    ? 1
+    : Math.min(Math.max(Math.ceil(problem.batch / 256), 1), MAX_WORKGROUPS_PER_DIMENSION);
+  return dispatchKernel(
+    backend,
+    {
+      name: 'distill_components',
+      code: source(componentsWgsl, 1),
+      constants: { IGNORE_INDEX: ignoring && reduceToScalar, REDUCE: reduceToScalar },
+    },
+    [
+      { kind: 'input', name: 'rowStats', tensor: stats, reads: 'f32' },
+      { kind: 'uniform', fields: params(a, problem, whole, 1, false, 1) },
+      { kind: 'output', shape, dtype: 'float32' },
+      { kind: 'output', shape, dtype: 'float32' },
+      ignoring && reduceToScalar
+        ? { kind: 'input', name: 'labels', tensor: labels, reads: 'i32' }
+        : { kind: 'placeholder', access: 'read' },
+    ],
+    [groups, 1, 1],
+  );
+}
+
+const backwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
+  const backend = b as KernelBackend;
+  const {
+    dy,
+    labels: rawLabels,
+    studentLogits: rawStudent,
+    teacherIds,
+    teacherLogProbs,
+    rowStats,
+  } = inputs as Record<string, TensorInfo>;
+  const a = attrs as unknown as DistillAttrs;
+  const problem = problemOf(backend, rawStudent!);
+  const topK = teacherIds!.shape[teacherIds!.shape.length - 1]!;
+  const { kernel, plan } = sparseKernel(backend, problem, a, topK, rawLabels!, {
+    backward: true,
+    writeStudent: true,
+  });
+  const denseLabels = rawLabels!.dtype === 'float32';
+  const dyPerRow = a.reduction === 'none' && problem.batch > 1;
+  const floats = floatInputs(backend, kernel, {
+    studentLogits: rawStudent!,
+    ...(denseLabels ? { labels: rawLabels! } : {}),
+  });
+  const student = floats.tensors.studentLogits!;
+  const labels = floats.tensors.labels ?? rawLabels!;
+  const grad = makeOutput(backend, [...rawStudent!.shape]);
+  try {
+    disposingOnFailure(backend, [grad], () => {
+      for (const chunk of problem.chunks) {
+        const range = rangeOf(problem, chunk);
+        const gridRows = gridRowsFor(plan, chunk.rows);
+        dispatchKernel(
+          backend,
+          kernel,
+          [
+            {
+              kind: 'input',
+              name: 'studentLogits',
+              tensor: student,
+              reads: 'f32',
+              ...(range ? { range } : {}),
+            },
+            ...entryAndLabelBindings(teacherIds!, teacherLogProbs!, labels, range),
+            {
+              kind: 'uniform',
+              fields: params(a, problem, chunk, plan.chunk, dyPerRow, gridRows),
+            },
+            // binding 6 holds dy in the backward pass (shaders/distill_sparse.wgsl)
+            { kind: 'input', name: 'dy', tensor: dy!, reads: 'f32' },
+            { kind: 'input', name: 'rowStats', tensor: rowStats!, reads: 'f32' },
+            gradientBinding('gradStudent', grad, range),
+          ],
+          [1, gridRows, 1],
+        );
+      }
+    });
+  } finally {
+    floats.release();
+  }
+  return [grad];
+};
+
+export const sparseKernelConfigs: KernelConfig[] = [
+  { kernelName: FUSED_SPARSE_DISTILLATION_LOSS, backendName: 'webgpu', kernelFunc: forwardKernel },
+  {
+    kernelName: FUSED_SPARSE_DISTILLATION_LOSS_GRAD,
+    backendName: 'webgpu',
+    kernelFunc: backwardKernel,
+  },
+];
