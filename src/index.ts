@@ -7,8 +7,13 @@ import { registerFusedDistillation } from './kernels/register.js';
 
 registerFusedDistillation();
 
-export { distillationLoss } from './op.js';
+export { distillationLoss, type RowLosses } from './op.js';
 export { stockDistillationLoss, KERAS_EPSILON } from './stock.js';
+export {
+  referenceSparseDistillationLoss,
+  type SparseReferenceInput,
+  type SparseReferenceResult,
+} from './reference-sparse.js';
 export {
   referenceDistillationLoss,
   type ReferenceInput,
