@@ -168,3 +168,63 @@ export function checkPositiveInt(value: unknown, name: string, op: string): numb
   }
   return value;
 }
+
+/**
+ * Checks the `teacherTopK` option: an integer in [1, C], and only with cached teacher logits
+ * (the top-K are taken once from the cached teacher's logits).
+ *
+ * @returns K, or null when the option is not given.
+ */
+export function checkTeacherTopK(
+  value: unknown,
+  mode: 'per-step' | 'cached',
+  classes: number,
+): number | null {
+  const op = 'Distiller';
+  if (value === undefined) return null;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > classes) {
+    throw new RangeError(
+      `${op}: teacherTopK must be an integer in [1, C] = [1, ${classes}] (entries kept per ` +
+        `example), got ${String(value)}`,
+    );
+  }
+  if (mode !== 'cached') {
+    throw new Error(
+      `${op}: teacherTopK needs teacherLogits: 'cached' (the cache keeps the teacher's top-K ` +
+        `per example), got teacherLogits '${mode}'`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Checks batch indices into a cache of `rows` examples: a rank-1 tensor (its values are not
+ * read), or integers in [0, rows).
+ */
+export function checkBatchIndices(
+  batchIndices: unknown,
+  rows: number,
+  op: string,
+): Tensor | readonly number[] | Int32Array {
+  if (isTensorLike(batchIndices)) {
+    checkTensor(batchIndices, 'batchIndices', op);
+    if (batchIndices.rank !== 1) {
+      throw new Error(
+        `${op}: batchIndices must be [B], got shape [${batchIndices.shape.join(', ')}]`,
+      );
+    }
+    return batchIndices;
+  }
+  if (!Array.isArray(batchIndices) && !(batchIndices instanceof Int32Array)) {
+    throw new TypeError(
+      `${op}: batchIndices must be a tf.Tensor, a number[] or an Int32Array, got ` +
+        `${typeof batchIndices}`,
+    );
+  }
+  const list = batchIndices as readonly number[] | Int32Array;
+  const bad = Array.from(list).find((i) => !Number.isInteger(i) || i < 0 || i >= rows);
+  if (bad !== undefined) {
+    throw new RangeError(`${op}: batch index ${bad} is outside the cache's [0, ${rows})`);
+  }
+  return list;
+}

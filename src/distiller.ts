@@ -6,7 +6,8 @@
  *
  * One training step:
  *   1. teacher logits: the teacher in inference mode OUTSIDE the gradient tape (it is frozen;
- *      taping it would only cost memory), or rows of logits cached once ('cached' mode);
+ *      taping it would only cost memory), or rows of logits cached once ('cached' mode), or
+ *      the teacher's top-K ids and log-probabilities cached once ('cached' + `teacherTopK`);
  *   2. student forward in training mode + loss (+ the student's regularization penalties, as
  *      `model.fit` adds them) + backward, for the student's trainable variables only;
  *   3. the optimizer update of those variables.
@@ -20,16 +21,21 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel, Logs } from '@tensorflow/tfjs-layers';
 import { resolveConfig, type DistillationLossConfig, type ResolvedConfig } from './config.js';
 import {
+  checkBatchIndices,
   checkData,
   checkModels,
   checkPositiveInt,
+  checkTeacherTopK,
   checkTensor,
   type LabelKind,
   type ModelShapes,
 } from './distiller-checks.js';
 import { oneHotFloat } from './composed.js';
 import { distillationLoss } from './op.js';
+import { checkSparseTeacher, isSparseTeacher, type SparseTeacher } from './sparse-teacher.js';
 import { stockDistillationLoss } from './stock.js';
+import { topKTeacher } from './topk.js';
+import { isTensorLike } from './validate.js';
 
 /** Where a step's teacher logits come from. */
 export type TeacherLogitsMode = 'per-step' | 'cached';
@@ -56,21 +62,32 @@ export interface DistillerOptions extends Omit<DistillationLossConfig, 'reductio
    * the teacher once over its whole `x` (in batches of `batchSize`) and every step gathers the
    * rows of its batch — the teacher is frozen and in inference mode, so the logits are the
    * same. Memory: N × C × 4 bytes on the backend for the length of `fit` (60,000 × 10 logits:
-   * 2.4 MB), against one teacher forward per step saved.
+   * 2.4 MB), against one teacher forward per step saved; see `teacherTopK` to keep less.
    */
   teacherLogits?: TeacherLogitsMode;
+  /**
+   * With `teacherLogits: 'cached'`: keep only the teacher's K most likely classes per example,
+   * as a sparse teacher `{ indices, logProbs }` ({@link topKTeacher}, built one batch of logits
+   * at a time, so the `[N, C]` logits never exist at once), and distil from it (the loss
+   * renormalises the teacher over its K entries: README, "Top-K teachers"). Memory: N × K × 8
+   * bytes instead of N × C × 4 ({@link Distiller.cachedTeacherBytes}). An integer in [1, C];
+   * K = C keeps the whole distribution.
+   */
+  teacherTopK?: number;
 }
 
 /** Options of {@link Distiller.trainStep}. */
 export interface StepOptions {
   /**
-   * Teacher logits float32 `[B, C]` for this batch, computed by the caller. Not disposed by
-   * the step. Takes precedence over the mode and `batchIndices`.
+   * Teacher logits float32 `[B, C]` for this batch, computed by the caller, or a sparse
+   * teacher `{ indices, logProbs }` int32 / float32 `[B, K]` (e.g. an inference server's
+   * top-K). Not disposed by the step. Takes precedence over the mode and `batchIndices`.
    */
-  teacherLogits?: tf.Tensor;
+  teacherLogits?: tf.Tensor | SparseTeacher;
   /**
    * 'cached' mode: the rows of the cache ({@link Distiller.cacheTeacherLogits} /
-   * {@link Distiller.setCachedLogits}) that form this batch, `B` indices.
+   * {@link Distiller.setCachedLogits}, or with `teacherTopK` {@link Distiller.cacheTeacherTopK} /
+   * {@link Distiller.setCachedTopK}) that form this batch, `B` indices.
    */
   batchIndices?: tf.Tensor | readonly number[] | Int32Array;
   /** Also return the student's accuracy on the batch (from the training forward pass). */
@@ -144,6 +161,11 @@ export interface DistillerHistory {
     steps: number;
     doValidation: boolean;
     metrics: string[];
+    /**
+     * 'cached' mode only: the bytes the teacher cache kept on the backend during `fit`,
+     * N × C × 4 for logits, N × K × 8 with `teacherTopK` (int32 ids + float32 log-probabilities).
+     */
+    cachedTeacherBytes?: number;
   };
 }
 
@@ -167,7 +189,33 @@ const OPTION_KEYS = new Set([
   'temperatureSquared',
   'loss',
   'teacherLogits',
+  'teacherTopK',
 ]);
+
+/** What 'cached' mode keeps: the teacher's logits `[N, C]`, or its top-K `[N, K]`. */
+type TeacherCache = tf.Tensor | SparseTeacher;
+
+/** The bytes a cache holds on the backend (every dtype here is 4 bytes per element). */
+function cacheBytes(cache: TeacherCache | null): number {
+  if (cache === null) return 0;
+  return isSparseTeacher(cache) ? (cache.indices.size + cache.logProbs.size) * 4 : cache.size * 4;
+}
+
+function disposeCache(cache: TeacherCache | null): void {
+  if (cache === null) return;
+  if (isSparseTeacher(cache)) tf.dispose([cache.indices, cache.logProbs]);
+  else cache.dispose();
+}
+
+/** The rows `idx` of a cache, in its form; owned by the caller. */
+function gatherCache(cache: TeacherCache, idx: tf.Tensor): TeacherCache {
+  if (!isSparseTeacher(cache)) return tf.gather(cache, idx);
+  const [indices, logProbs] = tf.tidy(() => [
+    tf.gather(cache.indices, idx),
+    tf.gather(cache.logProbs, idx),
+  ]);
+  return { indices: indices!, logProbs: logProbs! };
+}
 
 /** Correct predictions in a batch, float32 scalar. */
 function correctCount(y: tf.Tensor, kind: LabelKind, logits: tf.Tensor): tf.Scalar {
@@ -234,8 +282,8 @@ async function each(
 interface EpochRun {
   x: tf.Tensor;
   y: tf.Tensor;
-  /** 'cached' mode: the teacher logits of all of x. */
-  cache: tf.Tensor2D | null;
+  /** 'cached' mode: the teacher logits (or top-K) of all of x. */
+  cache: TeacherCache | null;
   /** The example order, shuffled in place before each epoch. */
   order: Int32Array;
   batchSize: number;
@@ -258,12 +306,16 @@ export class Distiller {
   /** The loss configuration: the library's defaults filled in, reduction 'mean'. */
   readonly lossConfig: Readonly<ResolvedConfig>;
   readonly teacherLogitsMode: TeacherLogitsMode;
+  /** K when the cache keeps the teacher's top-K per example (`teacherTopK`), else null. */
+  readonly teacherTopK: number | null;
   /** Set to true (e.g. in a callback) to make {@link fit} stop after the current batch. */
   stopTraining = false;
   private readonly shapes: ModelShapes;
   private readonly lossFn: typeof distillationLoss;
   private readonly ownsOptimizer: boolean;
-  private cache: tf.Tensor2D | null = null;
+  private cache: TeacherCache | null = null;
+  /** The cache of the running fit (freed when it returns), for {@link cachedTeacherBytes}. */
+  private fitCache: TeacherCache | null = null;
   private fitting = false;
 
   constructor(options: DistillerOptions) {
@@ -291,6 +343,7 @@ export class Distiller {
         `Distiller: teacherLogits must be 'per-step' or 'cached', got ${String(mode)}`,
       );
     }
+    const topK = checkTeacherTopK(options.teacherTopK, mode, this.shapes.classes);
     // Duck-typed: an optimizer from another copy of tfjs-core would fail an instanceof.
     const optimizer = options.optimizer as { applyGradients?: unknown } | undefined;
     if (optimizer !== undefined && typeof optimizer?.applyGradients !== 'function') {
@@ -301,6 +354,7 @@ export class Distiller {
     this.loss = loss;
     this.lossFn = loss === 'fused' ? distillationLoss : stockDistillationLoss;
     this.teacherLogitsMode = mode;
+    this.teacherTopK = topK;
     this.ownsOptimizer = options.optimizer === undefined;
     this.optimizer = options.optimizer ?? tf.train.adam();
   }
@@ -311,9 +365,13 @@ export class Distiller {
     return this.student.trainableWeights.map((w) => w.read() as tf.Variable);
   }
 
-  private checkTeacherLogits(t: unknown, batch: number, op: string): tf.Tensor {
-    const logits = checkTensor(t, 'teacherLogits', op);
+  private checkTeacherLogits(t: unknown, batch: number, op: string): tf.Tensor | SparseTeacher {
     const C = this.shapes.classes;
+    if (isSparseTeacher(t)) {
+      checkSparseTeacher(t, [batch, C], op);
+      return t;
+    }
+    const logits = checkTensor(t, 'teacherLogits', op);
     if (
       logits.dtype !== 'float32' ||
       logits.rank !== 2 ||
@@ -321,7 +379,8 @@ export class Distiller {
       logits.shape[1] !== C
     ) {
       throw new Error(
-        `${op}: teacherLogits must be float32 [${batch}, ${C}], got ${logits.dtype} [${logits.shape.join(', ')}]`,
+        `${op}: teacherLogits must be float32 [${batch}, ${C}], got ${logits.dtype} ` +
+          `[${logits.shape.join(', ')}] (or a sparse teacher { indices, logProbs } [${batch}, K])`,
       );
     }
     return logits;
@@ -338,41 +397,104 @@ export class Distiller {
     return tf.tidy(() => this.teacher.apply(x, { training: false }) as tf.Tensor2D);
   }
 
-  /** Teacher logits of all of `x`, `batchSize` rows at a time; owned by the caller. */
-  private teacherLogitsOf(x: tf.Tensor, batchSize: number): tf.Tensor2D {
+  /**
+   * What 'cached' mode keeps for all of `x`, `batchSize` rows of teacher logits at a time: the
+   * `[N, C]` logits, or with `teacherTopK` the top-K of each batch of logits (the logits of one
+   * batch at a time exist); owned by the caller.
+   */
+  private teacherCacheOf(x: tf.Tensor, batchSize: number): TeacherCache {
     const n = x.shape[0]!;
-    const parts: tf.Tensor2D[] = [];
+    const k = this.teacherTopK;
+    const parts: TeacherCache[] = [];
     try {
       for (let start = 0; start < n; start += batchSize) {
         const size = Math.min(batchSize, n - start);
-        parts.push(
-          tf.tidy(
-            () =>
-              this.teacher.apply(tf.slice(x, [start], [size]), { training: false }) as tf.Tensor2D,
-          ),
+        const logits = tf.tidy(
+          () =>
+            this.teacher.apply(tf.slice(x, [start], [size]), { training: false }) as tf.Tensor2D,
         );
+        if (k === null) {
+          parts.push(logits);
+        } else {
+          try {
+            parts.push(topKTeacher(logits, k));
+          } finally {
+            logits.dispose();
+          }
+        }
       }
-      return parts.length === 1 ? parts[0]!.clone() : tf.concat(parts, 0);
+      if (k === null) {
+        const dense = parts as tf.Tensor2D[];
+        return dense.length === 1 ? dense[0]!.clone() : tf.concat(dense, 0);
+      }
+      const sparse = parts as SparseTeacher[];
+      const [indices, logProbs] = tf.tidy(() => [
+        tf.concat(
+          sparse.map((p) => p.indices),
+          0,
+        ),
+        tf.concat(
+          sparse.map((p) => p.logProbs),
+          0,
+        ),
+      ]);
+      return { indices: indices!, logProbs: logProbs! };
     } finally {
-      tf.dispose(parts);
+      parts.forEach(disposeCache);
+    }
+  }
+
+  /** Throws unless the cache keeps the form `want`, naming the method to use instead. */
+  private checkCacheForm(want: 'logits' | 'topK', op: string): void {
+    if (want === 'logits' && this.teacherTopK !== null) {
+      throw new Error(
+        `${op}: this Distiller caches the teacher's top-K (teacherTopK: ${this.teacherTopK}); ` +
+          'use cacheTeacherTopK / setCachedTopK / cachedTeacherTopK',
+      );
+    }
+    if (want === 'topK' && this.teacherTopK === null) {
+      throw new Error(
+        `${op}: this Distiller caches teacher logits; construct it with teacherLogits: 'cached' ` +
+          'and teacherTopK: K to cache the top-K (or use cacheTeacherLogits)',
+      );
     }
   }
 
   /**
    * Runs the teacher once over `x` (`batchSize` rows at a time, which bounds the teacher's
    * activation memory) and keeps the `[N, C]` logits for steps given `batchIndices`. Replaces
-   * an earlier cache. Nothing is read back.
+   * an earlier cache. Nothing is read back. (With `teacherTopK`: {@link cacheTeacherTopK}.)
    *
    * @returns the cached logits (owned by the Distiller: do not dispose).
    */
   cacheTeacherLogits(x: tf.Tensor, batchSize = 256): tf.Tensor2D {
     const op = 'Distiller.cacheTeacherLogits';
+    this.checkCacheForm('logits', op);
     checkTensor(x, 'x', op);
     checkPositiveInt(batchSize, 'batchSize', op);
-    const logits = this.teacherLogitsOf(x, batchSize);
+    const logits = this.teacherCacheOf(x, batchSize) as tf.Tensor2D;
     this.clearCache();
     this.cache = logits;
     return logits;
+  }
+
+  /**
+   * With `teacherTopK`: runs the teacher once over `x`, `batchSize` rows at a time, and keeps
+   * the top-K of each row (`{ indices, logProbs }`, `[N, K]`, from {@link topKTeacher}; the
+   * `[N, C]` logits never exist at once) for steps given `batchIndices`. Replaces an earlier
+   * cache. Nothing is read back.
+   *
+   * @returns the cached sparse teacher (owned by the Distiller: do not dispose).
+   */
+  cacheTeacherTopK(x: tf.Tensor, batchSize = 256): SparseTeacher {
+    const op = 'Distiller.cacheTeacherTopK';
+    this.checkCacheForm('topK', op);
+    checkTensor(x, 'x', op);
+    checkPositiveInt(batchSize, 'batchSize', op);
+    const topK = this.teacherCacheOf(x, batchSize) as SparseTeacher;
+    this.clearCache();
+    this.cache = topK;
+    return topK;
   }
 
   /**
@@ -381,6 +503,7 @@ export class Distiller {
    */
   setCachedLogits(logits: tf.Tensor2D): void {
     const op = 'Distiller.setCachedLogits';
+    this.checkCacheForm('logits', op);
     checkTensor(logits, 'logits', op);
     const C = this.shapes.classes;
     if (logits.dtype !== 'float32' || logits.rank !== 2 || logits.shape[1] !== C) {
@@ -392,9 +515,87 @@ export class Distiller {
     this.cache = logits;
   }
 
-  /** The cached teacher logits `[N, C]`, or null. */
+  /**
+   * With `teacherTopK`: adopts a sparse teacher `{ indices, logProbs }`, int32 / float32
+   * `[N, K]` (any K in [1, C]: e.g. the top-K log-probabilities an inference server returned,
+   * padded with index −1), as the cache; the Distiller takes ownership of both tensors.
+   */
+  setCachedTopK(teacher: SparseTeacher): void {
+    const op = 'Distiller.setCachedTopK';
+    this.checkCacheForm('topK', op);
+    if (!isSparseTeacher(teacher)) {
+      throw new TypeError(
+        `${op}: teacher must be { indices, logProbs } (int32 / float32 [N, K]), got ${typeof teacher}`,
+      );
+    }
+    // The rows N come from the ids; their rank, dtype and K are checked against [N, C] next.
+    const n = isTensorLike(teacher.indices) ? (teacher.indices.shape[0] ?? 0) : 0;
+    checkSparseTeacher(teacher, [n, this.shapes.classes], op);
+    const { indices, logProbs } = teacher;
+    if (indices.shape[1]! > this.shapes.classes) {
+      throw new RangeError(
+        `${op}: K = ${indices.shape[1]} entries per example, more than the C = ` +
+          `${this.shapes.classes} classes`,
+      );
+    }
+    const current = this.cache;
+    if (!isSparseTeacher(current) || current.indices !== indices || current.logProbs !== logProbs) {
+      this.clearCache();
+    }
+    this.cache = { indices, logProbs };
+  }
+
+  /** The cached teacher logits `[N, C]`, or null (also with `teacherTopK`: see cachedTopK). */
   get cachedLogits(): tf.Tensor2D | null {
-    return this.cache;
+    const cache = this.cache;
+    return cache === null || isSparseTeacher(cache) ? null : (cache as tf.Tensor2D);
+  }
+
+  /** With `teacherTopK`: the cached sparse teacher `[N, K]`, or null. */
+  get cachedTopK(): SparseTeacher | null {
+    const cache = this.cache;
+    return cache !== null && isSparseTeacher(cache) ? cache : null;
+  }
+
+  /**
+   * The bytes the teacher cache holds on the backend now: N × C × 4 for cached logits, N × K × 8
+   * for a cached top-K (int32 ids and float32 log-probabilities); while {@link fit} runs in
+   * 'cached' mode, its cache's; 0 without a cache.
+   */
+  get cachedTeacherBytes(): number {
+    return cacheBytes(this.cache ?? this.fitCache);
+  }
+
+  /** The cache, checked to exist and hold `want`, and `batchIndices` checked against it. */
+  private cacheRows(
+    want: 'logits' | 'topK',
+    batchIndices: unknown,
+    op: string,
+  ): { cache: TeacherCache; idx: tf.Tensor | readonly number[] | Int32Array } {
+    this.checkCacheForm(want, op);
+    const cache = this.cache;
+    if (cache === null) {
+      const call = want === 'topK' ? 'cacheTeacherTopK' : 'cacheTeacherLogits';
+      throw new Error(`${op}: no cached teacher ${want}; call ${call}(x) first`);
+    }
+    const rows = isSparseTeacher(cache) ? cache.indices.shape[0]! : cache.shape[0];
+    return { cache, idx: checkBatchIndices(batchIndices, rows, op) };
+  }
+
+  /** The cache's rows `batchIndices`, in its form; owned by the caller. */
+  private gatherRows(
+    cache: TeacherCache,
+    batchIndices: tf.Tensor | readonly number[] | Int32Array,
+  ): TeacherCache {
+    const idx =
+      batchIndices instanceof tf.Tensor
+        ? tf.cast(batchIndices, 'int32')
+        : tf.tensor1d(Array.from(batchIndices), 'int32');
+    try {
+      return gatherCache(cache, idx);
+    } finally {
+      idx.dispose();
+    }
   }
 
   /**
@@ -404,31 +605,19 @@ export class Distiller {
    */
   cachedTeacherLogits(batchIndices: tf.Tensor | readonly number[] | Int32Array): tf.Tensor2D {
     const op = 'Distiller.cachedTeacherLogits';
-    const cache = this.cache;
-    if (cache === null) {
-      throw new Error(`${op}: no cached teacher logits; call cacheTeacherLogits(x) first`);
-    }
-    if (batchIndices instanceof tf.Tensor) {
-      checkTensor(batchIndices, 'batchIndices', op);
-      if (batchIndices.rank !== 1) {
-        throw new Error(
-          `${op}: batchIndices must be [B], got shape [${batchIndices.shape.join(', ')}]`,
-        );
-      }
-    } else {
-      const n = cache.shape[0];
-      const bad = Array.from(batchIndices).find((i) => !Number.isInteger(i) || i < 0 || i >= n);
-      if (bad !== undefined) {
-        throw new RangeError(`${op}: batch index ${bad} is outside the cache's [0, ${n})`);
-      }
-    }
-    return tf.tidy(() => {
-      const idx =
-        batchIndices instanceof tf.Tensor
-          ? tf.cast(batchIndices, 'int32')
-          : tf.tensor1d(Array.from(batchIndices), 'int32');
-      return tf.gather(cache, idx);
-    });
+    const { cache, idx } = this.cacheRows('logits', batchIndices, op);
+    return this.gatherRows(cache, idx) as tf.Tensor2D;
+  }
+
+  /**
+   * With `teacherTopK`: the cached top-K of the rows `batchIndices`.
+   *
+   * @returns `{ indices, logProbs }` int32 / float32 `[B, K]`, owned by the caller.
+   */
+  cachedTeacherTopK(batchIndices: tf.Tensor | readonly number[] | Int32Array): SparseTeacher {
+    const op = 'Distiller.cachedTeacherTopK';
+    const { cache, idx } = this.cacheRows('topK', batchIndices, op);
+    return this.gatherRows(cache, idx) as SparseTeacher;
   }
 
   /**
@@ -436,14 +625,15 @@ export class Distiller {
    * trainable variables only; `teacherLogits` is a constant.
    *
    * @param x a batch of the models' input shape; @param y int32 `[B]` class indices or float32
-   *   `[B, C]` one-hot / soft labels; @param teacherLogits float32 `[B, C]`.
+   *   `[B, C]` one-hot / soft labels; @param teacherLogits float32 `[B, C]`, or a sparse teacher
+   *   `{ indices, logProbs }` int32 / float32 `[B, K]`.
    * @returns the loss, the gradients (for {@link applyGradients}) and the batch accuracy when
    *   asked; all owned by the caller.
    */
   computeGradients(
     x: tf.Tensor,
     y: tf.Tensor,
-    teacherLogits: tf.Tensor,
+    teacherLogits: tf.Tensor | SparseTeacher,
     opts: { accuracy?: boolean } = {},
   ): GradientsResult {
     const op = 'Distiller.computeGradients';
@@ -490,7 +680,7 @@ export class Distiller {
   trainStep(x: tf.Tensor, y: tf.Tensor, opts: StepOptions = {}): StepResult {
     const op = 'Distiller.trainStep';
     const { batch } = checkData(x, y, this.shapes, op);
-    let teacherLogits: tf.Tensor;
+    let teacherLogits: tf.Tensor | SparseTeacher;
     let owned = true;
     if (opts.teacherLogits !== undefined) {
       teacherLogits = this.checkTeacherLogits(opts.teacherLogits, batch, op);
@@ -504,7 +694,10 @@ export class Distiller {
       if (count !== batch) {
         throw new Error(`${op}: x has ${batch} examples but batchIndices has ${String(count)}`);
       }
-      teacherLogits = this.cachedTeacherLogits(indices);
+      teacherLogits =
+        this.teacherTopK === null
+          ? this.cachedTeacherLogits(indices)
+          : this.cachedTeacherTopK(indices);
     } else {
       teacherLogits = this.teacherForward(x);
     }
@@ -518,7 +711,7 @@ export class Distiller {
       }
       return result;
     } finally {
-      if (owned) teacherLogits.dispose();
+      if (owned) disposeCache(teacherLogits);
     }
   }
 
@@ -565,7 +758,8 @@ export class Distiller {
    * Trains the student on `x`, `y` for `epochs` epochs of `batchSize` examples, following
    * tfjs-layers' `model.fit`: shuffled every epoch by default, callbacks awaited, a `History`
    * returned. In 'cached' mode the teacher runs once over `x` first (see
-   * {@link DistillerOptions.teacherLogits}); the cache is freed when `fit` returns.
+   * {@link DistillerOptions.teacherLogits}, {@link DistillerOptions.teacherTopK}); the cache is
+   * freed when `fit` returns, and its size is in `history.params.cachedTeacherBytes`.
    *
    * @param x all training examples, of the models' input shape `[N, …]`.
    * @param y int32 `[N]` class indices or float32 `[N, C]` one-hot / soft labels.
@@ -615,7 +809,11 @@ export class Distiller {
     this.stopTraining = false;
     let lastLogs: Logs = {};
     try {
-      if (this.teacherLogitsMode === 'cached') run.cache = this.teacherLogitsOf(x, batchSize);
+      if (this.teacherLogitsMode === 'cached') {
+        run.cache = this.teacherCacheOf(x, batchSize);
+        this.fitCache = run.cache;
+        history.params.cachedTeacherBytes = cacheBytes(run.cache);
+      }
       await each(callbacks, (cb) => cb.onTrainBegin?.({}));
       for (let epoch = 0; epoch < epochs; epoch++) {
         await each(callbacks, (cb) => cb.onEpochBegin?.(epoch, {}));
@@ -636,7 +834,8 @@ export class Distiller {
       }
       await each(callbacks, (cb) => cb.onTrainEnd?.({ ...lastLogs }));
     } finally {
-      run.cache?.dispose();
+      disposeCache(run.cache);
+      this.fitCache = null;
       this.fitting = false;
     }
     return history;
@@ -686,17 +885,18 @@ export class Distiller {
     const idx = tf.tensor1d(indices, 'int32');
     const xb = tf.gather(run.x, idx);
     const yb = tf.gather(run.y, idx);
-    const tb = run.cache ? tf.gather(run.cache, idx) : null;
+    const tb = run.cache ? gatherCache(run.cache, idx) : null;
     try {
       return this.trainStep(xb, yb, tb ? { teacherLogits: tb } : {}).loss;
     } finally {
-      tf.dispose([idx, xb, yb, tb ?? []]);
+      tf.dispose([idx, xb, yb]);
+      disposeCache(tb);
     }
   }
 
-  /** Frees the cached teacher logits. */
+  /** Frees the cached teacher logits (or top-K). */
   clearCache(): void {
-    this.cache?.dispose();
+    disposeCache(this.cache);
     this.cache = null;
   }
 

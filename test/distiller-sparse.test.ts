@@ -1,0 +1,306 @@
+/**
+ * The Distiller's top-K teacher cache (`teacherLogits: 'cached'` + `teacherTopK`,
+ * src/distiller.ts): the option's named errors; the cache is topKTeacher of the teacher's
+ * logits, [N, K], N·K·8 bytes (against N·C·4 for logits) and says so (cachedTeacherBytes,
+ * History.params); steps distil from the sparse teacher (the same loss as giving it
+ * explicitly; with K = C the same as the dense cache); fit, stock loss, no leaks. The logic on
+ * the cpu backend (the exact composition), one small run on WebGPU (the fused sparse kernel).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Distiller, topKTeacher, type DistillerOptions, type SparseTeacher } from '../src/index.js';
+import { useCpu, useWebGPU } from './helpers/backend.js';
+
+const FEATURES = 6;
+const CLASSES = 10;
+
+function mlp(units: readonly number[], seed: number): tfl.Sequential {
+  return tfl.sequential({
+    layers: units.map((u, i) =>
+      tfl.layers.dense({
+        ...(i === 0 ? { inputShape: [FEATURES] } : {}),
+        units: u,
+        activation: i < units.length - 1 ? 'relu' : 'linear',
+        kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + i }),
+        biasInitializer: 'zeros',
+      }),
+    ),
+  });
+}
+
+function data(n: number, seed: number): { x: tf.Tensor2D; y: tf.Tensor1D } {
+  const x = tf.randomNormal([n, FEATURES], 0, 2, 'float32', seed) as tf.Tensor2D;
+  const labels = Array.from({ length: n }, (_, i) => (i * 7 + seed) % CLASSES);
+  return { x, y: tf.tensor1d(labels, 'int32') };
+}
+
+const owned: { dispose(): void }[] = [];
+function track<T extends { dispose(): void }>(value: T): T {
+  owned.push(value);
+  return value;
+}
+afterEach(() => {
+  owned.splice(0).forEach((o) => o.dispose());
+});
+
+/** A Distiller with fresh seeded models (the same seeds give bit-identical models). */
+function setup(overrides: Partial<DistillerOptions> = {}, studentSeed = 100): Distiller {
+  const teacher = track(mlp([24, CLASSES], 1));
+  const student = track(mlp([12, CLASSES], studentSeed));
+  return track(new Distiller({ student, teacher, ...overrides }));
+}
+
+async function scalar(t: tf.Tensor): Promise<number> {
+  return (await t.data())[0]!;
+}
+
+function relClose(actual: number, expected: number, rel: number): void {
+  expect(Number.isFinite(actual), `${actual}`).toBe(true);
+  expect(Math.abs(actual - expected)).toBeLessThanOrEqual(rel * Math.max(1, Math.abs(expected)));
+}
+
+async function weights(d: Distiller): Promise<Float32Array[]> {
+  return Promise.all(d.student.getWeights().map(async (w) => (await w.data()) as Float32Array));
+}
+
+describe('teacherTopK: options and named errors', () => {
+  beforeAll(useCpu);
+
+  it('needs cached mode and an integer K in [1, C], before anything is built', () => {
+    const before = tf.memory().numTensors;
+    expect(() => setup({ teacherTopK: 4 })).toThrow(
+      /Distiller: teacherTopK needs teacherLogits: 'cached'.*got teacherLogits 'per-step'/,
+    );
+    expect(() => setup({ teacherLogits: 'per-step', teacherTopK: 4 })).toThrow(/'cached'/);
+    for (const k of [0, -1, 11, 2.5, NaN, '3']) {
+      const make = () => setup({ teacherLogits: 'cached', teacherTopK: k as number });
+      expect(make, String(k)).toThrow(RangeError);
+      expect(make, String(k)).toThrow(
+        /Distiller: teacherTopK must be an integer in \[1, C\] = \[1, 10\]/,
+      );
+    }
+    // Only the models of the failed constructions were made (and they are disposed).
+    owned.splice(0).forEach((o) => o.dispose());
+    expect(tf.memory().numTensors).toBe(before);
+    const ok = setup({ teacherLogits: 'cached', teacherTopK: 10 });
+    expect(ok.teacherTopK).toBe(10);
+    expect(setup({ teacherLogits: 'cached' }).teacherTopK).toBeNull();
+    expect(() => setup({ teacherTopK: undefined })).not.toThrow();
+  });
+
+  it('the cache methods of the other form name the right one', () => {
+    const sparse = setup({ teacherLogits: 'cached', teacherTopK: 3 });
+    const dense = setup({ teacherLogits: 'cached' });
+    const { x } = data(4, 1);
+    expect(() => sparse.cacheTeacherLogits(x)).toThrow(
+      /cacheTeacherLogits: this Distiller caches the teacher's top-K \(teacherTopK: 3\); use cacheTeacherTopK/,
+    );
+    expect(() => sparse.setCachedLogits(tf.zeros([4, CLASSES]) as tf.Tensor2D)).toThrow(
+      /setCachedLogits: this Distiller caches the teacher's top-K/,
+    );
+    expect(() => sparse.cachedTeacherLogits([0])).toThrow(/use cacheTeacherTopK/);
+    expect(() => dense.cacheTeacherTopK(x)).toThrow(
+      /cacheTeacherTopK: this Distiller caches teacher logits; construct it with teacherLogits: 'cached' and teacherTopK/,
+    );
+    expect(() => dense.cachedTeacherTopK([0])).toThrow(/caches teacher logits/);
+    expect(() => sparse.cachedTeacherTopK([0])).toThrow(
+      /cachedTeacherTopK: no cached teacher topK; call cacheTeacherTopK\(x\) first/,
+    );
+    tf.dispose(x);
+  });
+
+  it('setCachedTopK checks the sparse teacher against [N, C]', () => {
+    const d = setup({ teacherLogits: 'cached', teacherTopK: 3 });
+    const ids = tf.tensor2d([[0, 1, -1]], [1, 3], 'int32');
+    const lp = tf.tensor2d([[-0.5, -1, 0]], [1, 3]);
+    const before = tf.memory().numTensors;
+    const bad: [unknown, RegExp][] = [
+      [{ indices: tf.cast(ids, 'float32'), logProbs: lp }, /teacher\.indices must be int32/],
+      [{ indices: ids, logProbs: tf.cast(lp, 'int32') }, /teacher\.logProbs must be float32/],
+      [{ indices: ids, logProbs: tf.zeros([1, 2]) }, /must have the same K/],
+      [{ indices: tf.zeros([1, 1, 3], 'int32'), logProbs: lp }, /teacher\.indices must have shape/],
+      [{ indices: tf.zeros([1, 11], 'int32'), logProbs: tf.zeros([1, 11]) }, /K = 11.*C = 10/],
+      [tf.zeros([1, 3]), /teacher must be \{ indices, logProbs \}/],
+    ];
+    const made = tf.memory().numTensors;
+    for (const [teacher, message] of bad) {
+      expect(() => d.setCachedTopK(teacher as SparseTeacher)).toThrow(message);
+    }
+    expect(tf.memory().numTensors).toBe(made);
+    expect(d.cachedTopK).toBeNull();
+    expect(made).toBeGreaterThan(before);
+    d.setCachedTopK({ indices: ids, logProbs: lp });
+    expect(d.cachedTopK).toEqual({ indices: ids, logProbs: lp });
+    expect(d.cachedTeacherBytes).toBe(1 * 3 * 8);
+    d.clearCache();
+    expect(ids.isDisposed && lp.isDisposed).toBe(true);
+    expect(d.cachedTeacherBytes).toBe(0);
+    tf.dispose(
+      bad
+        .map(([t]) => t as tf.Tensor | SparseTeacher)
+        .flatMap((t) => (t instanceof tf.Tensor ? [t] : [t.indices, t.logProbs])),
+    );
+  });
+});
+
+describe('teacherTopK on the cpu backend', () => {
+  beforeAll(useCpu);
+
+  it('cacheTeacherTopK keeps topKTeacher of the teacher logits, N·K·8 bytes', async () => {
+    const k = 4;
+    const sparse = setup({ teacherLogits: 'cached', teacherTopK: k });
+    const dense = setup({ teacherLogits: 'cached' });
+    const { x, y } = data(10, 3);
+    const before = tf.memory().numTensors;
+    const cache = sparse.cacheTeacherTopK(x, 3); // 3 + 3 + 3 + 1 rows
+    // Only the cache's two tensors are left.
+    expect(tf.memory().numTensors).toBe(before + 2);
+    expect(cache.indices.shape).toEqual([10, k]);
+    expect(cache.logProbs.shape).toEqual([10, k]);
+    expect(sparse.cachedTopK).toBe(cache);
+    expect(sparse.cachedLogits).toBeNull();
+    expect(sparse.cachedTeacherBytes).toBe(10 * k * 8);
+    dense.cacheTeacherLogits(x);
+    expect(dense.cachedTeacherBytes).toBe(10 * CLASSES * 4);
+    expect(dense.cachedTopK).toBeNull();
+    const logits = sparse.teacherForward(x);
+    const expected = topKTeacher(logits, k);
+    expect(Array.from(await cache.indices.data())).toEqual(
+      Array.from(await expected.indices.data()),
+    );
+    const got = await cache.logProbs.data();
+    const want = await expected.logProbs.data();
+    want.forEach((v, i) => expect(Math.abs(got[i]! - v)).toBeLessThan(1e-5));
+    // Rows by index, in the cache's form; a second cache replaces (and frees) the first.
+    const rows = sparse.cachedTeacherTopK([7, 2]);
+    expect(Array.from(await rows.indices.data())).toEqual(
+      Array.from((await cache.indices.data()).slice(7 * k, 8 * k)).concat(
+        Array.from((await cache.indices.data()).slice(2 * k, 3 * k)),
+      ),
+    );
+    expect(() => sparse.cachedTeacherTopK([0, 10])).toThrow(/batch index 10 is outside/);
+    sparse.cacheTeacherTopK(x);
+    expect(cache.indices.isDisposed && cache.logProbs.isDisposed).toBe(true);
+    tf.dispose([x, y, logits, expected.indices, expected.logProbs, rows.indices, rows.logProbs]);
+  });
+
+  it('trainStep with batchIndices distils from the cached top-K (same as giving it explicitly)', async () => {
+    const k = 3;
+    const cached = setup({ teacherLogits: 'cached', teacherTopK: k }, 20);
+    const explicit = setup({}, 20);
+    const { x: xAll, y: yAll } = data(10, 4);
+    cached.cacheTeacherTopK(xAll);
+    const indices = [7, 2, 5, 0];
+    const idx = tf.tensor1d(indices, 'int32');
+    const [x, y] = [tf.gather(xAll, idx), tf.gather(yAll, idx)];
+    const logits = explicit.teacherForward(x);
+    const teacher = topKTeacher(logits, k);
+    logits.dispose();
+    for (let step = 0; step < 3; step++) {
+      const a = cached.trainStep(x, y, { batchIndices: step === 1 ? idx : indices }).loss;
+      const b = explicit.trainStep(x, y, { teacherLogits: teacher }).loss;
+      relClose(await scalar(a), await scalar(b), 1e-6);
+      tf.dispose([a, b]);
+    }
+    const [wa, wb] = [await weights(cached), await weights(explicit)];
+    wa.forEach((w, i) => w.forEach((v, j) => expect(Math.abs(v - wb[i]![j]!)).toBeLessThan(1e-6)));
+    // The sparse teacher is checked against the batch like dense logits.
+    const short = {
+      indices: tf.slice(teacher.indices, 0, 2),
+      logProbs: tf.slice(teacher.logProbs, 0, 2),
+    };
+    expect(() => explicit.trainStep(x, y, { teacherLogits: short })).toThrow(
+      /Distiller\.trainStep: teacher\.indices must have shape \[4, K\]/,
+    );
+    expect(() => cached.trainStep(x, y)).toThrow(/batchIndices/);
+    expect(() => cached.trainStep(x, y, { batchIndices: [0, 1] })).toThrow(
+      /x has 4 examples but batchIndices has 2/,
+    );
+    tf.dispose([xAll, yAll, idx, x, y, teacher.indices, teacher.logProbs]);
+    tf.dispose([short.indices, short.logProbs]);
+  });
+
+  it('K = C gives the dense cache’s losses and weights (fit, shuffle: false)', async () => {
+    const topC = setup({ teacherLogits: 'cached', teacherTopK: CLASSES }, 30);
+    const dense = setup({ teacherLogits: 'cached' }, 30);
+    const { x, y } = data(14, 5);
+    const args = { epochs: 2, batchSize: 4, shuffle: false };
+    const hs = await topC.fit(x, y, args);
+    const hd = await dense.fit(x, y, args);
+    hd.history.loss.forEach((l, e) => relClose(hs.history.loss[e]!, l, 1e-5));
+    const [ws, wd] = [await weights(topC), await weights(dense)];
+    ws.forEach((w, i) => w.forEach((v, j) => expect(Math.abs(v - wd[i]![j]!)).toBeLessThan(1e-5)));
+    expect(hs.params.cachedTeacherBytes).toBe(14 * CLASSES * 8);
+    expect(hd.params.cachedTeacherBytes).toBe(14 * CLASSES * 4);
+    tf.dispose([x, y]);
+  });
+
+  it('fit reports its cache bytes while it runs and frees the cache; no leaks', async () => {
+    const k = 2;
+    const d = setup({ teacherLogits: 'cached', teacherTopK: k }, 40);
+    const stock = setup({ teacherLogits: 'cached', teacherTopK: k, loss: 'stock' }, 40);
+    const perStep = setup({}, 40);
+    const { x, y } = data(12, 6);
+    const seen: number[] = [];
+    const run = async () => {
+      const h = await d.fit(x, y, {
+        epochs: 2,
+        batchSize: 5,
+        callbacks: { onTrainBegin: () => void seen.push(d.cachedTeacherBytes) },
+      });
+      const hs = await stock.fit(x, y, { epochs: 2, batchSize: 5, shuffle: false });
+      return [h, hs] as const;
+    };
+    const [h, hs] = await run(); // creates the Adam state, which lives with the optimizer
+    const before = tf.memory().numTensors;
+    await run();
+    expect(tf.memory().numTensors).toBe(before);
+    expect(seen).toEqual([12 * k * 8, 12 * k * 8]);
+    expect(d.cachedTeacherBytes).toBe(0);
+    expect(d.cachedTopK).toBeNull();
+    expect(h.params.cachedTeacherBytes).toBe(12 * k * 8);
+    expect(h.history.loss.every(Number.isFinite)).toBe(true);
+    expect(hs.history.loss.every(Number.isFinite)).toBe(true);
+    // A per-step Distiller has no cache to report.
+    const hp = await perStep.fit(x, y, { batchSize: 6 });
+    expect(hp.params.cachedTeacherBytes).toBeUndefined();
+    expect(perStep.cachedTeacherBytes).toBe(0);
+    tf.dispose([x, y]);
+  });
+});
+
+describe('teacherTopK on WebGPU (the fused sparse kernel)', () => {
+  beforeAll(useWebGPU);
+
+  it('a cached top-K step equals the explicit sparse teacher, and fit trains', async () => {
+    const k = 4;
+    const cached = setup({ teacherLogits: 'cached', teacherTopK: k }, 50);
+    const explicit = setup({}, 50);
+    const { x, y } = data(8, 7);
+    const cache = cached.cacheTeacherTopK(x);
+    expect(cached.cachedTeacherBytes).toBe(8 * k * 8);
+    const logits = explicit.teacherForward(x);
+    const teacher = topKTeacher(logits, k);
+    logits.dispose();
+    expect(Array.from(await cache.indices.data())).toEqual(
+      Array.from(await teacher.indices.data()),
+    );
+    const all = Array.from({ length: 8 }, (_, i) => i);
+    const a = cached.trainStep(x, y, { batchIndices: all }).loss;
+    const b = explicit.trainStep(x, y, { teacherLogits: teacher }).loss;
+    relClose(await scalar(a), await scalar(b), 1e-6);
+    tf.dispose([a, b, teacher.indices, teacher.logProbs]);
+    cached.clearCache();
+    const before = tf.memory().numTensors;
+    const h = await cached.fit(x, y, { epochs: 3, batchSize: 4, shuffle: false });
+    expect(h.params.cachedTeacherBytes).toBe(8 * k * 8);
+    expect(h.history.loss.every(Number.isFinite)).toBe(true);
+    expect(h.history.loss[2]!).toBeLessThan(h.history.loss[0]!);
+    // fit leaves only the optimizer state it created on its first step.
+    expect(tf.memory().numTensors - before).toBeLessThanOrEqual(
+      2 * cached.student.trainableWeights.length + 2,
+    );
+    tf.dispose([x, y]);
+  });
+});
