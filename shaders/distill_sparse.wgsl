@@ -47,7 +47,8 @@
 // when it grows): two exponentials per element (one when T = 1: then u = d). The K entries
 // are then shared among the row's invocations, each reading ℓ_k and gathering s[i_k]; two
 // shared-memory trees merge the partial states. With gradients, sweep 2 writes the dense part
-// α (σ Σy − y) + (1 − α)(k/T) q over the row (two exponentials per element), and each
+// α (σ Σy − y) + (1 − α)(k/T) q over the row (two exponentials per element, one at T = 1 or
+// when α or (1 − α) k is 0), and each
 // invocation then subtracts (1 − α)(k/T) p_k at the ids in the Chunks it wrote itself, scanning
 // all K entries in order: no two invocations touch one Chunk, duplicates add up in a fixed
 // order, and no barrier is needed. No dense [rows, C] teacher is ever built.
@@ -259,12 +260,17 @@ fn writeGradient(row: u32, base: u32, col: u32, chunksPerRow: u32, rs: RowStats,
       y = chunkOneHot(c * CHUNK, label);
     }
     var g = Chunk(0.0);
+    var sigma = Chunk(0.0);
     if (params.alpha != 0.0) {
-      let sigma = select(exp(d - Chunk(rs.logZ1)), Chunk(0.0), maskS);
+      sigma = select(exp(d - Chunk(rs.logZ1)), Chunk(0.0), maskS);
       g = params.alpha * (sigma * rs.labelSum - y);
     }
     if (softScale != 0.0) {
-      let q = select(exp(d * invT - Chunk(rs.logZS)), Chunk(0.0), maskS);
+      // at T = 1, q is σ (one exponential per element instead of two)
+      var q = sigma;
+      if (invT != 1.0 || params.alpha == 0.0) {
+        q = select(exp(d * invT - Chunk(rs.logZS)), Chunk(0.0), maskS);
+      }
       g += softScale * q;
     }
     gradStudent[base + c] = studentGradOut(w, g, rs);
