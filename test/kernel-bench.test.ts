@@ -15,13 +15,18 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { distillationLoss } from '../src/index.js';
 import {
   DEFAULT_KERNEL_SHAPES,
+  DEFAULT_TOPK_SHAPES,
   formatKernelPlan,
   formatKernelReport,
+  formatTopKLine,
   kernelCsvRows,
   parseShapes,
+  parseTopKShapes,
   planKernelRun,
   runKernelBenchmark,
   sweepShapes,
+  topKShapeName,
+  topKSweepShapes,
   windowsFor,
   type KernelBenchOptions,
   type KernelMemoryModel,
@@ -169,8 +174,10 @@ describe('runKernelBenchmark', () => {
       phases: false,
       memoryBudgetBytes: null,
       maxSideMs: null,
+      topKShapes: [],
     });
     expect(report.failures).toEqual([]);
+    expect(report.topK).toEqual([]);
     expect(report.adapter.description).toBe('test adapter');
     expect(Number.isNaN(Date.parse(report.timestamp))).toBe(false);
     expect(report.totalWallMs).toBeGreaterThan(0);
@@ -461,4 +468,150 @@ describe('phases, peak bytes and failures', () => {
     expect(failure.find((r) => r.variant === 'stock')!.note).toMatch(/^skipped: /);
     expect(JSON.parse(JSON.stringify(report))).toEqual(report);
   }, 60_000);
+});
+
+describe('sparse (top-K) teacher shapes', () => {
+  test('parseTopKShapes, the default, the sweep and the names', () => {
+    expect(parseTopKShapes(DEFAULT_TOPK_SHAPES)).toEqual([[256, 32768, 32]]);
+    expect(parseTopKShapes(' 8x100k4 , 2x10k10')).toEqual([
+      [8, 100, 4],
+      [2, 10, 10],
+    ]);
+    expect(parseTopKShapes('none')).toEqual([]);
+    expect(parseTopKShapes('')).toEqual([]);
+    expect(() => parseTopKShapes('256x32768')).toThrow(
+      /--topk: expected entries like 256x32768k32/,
+    );
+    expect(() => parseTopKShapes('8x10k0')).toThrow(/--topk: sizes must be positive/);
+    expect(() => parseTopKShapes('8x10k11')).toThrow(/--topk: K must be at most C/);
+    // 256 rows x C in {32k, 128k} x K in {8, 32, 128}; the bar's shape is in it.
+    expect(topKSweepShapes().map(topKShapeName)).toEqual([
+      '256x32768k8',
+      '256x32768k32',
+      '256x32768k128',
+      '256x131072k8',
+      '256x131072k32',
+      '256x131072k128',
+    ]);
+    expect(sweepShapes('topk')).toEqual([]);
+  });
+
+  test('the topk sweep times its shapes only (no dense shapes, no calibration)', async () => {
+    const abort = new AbortController();
+    abort.abort();
+    const progress: string[] = [];
+    const report = await runKernelBenchmark(
+      options({ sweep: 'topk', signal: abort.signal, onProgress: (l) => progress.push(l) }),
+    );
+    expect(report.settings.sweep).toBe('topk');
+    expect(report.settings.shapes).toEqual([]);
+    expect(report.settings.topKShapes).toEqual(topKSweepShapes());
+    expect(report.complete).toBe(false);
+    expect(report.topK).toEqual([]);
+    expect(progress.some((l) => /calibrating/.test(l))).toBe(false);
+    // A vocab sweep has no top-K shapes, even when some are given.
+    const vocab = await runKernelBenchmark(
+      options({ sweep: 'vocab', topK: '8x100k4', signal: abort.signal }),
+    );
+    expect(vocab.settings.topKShapes).toEqual([]);
+  });
+
+  test('fused sparse vs fused dense vs stock sparse: figures, ratios, bytes, rows, no leak', async () => {
+    const before = tf.memory().numTensors;
+    const seen: string[] = [];
+    const progress: string[] = [];
+    const report = await runKernelBenchmark(
+      options({
+        shapes: [],
+        topK: '32x2048k8,16x300k300',
+        windows: 3,
+        windowMs: 10,
+        onTopKShape: (r, i, n) =>
+          seen.push(`${topKShapeName([r.batch, r.classes, r.topK])} ${i}/${n}`),
+        onProgress: (l) => progress.push(l),
+      }),
+    );
+    expect(tf.memory().numTensors).toBe(before);
+    expect(seen).toEqual(['32x2048k8 0/2', '16x300k300 1/2']);
+    expect(report.complete).toBe(true);
+    expect(report.results).toEqual([]);
+    expect(report.settings.topKShapes).toEqual([
+      [32, 2048, 8],
+      [16, 300, 300],
+    ]);
+    // The fused sides alternate windows; the stock side comes after.
+    expect(
+      progress.some((l) => /^32x2048k8: fused sparse and dense, alternating windows/.test(l)),
+    ).toBe(true);
+    for (const r of report.topK!) {
+      expect([r.sparseError, r.denseError, r.stockError]).toEqual([null, null, null]);
+      expect(r.sparseTeacherBytesPerRow).toBe(r.topK * 8);
+      expect(r.denseTeacherBytesPerRow).toBe(r.classes * 4);
+      for (const side of [r.sparse!, r.dense!, r.stock!]) {
+        expect(side.both.n).toBe(3);
+        expect(side.both.p50).toBeGreaterThan(0);
+        expect(side.both.p20).toBeLessThanOrEqual(side.both.p80);
+        expect(side.windows).toBe(3);
+        expect(side.gpu === null).toBe(!hasTimestamps());
+        expect(side.peakBytes).toBeGreaterThan(0);
+      }
+      // The fused ops take a few dispatches, the stock composition (scatter, softmax…) many.
+      expect(r.sparse!.dispatches).toBeGreaterThanOrEqual(1);
+      expect(r.sparse!.dispatches).toBeLessThanOrEqual(4);
+      expect(r.stock!.dispatches).toBeGreaterThan(r.sparse!.dispatches);
+      expect(r.sparseOverDense).toBeCloseTo(r.sparse!.both.p50 / r.dense!.both.p50, 10);
+      expect(r.stockOverSparse).toBeCloseTo(r.stock!.both.p50 / r.sparse!.both.p50, 10);
+      // Both hold at least the [rows, C] student gradient at their peak.
+      expect(r.sparse!.peakBytes).toBeGreaterThanOrEqual(r.batch * r.classes * 4);
+    }
+    expect(JSON.parse(JSON.stringify(report))).toEqual(report);
+    const text = formatKernelReport(report);
+    expect(text).toMatch(/Sparse \(top-K\) teacher, forward\+backward per step/);
+    expect(text).toContain('32×2048, 8');
+    expect(text).toContain('64 B/8.00 KiB');
+    expect(text).not.toMatch(/^Forward\+backward per step/m);
+    expect(formatTopKLine(report.topK![0]!)).toMatch(
+      /^32x2048k8: wall, one fence per window: fused sparse .* dispatches\), fused dense .*stock\/sparse ×/,
+    );
+    const csv = kernelCsvRows(report);
+    expect(csv.map((r) => [r.top_k, r.sparse_teacher_bytes_per_row])).toEqual([
+      [8, 64],
+      [300, 2400],
+    ]);
+    const rows = kernelResultRows(report);
+    expect(rows.every((r) => r.x_name === 'topk_shape')).toBe(true);
+    expect(
+      rows.filter((r) => r.metric === 'time_ms' && r.x_value === '32x2048k8').map((r) => r.variant),
+    ).toEqual(['fused-sparse', 'fused-dense', 'stock-sparse']);
+    const ratio = rows.find((r) => r.metric === 'time_ratio' && r.x_value === '32x2048k8')!;
+    expect(ratio.variant).toBe('fused-sparse/fused-dense');
+    expect(ratio.p50).toBeCloseTo(report.topK![0]!.sparseOverDense!, 4);
+    const bytes = rows.filter((r) => r.metric === 'teacher_bytes_per_row');
+    expect(bytes.map((r) => `${r.x_value} ${r.variant} ${r.p50}`)).toEqual([
+      '32x2048k8 sparse 64',
+      '32x2048k8 dense 8192',
+      '16x300k300 sparse 2400',
+      '16x300k300 dense 1200',
+    ]);
+  }, 120_000);
+
+  test('stops cleanly on abort in the middle of a top-K shape', async () => {
+    const abort = new AbortController();
+    const before = tf.memory().numTensors;
+    const report = await runKernelBenchmark(
+      options({
+        shapes: [],
+        topK: '8x100k4,8x100k8',
+        windows: 3,
+        windowMs: 5,
+        signal: abort.signal,
+        onProgress: (line) => {
+          if (/stock sparse/.test(line)) abort.abort();
+        },
+      }),
+    );
+    expect(report.complete).toBe(false);
+    expect(report.topK).toEqual([]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
 });

@@ -23,6 +23,7 @@ import {
   vocabPlotSpec,
   type KernelReportInput,
   type ResultRow,
+  type TopKShapeInput,
 } from '../bench/core/results-table.js';
 
 const spread = (p20: number, p50: number, p80: number, n = 5) => ({ p20, p50, p80, n });
@@ -131,6 +132,30 @@ function kernelReport(over: Partial<KernelReportInput> = {}): KernelReportInput 
 const get = (rows: ResultRow[], metric: string, variant: string) =>
   rows.filter((r) => r.metric === metric && r.variant === variant);
 
+/** A top-K shape: fused sparse 6 ms, fused dense 10 ms, stock sparse 300 ms. */
+function topKShape(over: Partial<TopKShapeInput> = {}): TopKShapeInput {
+  const side = (p50: number, dispatches: number, gpu: boolean) => ({
+    both: spread(p50 * 0.9, p50, p50 * 1.1),
+    gpu: gpu ? spread(p50 * 0.7, p50 * 0.8, p50 * 0.9) : null,
+    dispatches,
+    peakBytes: 33554432,
+  });
+  return {
+    batch: 256,
+    classes: 32768,
+    topK: 32,
+    denseTeacherBytesPerRow: 131072,
+    sparseTeacherBytesPerRow: 256,
+    sparse: side(6, 3, true),
+    dense: side(10, 3, true),
+    stock: side(300, 40, false),
+    sparseError: null,
+    denseError: null,
+    stockError: null,
+    ...over,
+  };
+}
+
 describe('rows from reports', () => {
   it('turns a distillation report into one row per figure', () => {
     const rows = distillResultRows(distillReport());
@@ -201,6 +226,63 @@ describe('rows from reports', () => {
     expect(get(rows, 'ceiling_ratio', 'fused/ceiling')[0]?.p50).toBe(2);
     expect(get(rows, 'gbps', 'fused')[0]?.p50).toBe(100.66);
     expect(get(rows, 'dispatches', 'stock')[0]?.p50).toBe(52);
+  });
+
+  it('adds the top-K shapes: three sides, their ratios, teacher bytes and failures', () => {
+    const rows = kernelResultRows(
+      kernelReport({
+        results: [],
+        topK: [
+          topKShape(),
+          topKShape({
+            classes: 131072,
+            topK: 8,
+            denseTeacherBytesPerRow: 524288,
+            sparseTeacherBytesPerRow: 64,
+            stock: null,
+            stockError: 'out-of-memory: Not enough memory left',
+          }),
+        ],
+      }),
+    );
+    expect(rows.every((r) => r.x_name === 'topk_shape')).toBe(true);
+    const at = (x: string, metric: string, variant: string) =>
+      get(rows, metric, variant).filter((r) => r.x_value === x);
+    const bar = '256x32768k32';
+    expect(at(bar, 'time_ms', 'fused-sparse')[0]).toMatchObject({ p50: 6, clock: 'wall', n: 5 });
+    expect(at(bar, 'time_ms', 'fused-dense')[0]?.p50).toBe(10);
+    expect(at(bar, 'time_ms', 'stock-sparse')[0]?.p50).toBe(300);
+    expect(at(bar, 'gpu_time_ms', 'fused-sparse')[0]).toMatchObject({
+      clock: 'gpu-timestamp',
+      p50: 4.8,
+    });
+    expect(at(bar, 'gpu_time_ms', 'stock-sparse')).toEqual([]);
+    // sparse / dense: 0.6, band sparse p20 / dense p80 … sparse p80 / dense p20.
+    expect(at(bar, 'time_ratio', 'fused-sparse/fused-dense')[0]).toMatchObject({
+      p50: 0.6,
+      p20: 0.490909,
+      p80: 0.733333,
+      unit: 'x',
+    });
+    expect(at(bar, 'gpu_time_ratio', 'fused-sparse/fused-dense')[0]?.p50).toBe(0.6);
+    expect(at(bar, 'speedup', 'stock-sparse/fused-sparse')[0]?.p50).toBe(50);
+    expect(at(bar, 'gpu_speedup', 'stock-sparse/fused-sparse')).toEqual([]);
+    expect(at(bar, 'dispatches', 'stock-sparse')[0]?.p50).toBe(40);
+    expect(at(bar, 'peak_bytes', 'fused-dense')[0]?.unit).toBe('bytes');
+    expect(
+      get(rows, 'teacher_bytes_per_row', 'sparse').map((r) => [r.x_value, r.p50, r.unit]),
+    ).toEqual([
+      [bar, 256, 'bytes'],
+      ['256x131072k8', 64, 'bytes'],
+    ]);
+    expect(get(rows, 'teacher_bytes_per_row', 'dense').map((r) => r.p50)).toEqual([131072, 524288]);
+    const failure = get(rows, 'failure', 'stock-sparse');
+    expect(failure.map((r) => [r.x_value, r.p50, r.note])).toEqual([
+      ['256x131072k8', 1, 'out-of-memory: Not enough memory left'],
+    ]);
+    expect(at('256x131072k8', 'speedup', 'stock-sparse/fused-sparse')).toEqual([]);
+    // The rows survive the CSV.
+    expect(parseResultsCsv(toResultsCsv(rows))).toEqual(rows);
   });
 
   it('adds forward, backward, peak bytes and failures (with their text in note)', () => {
@@ -368,10 +450,12 @@ describe('the README', () => {
       '<!-- results:kernel:end -->',
       '<!-- results:vocab:begin -->',
       '<!-- results:vocab:end -->',
+      '<!-- results:topk:begin -->',
+      '<!-- results:topk:end -->',
       'outro',
     ].join('\n');
     const out = updateReadme(readme, rows);
-    expect(staleReadmeSections(readme, rows)).toEqual(['distill', 'kernel', 'vocab']);
+    expect(staleReadmeSections(readme, rows)).toEqual(['distill', 'kernel', 'vocab', 'topk']);
     expect(staleReadmeSections(out, rows)).toEqual([]);
     expect(updateReadme(out, rows)).toBe(out);
     expect(out.startsWith('intro\n')).toBe(true);
@@ -455,6 +539,67 @@ describe('the README', () => {
     // Deterministic: the same rows give the same text.
     expect(await renderVocabPlotSvg(rows)).toBe(svg);
     expect(await renderVocabPlotSvg(plain)).toBeNull();
+  });
+
+  it('generates the top-K section per shape from the latest complete run, with the bar', () => {
+    const sweep = (timestamp: string, complete = true, over: Partial<TopKShapeInput> = {}) =>
+      kernelResultRows(
+        kernelReport({
+          timestamp,
+          complete,
+          results: [],
+          settings: { alpha: 0.1, temperature: 10, seed: 1, sweep: 'topk' },
+          topK: [
+            topKShape(over),
+            topKShape({
+              classes: 131072,
+              topK: 128,
+              denseTeacherBytesPerRow: 524288,
+              sparseTeacherBytesPerRow: 1024,
+              stock: null,
+              stockError: 'skipped: too big',
+            }),
+          ],
+        }),
+      );
+    const plain = kernelResultRows(kernelReport());
+    const rows = [...sweep('2026-12-01T00:00:00.000Z'), ...plain];
+    const text = readmeSection('topk', rows);
+    expect(text).toMatch(
+      /\| NVIDIA H200 \| Chrome 131 \| 256×32768 +\| 32 +\| 256 B \/ 128 KiB +\| 6\.00 ms \[5\.40–6\.60\] +\| 10\.0 ms \[9\.00–11\.0\] +\| 300 ms \[270–330\] +\| 0\.60 +\| ×50\.0 \[40\.9–61\.1\] +\| — +\| `def5678` \| 2026-12-01 \|/,
+    );
+    // Sorted by C then K; a failed side says how.
+    expect(text.indexOf('256×32768')).toBeLessThan(text.indexOf('256×131072'));
+    expect(text).toMatch(
+      /\| 256×131072 +\| 128 +\| 1\.00 KiB \/ 512 KiB .*\| stock-sparse: skipped \|/,
+    );
+    expect(text).toContain(
+      '- NVIDIA H200, Chrome 131 (commit `def5678`): sparse/dense 0.60 [0.49–0.73] (target ≤ 0.7: met); ' +
+        'stock/sparse ×50.0 [40.9–61.1] (target ≥ 25×: met).',
+    );
+    // The dense kernel section leaves the top-K rows out, and a default run's top-K row too.
+    expect(readmeSection('kernel', rows)).toBe(readmeSection('kernel', plain));
+    const withDefault = [
+      ...rows,
+      ...kernelResultRows(
+        kernelReport({ timestamp: '2026-12-02T00:00:00.000Z', topK: [topKShape()] }),
+      ),
+    ];
+    expect(readmeSection('kernel', withDefault)).not.toContain('k32');
+    // A later complete run replaces the bar's cell only; a later incomplete one changes nothing.
+    const slower = sweep('2027-01-01T00:00:00.000Z', true, {
+      sparse: { ...topKShape().sparse!, both: spread(9, 10, 11) },
+      dense: { ...topKShape().dense!, both: spread(9, 10, 11) },
+    }).filter((r) => r.x_value === '256x32768k32');
+    const later = readmeSection('topk', [...rows, ...slower]);
+    expect(later).toContain('sparse/dense 1.00 [0.82–1.22] (target ≤ 0.7: not met)');
+    expect(later).toContain('2026-12-01 |');
+    expect(readmeSection('topk', [...rows, ...sweep('2027-02-01T00:00:00.000Z', false)])).toBe(
+      text,
+    );
+    expect(readmeSection('topk', plain)).toBe(
+      '_No complete top-K run in bench/results/all-results.csv yet._',
+    );
   });
 
   it('the plot matches the committed table (run `npm run results -- plot` after appending)', async () => {

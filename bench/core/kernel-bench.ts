@@ -6,6 +6,10 @@
  * provenance, and writes the files.
  *
  * Shapes come from a list or a named sweep (`vocab`: C from 1k to 256k × rows 64/512/2048).
+ * Sparse (top-K) teacher shapes `BxCkK` come from their own list or the `topk` sweep: per
+ * shape, the fused loss with the teacher's top-K against the dense fused loss on the same
+ * logits and against the stock composition with the same sparse teacher (see
+ * {@link TopKShapeResult}).
  * Per shape and side (fused, stock): forward+backward, and with `phases` forward alone and
  * backward as the paired difference; the peak GPU bytes of one step (tf.memory()); dispatches.
  * A side that fails (out of memory, a binding past the adapter's limit, a lost device) or that
@@ -17,7 +21,12 @@
  *     (null otherwise, and the report says why).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { distillationLoss, stockDistillationLoss } from 'tfjs-fused-distill';
+import {
+  distillationLoss,
+  stockDistillationLoss,
+  topKTeacher,
+  type SparseTeacher,
+} from 'tfjs-fused-distill';
 import {
   GPU_CLOCK,
   GPU_CLOCK_TEXT,
@@ -74,12 +83,18 @@ export const VOCAB_SWEEP_TARGET_SHAPES: readonly (readonly [number, number])[] =
   [512, 32768],
   [128, 131072],
 ];
-export const KERNEL_SWEEPS = ['vocab'] as const;
+export const KERNEL_SWEEPS = ['vocab', 'topk'] as const;
 export type KernelSweep = (typeof KERNEL_SWEEPS)[number];
 
-/** The shapes of a sweep, by rows then classes (the grid, then the target shapes not in it). */
+/**
+ * The dense shapes of a sweep, by rows then classes (the grid, then the target shapes not in
+ * it). The `topk` sweep has none: its shapes are {@link topKSweepShapes}.
+ */
 export function sweepShapes(sweep: KernelSweep): [number, number][] {
-  if (sweep !== 'vocab') throw new Error(`unknown sweep "${String(sweep)}" (expected: vocab)`);
+  if (sweep === 'topk') return [];
+  if (sweep !== 'vocab') {
+    throw new Error(`unknown sweep "${String(sweep)}" (expected: ${KERNEL_SWEEPS.join(', ')})`);
+  }
   const shapes: [number, number][] = [];
   for (const rows of VOCAB_SWEEP_ROWS) {
     for (const classes of VOCAB_SWEEP_CLASSES) shapes.push([rows, classes]);
@@ -88,6 +103,53 @@ export function sweepShapes(sweep: KernelSweep): [number, number][] {
     if (!shapes.some(([b, c]) => b === rows && c === classes)) shapes.push([rows, classes]);
   }
   return shapes.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+}
+
+/** A sparse (top-K) teacher shape: rows B, classes C, entries K per row. */
+export type TopKShape = readonly [number, number, number];
+
+/** The sparse shapes the CLI times by default (`BxCkK`, comma-separated): the issue's bar. */
+export const DEFAULT_TOPK_SHAPES = '256x32768k32';
+
+/** The top-K sweep (`--sweep topk`): C ∈ {32k, 128k} (32768, 131072) × K ∈ {8, 32, 128}. */
+export const TOPK_SWEEP_ROWS = 256;
+export const TOPK_SWEEP_CLASSES = [32768, 131072] as const;
+export const TOPK_SWEEP_K = [8, 32, 128] as const;
+
+/**
+ * The bar at 256 × 32768, K = 32 (issue 9): the sparse fused step at most 0.7× the dense fused
+ * step's time, and at least 25× faster than the stock composition, same run.
+ */
+export const TOPK_TARGETS = {
+  shape: [256, 32768, 32] as TopKShape,
+  maxSparseOverDense: 0.7,
+  minStockOverSparse: 25,
+} as const;
+
+/** `"256x32768k32,64x1000k8"` → `[[256, 32768, 32], [64, 1000, 8]]`; "" or "none" → []. */
+export function parseTopKShapes(list: string): [number, number, number][] {
+  const text = list.trim();
+  if (text === '' || text === 'none') return [];
+  return text.split(',').map((s) => {
+    const m = /^(\d+)x(\d+)k(\d+)$/.exec(s.trim());
+    if (!m) throw new Error(`--topk: expected entries like 256x32768k32 (BxCkK), got "${s}"`);
+    const [b, c, k] = [m[1]!, m[2]!, m[3]!].map((x) => parseInt(x, 10)) as [number, number, number];
+    if (!(b > 0 && c > 0 && k > 0)) throw new Error(`--topk: sizes must be positive, got "${s}"`);
+    if (k > c) throw new Error(`--topk: K must be at most C, got "${s}"`);
+    return [b, c, k];
+  });
+}
+
+/** The top-K sweep's shapes, by classes then K. */
+export function topKSweepShapes(): [number, number, number][] {
+  return TOPK_SWEEP_CLASSES.flatMap((c) =>
+    TOPK_SWEEP_K.map((k): [number, number, number] => [TOPK_SWEEP_ROWS, c, k]),
+  );
+}
+
+/** `BxCkK`, the name of a top-K shape in files and tables. */
+export function topKShapeName([b, c, k]: TopKShape): string {
+  return `${b}x${c}k${k}`;
 }
 
 /** The default memory budget of a sweep, GiB (`--memory-budget`). */
@@ -390,6 +452,41 @@ export interface KernelBenchSettings {
   memoryBudgetBytes?: number | null;
   /** A side's windows were cut (to 3 at least) to stay near this, ms; null: no cut. */
   maxSideMs?: number | null;
+  /** The sparse (top-K) teacher shapes `[B, C, K]` (absent in older reports). */
+  topKShapes?: [number, number, number][];
+}
+
+/**
+ * One sparse (top-K) teacher shape: three sides, each forward+backward w.r.t. the student:
+ * - `sparse`: the fused op with the teacher's top-K (`{ indices, logProbs }` from topKTeacher
+ *   of the dense logits);
+ * - `dense`: the fused op with the dense teacher logits the top-K came from;
+ * - `stock`: stockDistillationLoss with the same sparse teacher (scattered to a dense `[B, C]`
+ *   distribution, then the stock composition).
+ * `sparse` and `dense` are timed in alternating windows (their ratio from the same stretch of
+ * time), `stock` after them. A side that failed has null figures and its error.
+ */
+export interface TopKShapeResult {
+  batch: number;
+  classes: number;
+  topK: number;
+  /** The teacher's bytes per row: dense logits C·4, sparse K·8 (int32 id + float32 log-prob). */
+  denseTeacherBytesPerRow: number;
+  sparseTeacherBytesPerRow: number;
+  sparse: KernelSideFigures | null;
+  dense: KernelSideFigures | null;
+  stock: KernelSideFigures | null;
+  /** "KIND: message" when the side failed or was not run, else null. */
+  sparseError: string | null;
+  denseError: string | null;
+  stockError: string | null;
+  /** sparse p50 / dense p50 (wall); null unless both were measured. */
+  sparseOverDense: number | null;
+  /** stock p50 / sparse p50 (wall). */
+  stockOverSparse: number | null;
+  /** The same ratios on the GPU clock; null without it. */
+  sparseOverDenseGpu: number | null;
+  stockOverSparseGpu: number | null;
 }
 
 /** The kernel benchmark's result file (JSON). */
@@ -406,6 +503,8 @@ export interface KernelReport {
   results: KernelShapeResult[];
   /** Shapes where a side failed or was skipped (absent in older reports). */
   failures?: KernelShapeFailure[];
+  /** Sparse (top-K) teacher shapes (absent in older reports). */
+  topK?: TopKShapeResult[];
   /** The memory model and the plan (with a budget or a sweep; absent in older reports). */
   plan?: KernelRunPlan | null;
   /** Which clock each figure came from, and why a clock is missing. */
@@ -429,6 +528,13 @@ export interface KernelBenchOptions {
   shapes: string | readonly (readonly [number, number])[];
   /** A named sweep instead of `shapes`; it implies phases and a memory budget. */
   sweep?: KernelSweep | null;
+  /**
+   * Sparse (top-K) teacher shapes, `"256x32768k32"` or parsed; ignored with a sweep (`topk`
+   * times {@link topKSweepShapes}, `vocab` none). Default: none.
+   */
+  topK?: string | readonly TopKShape[] | null;
+  /** After each top-K shape: its result, its index and the number of top-K shapes. */
+  onTopKShape?(r: TopKShapeResult, i: number, n: number): void;
   windows: number;
   windowMs: number;
   alpha: number;
@@ -806,6 +912,232 @@ async function timeShape(
   }
 }
 
+/**
+ * One forward+backward of `loss` with a sparse teacher w.r.t. the student logits (as
+ * lossStep); returns the loss value to fence on, the gradient disposed.
+ */
+function sparseLossStep(
+  loss: LossFn,
+  labels: tf.Tensor,
+  student: tf.Tensor,
+  teacher: SparseTeacher,
+  config: object,
+): tf.Tensor {
+  return tf.tidy(() => {
+    const f = (s: tf.Tensor) => loss(labels, s, teacher, config) as tf.Scalar;
+    const { value, grads } = tf.valueAndGrads(f)([student]);
+    tf.dispose(grads);
+    return value;
+  });
+}
+
+/**
+ * Wall times of several steps in alternating windows (one fence each): two fenced warm-ups
+ * and a probe each, then `windows` rounds of one window per step, so that their ratios come
+ * from the same stretch of time. null if aborted before a round.
+ */
+async function timeAlternating(
+  runs: readonly (() => tf.Tensor)[],
+  windows: number,
+  windowMs: number,
+  signal: AbortSignal | undefined,
+  between: (() => Promise<void>) | undefined,
+): Promise<Spread[] | null> {
+  const calls: number[] = [];
+  for (const run of runs) {
+    for (let i = 0; i < 2; i++) await timeWindow(run, 1);
+    calls.push(windowCalls(await timeWindow(run, 1), windowMs, 1));
+  }
+  const samples: number[][] = runs.map(() => []);
+  for (let w = 0; w < windows && !signal?.aborted; w++) {
+    for (const [i, run] of runs.entries()) samples[i]!.push(await timeWindow(run, calls[i]!));
+    await between?.();
+  }
+  return samples[0]!.length > 0 ? samples.map((x) => spread(x)) : null;
+}
+
+/** Times one top-K shape; throws Aborted when the signal fires before its figures are done. */
+async function timeTopKShape(
+  options: KernelBenchOptions,
+  [batch, classes, topK]: TopKShape,
+  run: { gpuClock: boolean; maxSideMs: number | null; deviceLost: () => string | null },
+): Promise<TopKShapeResult> {
+  const { windows, windowMs, signal } = options;
+  const between = options.yieldToEventLoop;
+  const name = topKShapeName([batch, classes, topK]);
+  const progress = (what: string) => options.onProgress?.(`${name}: ${what}`);
+  const config = { alpha: options.alpha, temperature: options.temperature };
+  const before = tf.memory().numTensors;
+  const result: TopKShapeResult = {
+    batch,
+    classes,
+    topK,
+    denseTeacherBytesPerRow: classes * 4,
+    sparseTeacherBytesPerRow: topK * 8,
+    sparse: null,
+    dense: null,
+    stock: null,
+    sparseError: null,
+    denseError: null,
+    stockError: null,
+    sparseOverDense: null,
+    stockOverSparse: null,
+    sparseOverDenseGpu: null,
+    stockOverSparseGpu: null,
+  };
+  const check = <T>(x: T | null): T => {
+    if (x === null || signal?.aborted) throw new Aborted();
+    return x;
+  };
+  let inputs: { s: tf.Tensor; t: tf.Tensor; y: tf.Tensor; teacher: SparseTeacher } | null = null;
+  let error: unknown = null;
+  try {
+    const gone = run.deviceLost();
+    if (gone) {
+      const text = failureText({ kind: 'device-lost', message: gone });
+      result.sparseError = result.denseError = result.stockError = text;
+    } else {
+      const { s, t, y } = makeInputs(options.seed, batch, classes);
+      // The sparse teacher of the same logits, built on the GPU (nothing read back).
+      const built = await withGpuErrorScopes(options.device, () =>
+        Promise.resolve(topKTeacher(t, topK)),
+      );
+      if (built.failure || !built.result) {
+        tf.dispose([s, t, y]);
+        const text = `topKTeacher ${failureText(built.failure ?? { kind: 'error', message: '' })}`;
+        result.sparseError = result.denseError = result.stockError = text;
+      } else {
+        inputs = { s, t, y, teacher: built.result };
+        await measure(inputs);
+      }
+    }
+  } catch (err) {
+    error = err;
+  }
+  if (inputs)
+    tf.dispose([inputs.s, inputs.t, inputs.y, inputs.teacher.indices, inputs.teacher.logProbs]);
+  releasePooledGpuBuffers();
+  if (tf.memory().numTensors !== before) {
+    throw new Error(`tensor leak: ${tf.memory().numTensors} tensors, expected ${before}`);
+  }
+  if (error !== null) throw error;
+  return result;
+
+  /** One checked step: errors, peak memory, dispatches, its time; or how it failed. */
+  async function checkStep(
+    side: string,
+    stepRun: () => tf.Tensor,
+  ): Promise<{ dispatches: number; peakBytes: number | null; firstMs: number } | StepFailure> {
+    const gone = run.deviceLost();
+    if (gone) return { kind: 'device-lost', message: gone };
+    progress(`${side}, checking one step (errors, peak memory, dispatches)`);
+    const t0 = performance.now();
+    let dispatches = 0;
+    const checked = await withGpuErrorScopes(options.device, () =>
+      withPeakGpuBytes(
+        () => {
+          let out: tf.Tensor | undefined;
+          dispatches = countDispatches(() => {
+            out = stepRun();
+          });
+          return out!;
+        },
+        async (v) => {
+          try {
+            await v.data();
+          } finally {
+            v.dispose();
+          }
+        },
+      ),
+    );
+    const firstMs = performance.now() - t0;
+    const goneNow = run.deviceLost();
+    if (goneNow) return { kind: 'device-lost', message: goneNow };
+    if (checked.failure) return checked.failure;
+    return { dispatches, peakBytes: checked.result?.peakBytes ?? null, firstMs };
+  }
+
+  function windowsOf(firstMs: number, wide: boolean): number {
+    if (run.maxSideMs !== null) return windowsFor(firstMs, windows, run.maxSideMs, false);
+    return wide ? Math.min(windows, WIDE_STOCK_WINDOWS) : windows;
+  }
+
+  async function gpuTimes(side: string, stepRun: () => tf.Tensor, w: number) {
+    if (!run.gpuClock) return null;
+    progress(`${side}, ${GPU_CLOCK}`);
+    return check(await timeStepsGpu(stepRun, w, signal, between));
+  }
+
+  async function measure(x: NonNullable<typeof inputs>): Promise<void> {
+    const { s, t, y, teacher } = x;
+    const sparseRun = () => sparseLossStep(distillationLoss, y, s, teacher, config);
+    const denseRun = () => lossStep(distillationLoss, y, s, t, config);
+    const stockRun = () => sparseLossStep(stockDistillationLoss, y, s, teacher, config);
+    const sparseCheck = await checkStep('fused sparse', sparseRun);
+    const denseCheck = await checkStep('fused dense', denseRun);
+    if ('kind' in sparseCheck) result.sparseError = failureText(sparseCheck);
+    if ('kind' in denseCheck) result.denseError = failureText(denseCheck);
+    const fusedRuns: [string, () => tf.Tensor, Exclude<typeof sparseCheck, StepFailure>][] = [];
+    if (!('kind' in sparseCheck)) fusedRuns.push(['sparse', sparseRun, sparseCheck]);
+    if (!('kind' in denseCheck)) fusedRuns.push(['dense', denseRun, denseCheck]);
+    if (fusedRuns.length > 0) {
+      const w = Math.max(1, Math.min(...fusedRuns.map(([, , c]) => windowsOf(c.firstMs, false))));
+      progress(
+        `fused ${fusedRuns.map(([n]) => n).join(' and ')}, alternating windows, ${WALL_CLOCK}`,
+      );
+      const spreads = check(
+        await timeAlternating(
+          fusedRuns.map(([, r]) => r),
+          w,
+          windowMs,
+          signal,
+          between,
+        ),
+      );
+      for (const [i, [side, stepRun, c]] of fusedRuns.entries()) {
+        const gpu = await gpuTimes(`fused ${side}`, stepRun, w);
+        const figures: KernelSideFigures = {
+          both: spreads[i]!,
+          forward: null,
+          backward: null,
+          gpu: gpu?.step ?? null,
+          dispatches: c.dispatches,
+          peakBytes: c.peakBytes,
+          windows: w,
+        };
+        if (side === 'sparse') result.sparse = figures;
+        else result.dense = figures;
+      }
+    }
+    const stockCheck = await checkStep('stock sparse', stockRun);
+    if ('kind' in stockCheck) {
+      result.stockError = failureText(stockCheck);
+    } else {
+      const w = Math.max(1, windowsOf(stockCheck.firstMs, classes >= WIDE_CLASSES));
+      progress(`stock sparse, ${WALL_CLOCK}`);
+      const both = check(await timeSteps(stockRun, w, windowMs, signal, between));
+      const gpu = await gpuTimes('stock sparse', stockRun, w);
+      result.stock = {
+        both,
+        forward: null,
+        backward: null,
+        gpu: gpu?.step ?? null,
+        dispatches: stockCheck.dispatches,
+        peakBytes: stockCheck.peakBytes,
+        windows: w,
+      };
+    }
+    const { sparse, dense, stock } = result;
+    result.sparseOverDense = sparse && dense ? finite(sparse.both.p50 / dense.both.p50) : null;
+    result.stockOverSparse = sparse && stock ? finite(stock.both.p50 / sparse.both.p50) : null;
+    result.sparseOverDenseGpu =
+      sparse?.gpu && dense?.gpu ? finite(sparse.gpu.p50 / dense.gpu.p50) : null;
+    result.stockOverSparseGpu =
+      sparse?.gpu && stock?.gpu ? finite(stock.gpu.p50 / sparse.gpu.p50) : null;
+  }
+}
+
 function finite(x: number | null): number | null {
   return x !== null && Number.isFinite(x) ? x : null;
 }
@@ -831,6 +1163,14 @@ export async function runKernelBenchmark(options: KernelBenchOptions): Promise<K
     : typeof options.shapes === 'string'
       ? parseShapes(options.shapes)
       : options.shapes.map(([b, c]): [number, number] => [b, c]);
+  const topKShapes: [number, number, number][] =
+    sweep === 'topk'
+      ? topKSweepShapes()
+      : sweep !== null || options.topK == null
+        ? []
+        : typeof options.topK === 'string'
+          ? parseTopKShapes(options.topK)
+          : options.topK.map(([b, c, k]): [number, number, number] => [b, c, k]);
   const phases = options.phases ?? sweep !== null;
   const memoryBudgetBytes =
     options.memoryBudgetBytes !== undefined
@@ -863,9 +1203,11 @@ export async function runKernelBenchmark(options: KernelBenchOptions): Promise<K
       phases,
       memoryBudgetBytes,
       maxSideMs,
+      topKShapes,
     },
     results: [],
     failures: [],
+    topK: [],
     plan: null,
     clocks: {
       wall: WALL_CLOCK_TEXT,
@@ -880,7 +1222,7 @@ export async function runKernelBenchmark(options: KernelBenchOptions): Promise<K
   try {
     const limits = options.device.limits;
     let memory: KernelMemoryModel | null = null;
-    if (memoryBudgetBytes !== null) {
+    if (memoryBudgetBytes !== null && shapes.length > 0) {
       options.onProgress?.(
         `calibrating the memory model and the time estimate at ${CALIBRATION_SHAPE.join('x')}`,
       );
@@ -922,7 +1264,25 @@ export async function runKernelBenchmark(options: KernelBenchOptions): Promise<K
         options.onShape?.(r, i, shapes.length);
       }
     }
-    report.complete = done === shapes.length;
+    let topKDone = 0;
+    for (const [i, shape] of topKShapes.entries()) {
+      if (options.signal?.aborted) break;
+      let r: TopKShapeResult;
+      try {
+        r = await timeTopKShape(options, shape, {
+          gpuClock: availability.available,
+          maxSideMs,
+          deviceLost: () => lostMessage,
+        });
+      } catch (err) {
+        if (err instanceof Aborted) break;
+        throw err;
+      }
+      topKDone++;
+      report.topK!.push(r);
+      options.onTopKShape?.(r, i, topKShapes.length);
+    }
+    report.complete = done === shapes.length && topKDone === topKShapes.length;
     const resolution = report.results.find((r) => r.gpuResolutionMs !== null)?.gpuResolutionMs;
     if (resolution != null && resolution >= 0.001) {
       report.clocks.gpu +=
@@ -971,6 +1331,83 @@ export function formatShapeLine(r: KernelShapeResult): string {
     `${ratio(r.speedup)}; ceiling ${formatMs(r.ceiling)}, fused/ceiling ` +
     `${r.ceilingRatio.toFixed(2)}${gpu}${phases}${peak}`
   );
+}
+
+function sideCell(x: KernelSideFigures | null, error: string | null): string {
+  return x ? formatMs(x.both) : (error ?? '—');
+}
+
+/** One top-K shape's figures on one line (the CLI prints it as each shape finishes). */
+export function formatTopKLine(r: TopKShapeResult): string {
+  const side = (label: string, x: KernelSideFigures | null, error: string | null) =>
+    x ? `${label} ${formatMs(x.both)} (${x.dispatches} dispatches)` : `${label} ${error ?? '—'}`;
+  const gpu =
+    r.sparse?.gpu && r.dense?.gpu && r.stock?.gpu
+      ? `; ${GPU_CLOCK}: sparse ${formatMs(r.sparse.gpu)}, dense ${formatMs(r.dense.gpu)}, ` +
+        `stock ${formatMs(r.stock.gpu)}`
+      : '';
+  return (
+    `${topKShapeName([r.batch, r.classes, r.topK])}: ${WALL_CLOCK}: ` +
+    `${side('fused sparse', r.sparse, r.sparseError)}, ` +
+    `${side('fused dense', r.dense, r.denseError)}, ` +
+    `${side('stock sparse', r.stock, r.stockError)}; sparse/dense ` +
+    `${r.sparseOverDense === null ? '—' : r.sparseOverDense.toFixed(2)}, stock/sparse ` +
+    `${ratio(r.stockOverSparse)}; teacher bytes per row ${formatBytes(r.sparseTeacherBytesPerRow)} ` +
+    `vs ${formatBytes(r.denseTeacherBytesPerRow)}${gpu}`
+  );
+}
+
+/** The top-K shapes as a table, and the bar at {@link TOPK_TARGETS} when it was measured. */
+export function formatTopKTable(results: readonly TopKShapeResult[]): string {
+  const gpu = results.some((r) => r.sparse?.gpu);
+  const header = [
+    'B×C, K',
+    'fused sparse (wall)',
+    'fused dense (wall)',
+    'stock sparse (wall)',
+    'sparse/dense',
+    'stock/sparse',
+  ];
+  if (gpu) header.push('sparse/dense GPU', 'stock/sparse GPU');
+  header.push('dispatches sparse/dense/stock', 'teacher B/row sparse/dense');
+  const rows = results.map((r) => {
+    const row = [
+      `${r.batch}×${r.classes}, ${r.topK}`,
+      sideCell(r.sparse, r.sparseError),
+      sideCell(r.dense, r.denseError),
+      sideCell(r.stock, r.stockError),
+      r.sparseOverDense === null ? '—' : r.sparseOverDense.toFixed(2),
+      ratio(r.stockOverSparse),
+    ];
+    if (gpu) {
+      row.push(
+        r.sparseOverDenseGpu === null ? '—' : r.sparseOverDenseGpu.toFixed(2),
+        ratio(r.stockOverSparseGpu),
+      );
+    }
+    const d = (x: KernelSideFigures | null) => (x ? String(x.dispatches) : '—');
+    row.push(
+      `${d(r.sparse)}/${d(r.dense)}/${d(r.stock)}`,
+      `${formatBytes(r.sparseTeacherBytesPerRow)}/${formatBytes(r.denseTeacherBytesPerRow)}`,
+    );
+    return row;
+  });
+  const lines = [textTable(header, rows)];
+  const [tb, tc, tk] = TOPK_TARGETS.shape;
+  const bar = results.find((r) => r.batch === tb && r.classes === tc && r.topK === tk);
+  if (bar) {
+    const met = (ok: boolean | null) => (ok === null ? '—' : ok ? 'met' : 'not met');
+    lines.push(
+      '',
+      `Bar at ${tb} × ${tc}, K = ${tk}, same run: sparse/dense ` +
+        `${bar.sparseOverDense === null ? '—' : bar.sparseOverDense.toFixed(2)} (target ≤ ` +
+        `${TOPK_TARGETS.maxSparseOverDense}: ` +
+        `${met(bar.sparseOverDense === null ? null : bar.sparseOverDense <= TOPK_TARGETS.maxSparseOverDense)}); ` +
+        `stock/sparse ${ratio(bar.stockOverSparse)} (target ≥ ${TOPK_TARGETS.minStockOverSparse}: ` +
+        `${met(bar.stockOverSparse === null ? null : bar.stockOverSparse >= TOPK_TARGETS.minStockOverSparse)}).`,
+    );
+  }
+  return lines.join('\n');
 }
 
 /** A failed or skipped shape on one line. */
@@ -1061,15 +1498,32 @@ export function formatKernelReport(report: KernelReport): string {
   if (peaks) header.push('peak GPU bytes fused/stock');
   const table = textTable(header, rows);
   const failures = report.failures ?? [];
+  const topK = report.topK ?? [];
+  const denseRun = report.results.length > 0 || failures.length > 0 || topK.length === 0;
   return [
-    `Forward+backward per step on ${report.adapter.description} (median [p20–p80], ms)` +
-      (report.complete ? '' : ' — INCOMPLETE (stopped early)'),
-    table,
+    ...(denseRun ? [] : [`On ${report.adapter.description}:`]),
+    ...(denseRun
+      ? [
+          `Forward+backward per step on ${report.adapter.description} (median [p20–p80], ms)` +
+            (report.complete ? '' : ' — INCOMPLETE (stopped early)'),
+          table,
+        ]
+      : []),
     ...(failures.length > 0
       ? [
           '',
           'Shapes with a failed or skipped side:',
           ...failures.map((f) => `  ${formatFailureLine(f)}`),
+        ]
+      : []),
+    ...(topK.length > 0
+      ? [
+          '',
+          'Sparse (top-K) teacher, forward+backward per step (median [p20–p80], ms): fused with ' +
+            'the top-K, fused with the dense logits they came from (alternating windows), stock ' +
+            'composition with the top-K' +
+            (report.complete ? '' : ' — INCOMPLETE (stopped early)'),
+          formatTopKTable(topK),
         ]
       : []),
     '',
@@ -1141,6 +1595,45 @@ export function kernelCsvRows(report: KernelReport): Record<string, string | num
         f.fusedError && `fused ${f.fusedError}`,
         f.stockError && `stock ${f.stockError}`,
         f.ceilingError && `ceiling ${f.ceilingError}`,
+      ]
+        .filter(Boolean)
+        .join('; '),
+    });
+  }
+  for (const r of report.topK ?? []) {
+    rows.push({
+      adapter: report.adapter.description,
+      batch: r.batch,
+      classes: r.classes,
+      top_k: r.topK,
+      fused_sparse_p20_ms: cell(r.sparse?.both.p20),
+      fused_sparse_p50_ms: cell(r.sparse?.both.p50),
+      fused_sparse_p80_ms: cell(r.sparse?.both.p80),
+      fused_p20_ms: cell(r.dense?.both.p20),
+      fused_p50_ms: cell(r.dense?.both.p50),
+      fused_p80_ms: cell(r.dense?.both.p80),
+      stock_p20_ms: cell(r.stock?.both.p20),
+      stock_p50_ms: cell(r.stock?.both.p50),
+      stock_p80_ms: cell(r.stock?.both.p80),
+      sparse_over_dense: cell(r.sparseOverDense),
+      speedup: cell(r.stockOverSparse),
+      fused_sparse_dispatches: cell(r.sparse?.dispatches),
+      fused_dispatches: cell(r.dense?.dispatches),
+      stock_dispatches: cell(r.stock?.dispatches),
+      wall_clock: WALL_CLOCK,
+      fused_sparse_gpu_p50_ms: cell(r.sparse?.gpu?.p50),
+      fused_gpu_p50_ms: cell(r.dense?.gpu?.p50),
+      stock_gpu_p50_ms: cell(r.stock?.gpu?.p50),
+      gpu_clock: r.sparse?.gpu ? GPU_CLOCK : '',
+      fused_sparse_peak_bytes: cell(r.sparse?.peakBytes),
+      fused_peak_bytes: cell(r.dense?.peakBytes),
+      stock_peak_bytes: cell(r.stock?.peakBytes),
+      sparse_teacher_bytes_per_row: r.sparseTeacherBytesPerRow,
+      dense_teacher_bytes_per_row: r.denseTeacherBytesPerRow,
+      error: [
+        r.sparseError && `fused sparse ${r.sparseError}`,
+        r.denseError && `fused dense ${r.denseError}`,
+        r.stockError && `stock sparse ${r.stockError}`,
       ]
         .filter(Boolean)
         .join('; '),

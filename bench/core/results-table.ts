@@ -55,6 +55,15 @@
  * `bytes`: the peak of tf.memory().numBytesInGPU during one step above its value before), and
  * `failure` (p50 = 1, unit `count`, the text in `note`) for a side that failed or was skipped;
  * the sweep's rows have `sweep=vocab` in `config`.
+ *
+ * Sparse (top-K) teacher figures of the kernel benchmark (`--topk`, `--sweep topk`): `x_name`
+ * `topk_shape`, `x_value` `BxCkK` (e.g. `256x32768k32`); variants `fused-sparse` (the fused op
+ * with the top-K), `fused-dense` (the fused op with the logits they came from) and
+ * `stock-sparse` (the stock composition with the top-K) for `time_ms`, `gpu_time_ms`,
+ * `dispatches`, `peak_bytes` and `failure`; `time_ratio` / `gpu_time_ratio` variant
+ * `fused-sparse/fused-dense` (band: sparse p20 / dense p80 … sparse p80 / dense p20);
+ * `speedup` / `gpu_speedup` variant `stock-sparse/fused-sparse`; `teacher_bytes_per_row`
+ * (unit `bytes`) variants `sparse` (K·8) and `dense` (C·4). The sweep's rows have `sweep=topk`.
  */
 import { formatBytes, formatMs, type Spread } from './lib/stats.js';
 import type { DistillReport, RunName, RunRecord } from './protocol/report.js';
@@ -122,7 +131,10 @@ export type ResultMetric =
   | 'forward_ms'
   | 'backward_ms'
   | 'peak_bytes'
-  | 'failure';
+  | 'failure'
+  | 'time_ratio'
+  | 'gpu_time_ratio'
+  | 'teacher_bytes_per_row';
 
 /** One row of the results table; null = an empty cell. */
 export interface ResultRow {
@@ -231,6 +243,21 @@ export interface KernelFailureInput {
   ceilingGBps: number | null;
 }
 
+/** One sparse (top-K) teacher shape (bench/core/kernel-bench.ts's TopKShapeResult has these). */
+export interface TopKShapeInput {
+  batch: number;
+  classes: number;
+  topK: number;
+  denseTeacherBytesPerRow: number;
+  sparseTeacherBytesPerRow: number;
+  sparse: KernelSideInput | null;
+  dense: KernelSideInput | null;
+  stock: KernelSideInput | null;
+  sparseError: string | null;
+  denseError: string | null;
+  stockError: string | null;
+}
+
 /** A kernel benchmark's report, structurally: bench:kernel's JSON and the page's. */
 export interface KernelReportInput extends ReportProvenance {
   kind: 'kernel-benchmark';
@@ -243,6 +270,8 @@ export interface KernelReportInput extends ReportProvenance {
   results: readonly KernelShapeInput[];
   /** Shapes with a failed or skipped side; absent in older reports. */
   failures?: readonly KernelFailureInput[];
+  /** Sparse (top-K) teacher shapes; absent in older reports. */
+  topK?: readonly TopKShapeInput[];
 }
 
 /** Rounds to 6 significant digits, so that a row survives the CSV unchanged. */
@@ -570,6 +599,73 @@ export function kernelResultRows(report: KernelReportInput): ResultRow[] {
       sink.value({ ...sx, variant, metric: 'failure', unit: 'count', clock: '', note: error }, 1);
     }
   }
+  for (const r of report.topK ?? []) {
+    const sx = { x_name: 'topk_shape', x_value: `${r.batch}x${r.classes}k${r.topK}` };
+    for (const [variant, side, error] of [
+      ['fused-sparse', r.sparse, r.sparseError],
+      ['fused-dense', r.dense, r.denseError],
+      ['stock-sparse', r.stock, r.stockError],
+    ] as const) {
+      if (side) {
+        sink.spread({ ...sx, variant, metric: 'time_ms', unit: 'ms', clock: 'wall' }, side.both);
+        sink.spread(
+          { ...sx, variant, metric: 'gpu_time_ms', unit: 'ms', clock: 'gpu-timestamp' },
+          side.gpu,
+        );
+        sink.value(
+          { ...sx, variant, metric: 'dispatches', unit: 'count', clock: '' },
+          side.dispatches,
+        );
+        sink.value(
+          { ...sx, variant, metric: 'peak_bytes', unit: 'bytes', clock: '' },
+          side.peakBytes,
+        );
+      }
+      if (error !== null) {
+        sink.value({ ...sx, variant, metric: 'failure', unit: 'count', clock: '', note: error }, 1);
+      }
+    }
+    const { sparse, dense, stock } = r;
+    if (sparse && dense) {
+      const v = 'fused-sparse/fused-dense';
+      // ratio(f, denominator, numerator): sparse / dense, band sparse p20 / dense p80 … .
+      sink.ratio(
+        { ...sx, metric: 'time_ratio', unit: 'x', variant: v, clock: 'wall' },
+        dense.both,
+        sparse.both,
+      );
+      if (sparse.gpu && dense.gpu) {
+        sink.ratio(
+          { ...sx, metric: 'gpu_time_ratio', unit: 'x', variant: v, clock: 'gpu-timestamp' },
+          dense.gpu,
+          sparse.gpu,
+        );
+      }
+    }
+    if (sparse && stock) {
+      const v = 'stock-sparse/fused-sparse';
+      sink.ratio(
+        { ...sx, metric: 'speedup', unit: 'x', variant: v, clock: 'wall' },
+        sparse.both,
+        stock.both,
+      );
+      if (sparse.gpu && stock.gpu) {
+        sink.ratio(
+          { ...sx, metric: 'gpu_speedup', unit: 'x', variant: v, clock: 'gpu-timestamp' },
+          sparse.gpu,
+          stock.gpu,
+        );
+      }
+    }
+    const bytes = {
+      ...sx,
+      metric: 'teacher_bytes_per_row' as const,
+      unit: 'bytes',
+      clock: '' as const,
+    };
+    sink.value({ ...bytes, variant: 'sparse' }, r.sparseTeacherBytesPerRow);
+    sink.value({ ...bytes, variant: 'dense' }, r.denseTeacherBytesPerRow);
+  }
   return sink.rows;
 }
 
@@ -761,7 +857,7 @@ export function mergeResults(
 // The README's tables, generated from the rows
 
 /** The README's generated sections: `<!-- results:NAME:begin -->` … `<!-- results:NAME:end -->`. */
-export const README_SECTIONS = ['distill', 'kernel', 'vocab'] as const;
+export const README_SECTIONS = ['distill', 'kernel', 'vocab', 'topk'] as const;
 export type ReadmeSection = (typeof README_SECTIONS)[number];
 
 /** The rows of one run: one benchmark, timestamp, host and adapter. */
@@ -970,7 +1066,8 @@ export function kernelReadmeSection(rows: readonly ResultRow[]): string {
   const cells = new Map<string, Cell>();
   for (const g of groupRuns(rows, 'kernel')) {
     if (!g.complete || isSweep(g)) continue;
-    for (const shape of new Set(g.rows.map((r) => r.x_value))) {
+    const dense = g.rows.filter((r) => r.x_name === 'shape');
+    for (const shape of new Set(dense.map((r) => r.x_value))) {
       const f = g.first;
       const k = [f.adapter_description, f.host, f.browser, shape].join('\u0000');
       const cur = cells.get(k);
@@ -1167,6 +1264,116 @@ export function vocabReadmeSection(rows: readonly ResultRow[]): string {
   return blocks.join('\n\n');
 }
 
+/** The bar at 256 × 32768, K = 32 (bench/core/kernel-bench.ts, TOPK_TARGETS). */
+export const TOPK_README_TARGETS = {
+  shape: '256x32768k32',
+  maxSparseOverDense: 0.7,
+  minStockOverSparse: 25,
+} as const;
+
+/** `BxCkK` → [B, C, K] (NaN for anything else). */
+function topKParts(x: string): [number, number, number] {
+  const m = /^(\d+)x(\d+)k(\d+)$/.exec(x);
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : [NaN, NaN, NaN];
+}
+
+/**
+ * The sparse (top-K) teacher section: per adapter, host and `BxCkK` shape, the latest complete
+ * kernel run's figures (a `--sweep topk` or a default run), then the bar at 256 × 32768,
+ * K = 32, from the run that measured it.
+ */
+export function topKReadmeSection(rows: readonly ResultRow[]): string {
+  type Cell = { g: RunGroup; shape: string };
+  const cells = new Map<string, Cell>();
+  for (const g of groupRuns(rows, 'kernel')) {
+    if (!g.complete) continue;
+    const topK = g.rows.filter((r) => r.x_name === 'topk_shape');
+    for (const shape of new Set(topK.map((r) => r.x_value))) {
+      const f = g.first;
+      const k = [f.adapter_description, f.host, f.browser, shape].join('\u0000');
+      const cur = cells.get(k);
+      if (!cur || Date.parse(f.timestamp) >= Date.parse(cur.g.first.timestamp)) {
+        cells.set(k, { g, shape });
+      }
+    }
+  }
+  const list = [...cells.values()].sort((a, b) => {
+    const [ba, ca, ka] = topKParts(a.shape);
+    const [bb, cb, kb] = topKParts(b.shape);
+    return compareEnv(a.g.first, b.g.first) || ca - cb || ba - bb || ka - kb;
+  });
+  if (list.length === 0) {
+    return '_No complete top-K run in bench/results/all-results.csv yet._';
+  }
+  const x = (r: ResultRow | undefined) => (r ? r.p50.toFixed(2) : DASH);
+  const failed = (g: RunGroup, shape: string) =>
+    g.rows
+      .filter((r) => r.metric === 'failure' && r.x_value === shape)
+      .map((r) => `${r.variant}: ${r.note.split(':')[0]}`)
+      .join('; ');
+  const body = list.map(({ g, shape }) => {
+    const f = g.first;
+    const get = (m: ResultMetric, v: string) => find(g, m, v, shape);
+    const [b, c, k] = topKParts(shape);
+    return [
+      f.adapter_description,
+      hostCell(f),
+      `${b}×${c}`,
+      String(k),
+      `${bytesCell(get('teacher_bytes_per_row', 'sparse'))} / ${bytesCell(get('teacher_bytes_per_row', 'dense'))}`,
+      msCell(get('time_ms', 'fused-sparse')),
+      msCell(get('time_ms', 'fused-dense')),
+      msCell(get('time_ms', 'stock-sparse')),
+      x(get('time_ratio', 'fused-sparse/fused-dense')),
+      ratioCell(get('speedup', 'stock-sparse/fused-sparse')),
+      failed(g, shape) || DASH,
+      `\`${f.commit}\``,
+      dateCell(f),
+    ];
+  });
+  const table = markdownTable(
+    [
+      'adapter',
+      'host',
+      'B×C',
+      'K',
+      'teacher bytes/row sparse / dense',
+      'fused sparse',
+      'fused dense',
+      'stock sparse',
+      'sparse/dense',
+      'stock/sparse',
+      'failed',
+      'commit',
+      'date',
+    ],
+    body,
+  );
+  const T = TOPK_README_TARGETS;
+  const [tb, tc, tk] = topKParts(T.shape);
+  const bars = list
+    .filter(({ shape }) => shape === T.shape)
+    .map(({ g }) => {
+      const f = g.first;
+      const ratio = find(g, 'time_ratio', 'fused-sparse/fused-dense', T.shape);
+      const speedup = find(g, 'speedup', 'stock-sparse/fused-sparse', T.shape);
+      const met = (ok: boolean) => (ok ? 'met' : 'not met');
+      return (
+        `- ${f.adapter_description}, ${hostCell(f)} (commit \`${f.commit}\`): sparse/dense ` +
+        `${ratio ? `${x(ratio)} [${ratio.p20?.toFixed(2)}–${ratio.p80?.toFixed(2)}]` : DASH} ` +
+        `(target ≤ ${T.maxSparseOverDense}: ${ratio ? met(ratio.p50 <= T.maxSparseOverDense) : DASH}); ` +
+        `stock/sparse ${ratioCell(speedup)} (target ≥ ${T.minStockOverSparse}×: ` +
+        `${speedup ? met(speedup.p50 >= T.minStockOverSparse) : DASH}).`
+      );
+    });
+  return [
+    table,
+    ...(bars.length
+      ? ['', `Bar at ${tb} × ${tc}, K = ${tk} (medians, same run; band p20–p80):`, '', ...bars]
+      : []),
+  ].join('\n');
+}
+
 /**
  * The vocabulary sweep's plot as a Vega-Lite spec (plain JSON; the host renders it): fused,
  * stock and ceiling forward+backward time against C, one line per rows value, log-log, with the
@@ -1278,6 +1485,7 @@ export function vocabPlotSpec(rows: readonly ResultRow[]): Record<string, unknow
 export function readmeSection(name: ReadmeSection, rows: readonly ResultRow[]): string {
   if (name === 'distill') return distillReadmeSection(rows);
   if (name === 'vocab') return vocabReadmeSection(rows);
+  if (name === 'topk') return topKReadmeSection(rows);
   return kernelReadmeSection(rows);
 }
 

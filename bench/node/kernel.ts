@@ -5,13 +5,20 @@
  * clock and, where the adapter has 'timestamp-query', the GPU clock; writes JSON and CSV under
  * bench/results/.
  *
- *   npm run bench:kernel [-- --shapes 64x10,256x32768 --windows 7]
+ *   npm run bench:kernel [-- --shapes 64x10,256x32768 --topk 256x32768k32 --windows 7]
  *   npm run bench:kernel -- --sweep vocab [--memory-budget 8] [--append-results]
+ *   npm run bench:kernel -- --sweep topk [--append-results]
  *
  * `--sweep vocab`: C ∈ {1k, 4k, 32k, 128k, 256k} (1k = 1024) × rows ∈ {64, 512, 2048}, plus
  * 128 × 131072; forward, backward and both; peak GPU bytes; sides whose estimated memory
  * exceeds `--memory-budget` GiB are skipped, and failures (out of memory, binding limit) are
  * recorded, not fatal. The plan and its time estimate are printed first.
+ *
+ * Sparse (top-K) teachers, `--topk BxCkK,…` (default 256x32768k32, the issue's bar; `none` for
+ * none) or `--sweep topk` (256 rows × C ∈ {32768, 131072} × K ∈ {8, 32, 128}): the fused loss
+ * with the teacher's top-K against the dense fused loss on the same logits (alternating
+ * windows) and against the stock composition with the same top-K, with the teacher's bytes
+ * per row of each (dense C·4, sparse K·8).
  */
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
@@ -20,13 +27,16 @@ import '@tensorflow/tfjs-layers';
 import {
   DEFAULT_KERNEL_SHAPES,
   DEFAULT_MEMORY_BUDGET_GIB,
+  DEFAULT_TOPK_SHAPES,
   formatFailureLine,
   formatKernelPlan,
   formatKernelReport,
   formatShapeLine,
+  formatTopKLine,
   KERNEL_SWEEPS,
   kernelCsvRows,
   parseShapes,
+  parseTopKShapes,
   runKernelBenchmark,
   type KernelSweep,
 } from '../core/kernel-bench.js';
@@ -40,6 +50,11 @@ const program = new Command()
   .name('bench:kernel')
   .description('Fused vs stock distillation loss, forward+backward, on the current WebGPU adapter')
   .option('--shapes <list>', 'comma-separated BxC shapes', DEFAULT_KERNEL_SHAPES)
+  .option(
+    '--topk <list>',
+    'sparse (top-K) teacher shapes BxCkK, comma-separated, or none',
+    DEFAULT_TOPK_SHAPES,
+  )
   .option(
     '--windows <n>',
     'measured windows (wall) and samples (GPU clock) per shape',
@@ -72,6 +87,7 @@ async function main(): Promise<void> {
   const opts = program.parse().opts<{
     appendResults: boolean;
     shapes: string;
+    topk: string;
     windows: number;
     windowMs: number;
     alpha: number;
@@ -93,6 +109,7 @@ async function main(): Promise<void> {
   }
   const sweep = (opts.sweep as KernelSweep | undefined) ?? null;
   const shapes = parseShapes(opts.shapes);
+  const topK = parseTopKShapes(opts.topk);
   const env = await initNodeWebGPU();
   console.log(`adapter: ${env.adapter.description}`);
   // Ctrl-C stops between windows; the shapes done so far are still written.
@@ -105,6 +122,7 @@ async function main(): Promise<void> {
     device: env.device,
     ceilingShader: readFileSync(CEILING_SHADER, 'utf8'),
     shapes,
+    topK,
     sweep,
     ...(opts.phases ? { phases: true } : {}),
     ...(opts.memoryBudget !== undefined
@@ -125,6 +143,7 @@ async function main(): Promise<void> {
     onPlan: (plan) => console.log(formatKernelPlan(plan)),
     onShape: (r) => console.log(formatShapeLine(r)),
     onFailure: (f) => console.log(formatFailureLine(f)),
+    onTopKShape: (r) => console.log(formatTopKLine(r)),
     onProgress: (line) => {
       if (sweep) console.log(`  … ${line}`);
     },
