@@ -7,6 +7,7 @@ import { checkConfigForLabels, resolveConfig, type DistillationLossConfig } from
 import { composedDistillationLoss, composedDistillationLossComponents } from './composed.js';
 import { fusedSupports } from './divergences.js';
 import { FUSED_DISTILLATION_LOSS, type DistillAttrs } from './kernels/names.js';
+import { runFusedForward } from './kernels/run.js';
 import { activeTape } from './tfjs_internals.js';
 import { checkCompositionFits, checkDeviceLimits } from './limits.js';
 import { isSparseTeacher, type SparseTeacher } from './sparse-teacher.js';
@@ -128,22 +129,5 @@ export function distillationLoss(
     writeGradients: gradientsToWrite(teacherLogits),
     gradients: 'student',
   };
-  const run = () =>
-    tf
-      .engine()
-      .runKernel(
-        FUSED_DISTILLATION_LOSS,
-        { labels, studentLogits, teacherLogits },
-        attrs as unknown as tf.NamedAttrMap,
-      ) as tf.Tensor[];
-  if (cfg.returnComponents) {
-    // `{ loss, hardLoss, softLoss }` from the same forward pass: the kernel's last two outputs
-    // (src/kernels/names.ts), each differentiable (src/kernels/gradient.ts). Cast as above.
-    return tf.tidy(() => {
-      const out = run();
-      const [hardLoss, softLoss] = out.slice(-2);
-      return { loss: out[0]!, hardLoss: hardLoss!, softLoss: softLoss! };
-    }) as unknown as tf.Tensor;
-  }
-  return tf.tidy(() => run()[0]!);
+  return runFusedForward(FUSED_DISTILLATION_LOSS, { labels, studentLogits, teacherLogits }, attrs);
 }

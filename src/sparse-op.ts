@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { checkConfigForLabels, resolveConfig, type DistillationLossConfig } from './config.js';
 import { composedSparseDistillationLoss } from './composed-sparse.js';
 import { FUSED_SPARSE_DISTILLATION_LOSS, type DistillAttrs } from './kernels/names.js';
+import { runFusedForward } from './kernels/run.js';
 import { checkDeviceLimits } from './limits.js';
 import { checkSparseTeacher, type SparseTeacher } from './sparse-teacher.js';
 import { activeTape, maxStorageBufferBindingSize } from './tfjs_internals.js';
@@ -49,25 +50,9 @@ export function sparseDistillationLoss(
     writeGradients: activeTape() === null ? 'none' : 'student',
     gradients: 'student',
   };
-  const run = () =>
-    tf.engine().runKernel(
-      FUSED_SPARSE_DISTILLATION_LOSS,
-      {
-        labels,
-        studentLogits,
-        teacherIds: teacher.indices,
-        teacherLogProbs: teacher.logProbs,
-      },
-      attrs as unknown as tf.NamedAttrMap,
-    ) as tf.Tensor[];
-  if (cfg.returnComponents) {
-    // `{ loss, hardLoss, softLoss }` from the same forward pass (the kernel's last two outputs),
-    // cast as in src/op.ts.
-    return tf.tidy(() => {
-      const out = run();
-      const [hardLoss, softLoss] = out.slice(-2);
-      return { loss: out[0]!, hardLoss: hardLoss!, softLoss: softLoss! };
-    }) as unknown as tf.Tensor;
-  }
-  return tf.tidy(() => run()[0]!);
+  return runFusedForward(
+    FUSED_SPARSE_DISTILLATION_LOSS,
+    { labels, studentLogits, teacherIds: teacher.indices, teacherLogProbs: teacher.logProbs },
+    attrs,
+  );
 }
