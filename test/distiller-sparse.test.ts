@@ -273,6 +273,18 @@ describe('teacherTopK on the cpu backend', () => {
 describe('teacherTopK on WebGPU (the fused sparse kernel)', () => {
   beforeAll(useWebGPU);
 
+  it('K = C gives the dense cache’s losses (fit, shuffle: false)', async () => {
+    const topC = setup({ teacherLogits: 'cached', teacherTopK: CLASSES }, 60);
+    const dense = setup({ teacherLogits: 'cached' }, 60);
+    const { x, y } = data(12, 8);
+    const args = { epochs: 2, batchSize: 4, shuffle: false };
+    const hs = await topC.fit(x, y, args);
+    const hd = await dense.fit(x, y, args);
+    hd.history.loss.forEach((l, e) => relClose(hs.history.loss[e]!, l, 1e-5));
+    expect(hs.params.cachedTeacherBytes).toBe(12 * CLASSES * 8);
+    tf.dispose([x, y]);
+  });
+
   it('a cached top-K step equals the explicit sparse teacher, and fit trains', async () => {
     const k = 4;
     const cached = setup({ teacherLogits: 'cached', teacherTopK: k }, 50);
