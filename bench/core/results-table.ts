@@ -1306,6 +1306,10 @@ export function topKReadmeSection(rows: readonly ResultRow[]): string {
     return '_No complete top-K run in bench/results/all-results.csv yet._';
   }
   const x = (r: ResultRow | undefined) => (r ? r.p50.toFixed(2) : DASH);
+  const band = (r: ResultRow | undefined) =>
+    r && r.p20 !== null && r.p80 !== null
+      ? `${x(r)} [${r.p20.toFixed(2)}–${r.p80.toFixed(2)}]`
+      : x(r);
   const failed = (g: RunGroup, shape: string) =>
     g.rows
       .filter((r) => r.metric === 'failure' && r.x_value === shape)
@@ -1324,7 +1328,7 @@ export function topKReadmeSection(rows: readonly ResultRow[]): string {
       msCell(get('time_ms', 'fused-sparse')),
       msCell(get('time_ms', 'fused-dense')),
       msCell(get('time_ms', 'stock-sparse')),
-      x(get('time_ratio', 'fused-sparse/fused-dense')),
+      band(get('time_ratio', 'fused-sparse/fused-dense')),
       ratioCell(get('speedup', 'stock-sparse/fused-sparse')),
       failed(g, shape) || DASH,
       `\`${f.commit}\``,
@@ -1360,7 +1364,7 @@ export function topKReadmeSection(rows: readonly ResultRow[]): string {
       const met = (ok: boolean) => (ok ? 'met' : 'not met');
       return (
         `- ${f.adapter_description}, ${hostCell(f)} (commit \`${f.commit}\`): sparse/dense ` +
-        `${ratio ? `${x(ratio)} [${ratio.p20?.toFixed(2)}–${ratio.p80?.toFixed(2)}]` : DASH} ` +
+        `${ratio ? band(ratio) : DASH} ` +
         `(target ≤ ${T.maxSparseOverDense}: ${ratio ? met(ratio.p50 <= T.maxSparseOverDense) : DASH}); ` +
         `stock/sparse ${ratioCell(speedup)} (target ≥ ${T.minStockOverSparse}×: ` +
         `${speedup ? met(speedup.p50 >= T.minStockOverSparse) : DASH}).`
