@@ -558,12 +558,12 @@ export class Distiller {
   }
 
   /**
-   * The bytes the teacher cache holds on the backend now: N × C × 4 for cached logits, N × K × 8
-   * for a cached top-K (int32 ids and float32 log-probabilities); while {@link fit} runs in
-   * 'cached' mode, its cache's; 0 without a cache.
+   * The bytes the teacher caches hold on the backend now: N × C × 4 for cached logits, N × K × 8
+   * for a cached top-K (int32 ids and float32 log-probabilities), the cache of a running
+   * {@link fit} included; 0 without a cache.
    */
   get cachedTeacherBytes(): number {
-    return cacheBytes(this.cache ?? this.fitCache);
+    return cacheBytes(this.cache) + cacheBytes(this.fitCache);
   }
 
   /** The cache, checked to exist and hold `want`, and `batchIndices` checked against it. */

@@ -262,6 +262,13 @@ describe('teacherTopK on the cpu backend', () => {
     expect(h.params.cachedTeacherBytes).toBe(12 * k * 8);
     expect(h.history.loss.every(Number.isFinite)).toBe(true);
     expect(hs.history.loss.every(Number.isFinite)).toBe(true);
+    // An explicit cache and fit's own are both counted while fit runs.
+    d.cacheTeacherTopK(x);
+    let during = 0;
+    await d.fit(x, y, { callbacks: { onTrainBegin: () => void (during = d.cachedTeacherBytes) } });
+    expect(during).toBe(2 * 12 * k * 8);
+    expect(d.cachedTeacherBytes).toBe(12 * k * 8);
+    d.clearCache();
     // A per-step Distiller has no cache to report.
     const hp = await perStep.fit(x, y, { batchSize: 6 });
     expect(hp.params.cachedTeacherBytes).toBeUndefined();
