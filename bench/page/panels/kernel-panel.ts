@@ -2,14 +2,19 @@
  * The kernel benchmark panel: the sizes of `npm run bench:kernel`, fused vs stock vs the memory
  * ceiling, forward+backward, on this GPU, in seconds (most visitors run this first). Same code
  * as the CLI (bench/core/kernel-bench.ts); results fill the table and chart as shapes finish.
+ * The top-K sweep (fused sparse vs fused dense vs stock sparse) is shown as the CLI prints it.
  */
 import ceilingShader from '../../core/memory_ceiling.wgsl?raw';
 import {
   DEFAULT_KERNEL_SHAPES,
+  formatTopKLine,
+  formatTopKTable,
   parseShapes,
   runKernelBenchmark,
   sweepShapes,
+  topKSweepShapes,
   type KernelShapeResult,
+  type KernelSweep,
 } from '../../core/kernel-bench.js';
 import { emit } from '../automation.js';
 import { BUILD, pageVersions } from '../build-info.js';
@@ -33,6 +38,7 @@ export function createKernelPanel(root: HTMLElement, ctx: PageContext): KernelPa
     { 'aria-label': 'sweep' },
     el('option', { value: '' }, 'the shapes above'),
     el('option', { value: 'vocab' }, 'vocabulary sweep (C 1k–256k × rows 64/512/2048)'),
+    el('option', { value: 'topk' }, 'top-K teacher sweep (256 rows × C 32k/128k × K 8/32/128)'),
   );
   const windows = el('input', {
     type: 'number',
@@ -71,14 +77,17 @@ export function createKernelPanel(root: HTMLElement, ctx: PageContext): KernelPa
     if (params?.get('sweep')) sweep.value = params.get('sweep')!;
     return ctx
       .run('kernel', async (signal) => {
-        const parsed = sweep.value === 'vocab' ? sweepShapes('vocab') : parseShapes(shapes.value);
+        const named: KernelSweep | null =
+          sweep.value === 'vocab' || sweep.value === 'topk' ? sweep.value : null;
+        const parsed = named ? sweepShapes(named) : parseShapes(shapes.value);
         const partial: KernelShapeResult[] = [];
-        setStatus(status, `running ${parsed.length} shapes…`);
+        const count = parsed.length + (named === 'topk' ? topKSweepShapes().length : 0);
+        setStatus(status, `running ${count} shapes…`);
         const report = await runKernelBenchmark({
           device: ctx.gpu.device,
           ceilingShader,
           shapes: parsed,
-          sweep: sweep.value === 'vocab' ? 'vocab' : null,
+          sweep: named,
           windows: Number(windows.value),
           windowMs: 250,
           alpha: 0.1,
@@ -102,8 +111,19 @@ export function createKernelPanel(root: HTMLElement, ctx: PageContext): KernelPa
             setStatus(status, line);
             emit({ type: 'progress', task: 'kernel', line });
           },
+          onTopKShape: (r, i, n) => {
+            const line = `${formatTopKLine(r)} (${i + 1}/${n})`;
+            setStatus(status, line);
+            emit({ type: 'progress', task: 'kernel', line });
+          },
         });
         renderKernelReport(out, report);
+        if (report.topK && report.topK.length > 0) {
+          out.append(
+            el('h3', {}, 'Top-K teacher: fused sparse vs fused dense vs stock sparse'),
+            el('pre', {}, formatTopKTable(report.topK)),
+          );
+        }
         setStatus(
           status,
           report.complete ? `done in ${(report.totalWallMs / 1000).toFixed(1)} s` : 'stopped',
