@@ -5,6 +5,7 @@
  *   npm run results -- append bench/results/distill-quick-….json bench/results/kernel-….json
  *   npm run results -- export report.json [--no-header]   # the rows as CSV on stdout
  *   npm run results -- readme                             # regenerate the README's tables
+ *                                                         # (distill, kernel, vocab, topk)
  *   npm run results -- plot                               # regenerate docs/vocab-sweep.svg
  *   npm run results -- check                              # exit 1 if the README or plot is stale
  *
