@@ -12,7 +12,9 @@
 //   without cancellation: see distill_common.wgsl)
 // A row flagged NaN gets NaN in both gradients; a row with an out-of-range integer label gets
 // NaN in the student's gradient (the teacher's does not depend on the labels).
-// −Infinity logits (masks) and rows whose KL_b is +Infinity: distill_common.wgsl.
+// −Infinity logits (masks) and rows whose KL_b is +Infinity: distill_common.wgsl. These are
+// forward KL's formulas; the other divergences' (the override DIVERGENCE, from the same row
+// statistics): shaders/distill_divergence.wgsl.
 //
 // Bindings (group 0), for the rows of one chunk (distill_common.wgsl, "Row chunks"):
 //   0 student Chunk[B·C/CHUNK] read      1 teacher Chunk[B·C/CHUNK] read
@@ -81,10 +83,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         } else {
           y = chunkOneHot(c * CHUNK, label);
         }
-        gradStudent[e] = studentGradOut(w, studentGradChunk(s, t, y, rs), rs);
+        gradStudent[e] = studentGradOutFor(w, studentGradFor(s, t, y, rs), rs, s);
       }
       if (WRITE_TEACHER_GRAD) {
-        gradTeacher[e] = teacherGradOut(w, teacherGradChunk(s, t, rs), rs, t);
+        gradTeacher[e] = teacherGradOutFor(w, teacherGradFor(s, t, rs), rs, t);
       }
     }
   }

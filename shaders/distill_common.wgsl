@@ -34,6 +34,8 @@
 // w_b: the row's weight in the op's output (rowWeight; 1/max(N, 1) over the counted rows N for
 // 'mean' with an ignore index; 0 for an ignored row; counted only when the forward kernel
 // writes gradients or reduces the batch itself).
+// (The forward KL kernels' layout; with another divergence, KL_b, c and E_p[x] hold its D_b and
+// the means its gradients use: shaders/distill_divergence.wgsl, "Row statistics".)
 // KL_b and CE_b are the row's component values as the reference defines them (src/reference.ts):
 // 0 for an ignored row; KL_b NaN for flag 1, +Infinity for flag 8; CE_b NaN for flags 2 and 32,
 // +Infinity for flag 16 (selected, never computed from infinities).

@@ -3,7 +3,8 @@
 //
 // Forward, per row b (distill_common.wgsl, row statistics; src/reference.ts):
 //   hard_b = CE_b                (stats[11]: 0 if ignored, NaN / +Infinity already selected)
-//   soft_b = k · KL_b            (stats[5]; NaN / +Infinity kept as they are, k > 0)
+//   soft_b = k · D_b             (stats[5], the divergence: KL_b for forward KL; NaN / +Infinity
+//                                 kept as they are, k > 0)
 //   output: hard_b and soft_b per row ('none'), or each reduced like the loss: rowWeight · Σ_b
 //   ('mean': 1/B; 'sum': 1), or Σ_b / max(N, 1) for 'mean' with an ignore index (N counted here
 //   from the labels, as distill_reduce.wgsl does). NaN wins over +Infinity in a sum.

@@ -4,12 +4,14 @@
 // scales them by dy, or hands them over untouched when dy is the implicit 1 of a loss).
 //
 // Forward, per row b (notation of distill_common.wgsl):
-//   ℓ_b = α · (Σ y · log Z1 − Σ y d) + (1 − α) k · KL_b,  KL_b = E_p[g(x)] − h(y)
-//   (the cancellation-free form of distill_common.wgsl, from sums kept around a moving centre)
+//   ℓ_b = α · (Σ y · log Z1 − Σ y d) + (1 − α) k · D_b,  D_b the divergence (DIVERGENCE,
+//   shaders/distill_divergence.wgsl); forward KL: KL_b = E_p[g(x)] − h(y) (the
+//   cancellation-free form of distill_common.wgsl, from sums kept around a moving centre)
 //   output: ℓ_b for 'none'; rowWeight · Σ_b ℓ_b for 'mean' (rowWeight = 1/B) and 'sum'.
 // Gradients (WRITE_STUDENT_GRAD / WRITE_TEACHER_GRAD), written as rowWeight · ∂ℓ_b/∂·:
 //   ∂ℓ_b/∂s_c = α (σ_c Σ y − y_c) + (1 − α) (k / T) (q_c − p_c)
 //   ∂ℓ_b/∂t_c = (1 − α) (k / T) · p_c (x_c − E_p[x])   (see distill_common.wgsl)
+// (forward KL; the other divergences' ∂D/∂s and ∂D/∂t: shaders/distill_divergence.wgsl)
 //
 // Bindings (group 0), for the rows of one chunk (distill_common.wgsl, "Row chunks"): the
 // [·, C] arrays hold this chunk's rows from Chunk headChunks on; per-row arrays the whole batch.
@@ -34,7 +36,12 @@
 // e^u times a row constant, so they cost no exponential. Exponentials: three per element (exp d,
 // exp u, exp v), plus four per new running maximum or recentring. With gradients, a second
 // sweep over the row (still in cache: the row group has just read it) writes them, three more
-// exponentials per element; the backward pass then reads nothing of size B × C. When
+// exponentials per element; the backward pass then reads nothing of size B × C. Reverse KL and
+// the JSD need log ZS and log ZT before their sums (distill_divergence.wgsl): the online sweep
+// keeps the maxima and log-sums only (the centred KL sums off), then a second sweep over the
+// row (still in cache) adds the divergence's terms, merged by the same kind of tree; without
+// gradients that second statistics sweep is the price of those divergences (s and t read twice
+// instead of once), with them the gradient sweep is a third. The dispatches are the same. When
 // BATCH_IN_WORKGROUP, one workgroup visits every row and reduces the losses itself: the
 // forward pass is one dispatch. Otherwise rows are spread over the grid's y dimension and
 // distill_reduce.wgsl sums the per-row losses when a scalar is asked for.
@@ -82,6 +89,11 @@ var<workgroup> sharedState: array<RowState, WORKGROUP_SIZE>;
 var<workgroup> sharedFlags: array<u32, WORKGROUP_SIZE>;
 var<workgroup> sharedLoss: array<f32, WORKGROUP_SIZE>;
 var<workgroup> sharedCount: array<u32, WORKGROUP_SIZE>;
+// The tree of the divergence sums (reverse KL, JSD: distill_divergence.wgsl): a slot per
+// invocation where a row group has several, else one slot, never used (forward KL).
+override SUM_SLOTS: u32 = select(1u, WORKGROUP_SIZE,
+                                 DIVERGENCE != DIVERGENCE_FORWARD_KL && TILE_COLS > 1u);
+var<workgroup> sharedSums: array<DivergenceSums, SUM_SLOTS>;
 
 // Whether row `row` (global) is ignored: its int32 label is the ignore index.
 fn isIgnored(row: u32) -> bool {
@@ -108,9 +120,11 @@ fn countRows(lid: u32) -> u32 {
   return total;
 }
 
+// (em starts at −1, the centred KL sums off, where the divergence is not forward KL: the second
+// sweep computes it, distill_divergence.wgsl)
 fn emptyState() -> RowState {
-  return RowState(LOWEST_LOGIT, LOWEST_LOGIT, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0,
-                  0.0);
+  return RowState(LOWEST_LOGIT, LOWEST_LOGIT, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+                  select(1.0, -1.0, divergenceNeedsSums()), 0.0, 0.0);
 }
 
 // A scalar through the chunk-typed series (lane 0).
@@ -407,10 +421,10 @@ fn writeGradients(row: u32, base: u32, col: u32, chunksPerRow: u32, rs: RowStats
       } else {
         y = chunkOneHot(c * CHUNK, label);
       }
-      gradStudent[base + c] = studentGradOut(w, studentGradChunk(s, t, y, rs), rs);
+      gradStudent[base + c] = studentGradOutFor(w, studentGradFor(s, t, y, rs), rs, s);
     }
     if (WRITE_TEACHER_GRAD) {
-      gradTeacher[base + c] = teacherGradOut(w, teacherGradChunk(s, t, rs), rs, t);
+      gradTeacher[base + c] = teacherGradOutFor(w, teacherGradFor(s, t, rs), rs, t);
     }
   }
 }
@@ -466,8 +480,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         }
         if (chunkNanOrPosInf(s)) { flags = flags | FLAG_NAN | FLAG_STUDENT_NAN; }
         if (chunkNanOrPosInf(t)) { flags = flags | FLAG_NAN; }
-        // the student masks a column where the teacher has mass: forward KL_b = +Infinity
-        if (any(maskS & !chunkMasked(t))) { flags = flags | FLAG_KL_INF; }
+        // a column where the divergence is infinite (forward KL: the student masks a column
+        // where the teacher has mass): D_b = +Infinity
+        if (divergenceInfinite(maskS, chunkMasked(t))) { flags = flags | FLAG_KL_INF; }
         st = addChunk(st, s, t, y, invT);
       }
     }
@@ -495,7 +510,29 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     // A row masked everywhere, in either side, has no distribution: NaN.
     if (rowActive && !ignored && (st.z1 == 0.0 || st.zt == 0.0)) { flags = flags | FLAG_NAN; }
     if (rowActive && !ignored && st.z1 == 0.0) { flags = flags | FLAG_STUDENT_NAN; }
-    let rs = rowStats(st, flags);
+    var rs = rowStats(st, flags);
+    if (divergenceNeedsSums()) {
+      // Sweep 2 (reverse KL, JSD): the divergence's sums, now that log ZS and log ZT are known.
+      var sums = emptySums();
+      if (rowActive && !ignored) {
+        for (var c = col; c < chunksPerRow; c += TILE_COLS) {
+          sums = addSums(sums, student[base + c], teacher[base + c], rs);
+        }
+      }
+      if (TILE_COLS > 1u) {
+        sharedSums[lid] = sums;
+        workgroupBarrier();
+        for (var stride = TILE_COLS / 2u; stride > 0u; stride = stride / 2u) {
+          if (col < stride) {
+            sharedSums[lid] = mergeSums(sharedSums[lid], sharedSums[lid + stride]);
+          }
+          workgroupBarrier();
+        }
+        sums = sharedSums[r * TILE_COLS];
+        workgroupBarrier();
+      }
+      rs = divergenceOfSums(rs, sums);
+    }
     if (rowActive && col == 0u) {
       let loss = finishRow(row, st, rs, rowWeight);
       if (BATCH_IN_WORKGROUP) {

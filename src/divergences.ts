@@ -1,8 +1,9 @@
 /**
- * The divergences of the soft term, each described once: its name, parameters, whether the
- * WGSL kernels implement it, its float64 value and exact gradients for the reference
- * (src/reference.ts) and its float32 tfjs form for the composed path (src/composed.ts).
- * Adding a divergence is one entry in {@link DIVERGENCES} here (and one in the WGSL).
+ * The divergences of the soft term, each described once: its name, parameters, how the WGSL
+ * kernels select it (shaders/distill_divergence.wgsl, the one place in the WGSL that knows the
+ * divergences), its float64 value and exact gradients for the reference (src/reference.ts) and
+ * its float32 tfjs form for the composed path (src/composed.ts). Adding a divergence is one
+ * entry in {@link DIVERGENCES} here and its branches in shaders/distill_divergence.wgsl.
  *
  * Notation, per row: a = s / T, b = t / T the tempered student and teacher logits,
  * q = softmax(a), p = softmax(b) (−Infinity logits are probability 0), and for two
@@ -56,14 +57,24 @@ export interface DivergenceParameter {
   readonly description: string;
 }
 
+/**
+ * How the WGSL kernels select a divergence: the value of the override DIVERGENCE of
+ * shaders/distill_divergence.wgsl, and the values of the overrides that hold its parameters.
+ */
+export interface DivergenceKernel {
+  readonly id: number;
+  /** Override constants from the config (float64 values, rounded once to float32 by WebGPU). */
+  readonly constants: (config: ResolvedConfig) => Readonly<Record<string, number>>;
+}
+
 export interface DivergenceSpec {
   readonly name: Divergence;
   /** The formula, for messages and documentation. */
   readonly formula: string;
   /** Config fields that only this divergence reads. */
   readonly parameters: readonly DivergenceParameter[];
-  /** Whether the WGSL kernels (src/kernels, shaders) implement it. */
-  readonly fused: boolean;
+  /** Its selection in the WGSL kernels (src/kernels, shaders), or null where they lack it. */
+  readonly kernel: DivergenceKernel | null;
   /** Whether D can be +Infinity for finite-mass rows (a one-sided mask). */
   readonly canBeInfinite: boolean;
   /** The float64 value and gradients of one row. */
@@ -422,7 +433,7 @@ export const DIVERGENCES: { readonly [D in Divergence]: DivergenceSpec & { name:
     name: 'forward-kl',
     formula: 'KL(p ‖ q)',
     parameters: [],
-    fused: true,
+    kernel: { id: 0, constants: () => ({}) },
     canBeInfinite: true,
     reference: forwardKl64,
     composed: forwardKlTf,
@@ -431,7 +442,7 @@ export const DIVERGENCES: { readonly [D in Divergence]: DivergenceSpec & { name:
     name: 'reverse-kl',
     formula: 'KL(q ‖ p)',
     parameters: [],
-    fused: false,
+    kernel: { id: 1, constants: () => ({}) },
     canBeInfinite: true,
     reference: reverseKl64,
     composed: reverseKlTf,
@@ -440,7 +451,14 @@ export const DIVERGENCES: { readonly [D in Divergence]: DivergenceSpec & { name:
     name: 'jsd',
     formula: 'β·KL(p ‖ M) + (1 − β)·KL(q ‖ M), M = β·p + (1 − β)·q',
     parameters: [BETA],
-    fused: false,
+    kernel: {
+      id: 2,
+      constants: ({ beta }) => ({
+        BETA: beta,
+        LOG_BETA: Math.log(beta),
+        LOG_ONE_MINUS_BETA: Math.log1p(-beta),
+      }),
+    },
     canBeInfinite: false,
     reference: jsd64,
     composed: jsdTf,
@@ -453,6 +471,18 @@ export function divergenceOf(config: Pick<ResolvedConfig, 'divergence'>): Diverg
 }
 
 /**
+ * The override constants of shaders/distill_divergence.wgsl for a config (its divergence's
+ * `kernel`): DIVERGENCE and the divergence's parameters. Throws for a divergence without a
+ * kernel ({@link fusedSupports} routes those to the composition first).
+ */
+export function divergenceConstants(config: ResolvedConfig): Record<string, number> {
+  const spec = DIVERGENCES[config.divergence] as DivergenceSpec | undefined;
+  if (!spec) throw new Error(`unknown divergence '${String(config.divergence)}'`);
+  if (!spec.kernel) throw new Error(`divergence '${spec.name}' has no fused kernel`);
+  return { DIVERGENCE: spec.kernel.id, ...spec.kernel.constants(config) };
+}
+
+/**
  * The options other than the divergence that the fused kernels implement. The kernel side sets
  * these to true as it adds them; until then {@link fusedSupports} routes such configs to the
  * composed path.
@@ -461,8 +491,9 @@ export const FUSED_OPTIONS = {
   ignoreIndex: true,
   returnComponents: true,
   /**
-   * −Infinity logits (masks, padded vocabularies) with forward KL: data, not config, so never a
-   * routing decision; the kernels implement them as the reference does (shaders/distill_common.wgsl).
+   * −Infinity logits (masks, padded vocabularies) with every divergence: data, not config, so
+   * never a routing decision; the kernels implement them as the reference does
+   * (shaders/distill_common.wgsl, shaders/distill_divergence.wgsl).
    */
   masks: true,
 } as const;
@@ -474,7 +505,7 @@ export const FUSED_OPTIONS = {
  */
 export function fusedSupports(config: ResolvedConfig): string | null {
   const spec = divergenceOf(config);
-  if (!spec.fused) return `divergence '${spec.name}' has no fused kernel yet`;
+  if (!spec.kernel) return `divergence '${spec.name}' has no fused kernel yet`;
   if (config.hasIgnoreIndex && !FUSED_OPTIONS.ignoreIndex) {
     return 'ignoreIndex has no fused kernel yet';
   }

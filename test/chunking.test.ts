@@ -17,6 +17,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { distillationLoss, type Reduction } from '../src/index.js';
+import { resolveConfig } from '../src/config.js';
+import { fusedSupports } from '../src/divergences.js';
 import {
   overrideAdapterClassForTesting,
   overrideBindingLimitForTesting,
@@ -345,13 +347,17 @@ describe('limits beyond chunking: a RangeError before anything is dispatched', (
     expect(dispatches).toBe(-1);
   }
 
-  test('configs on the composition past one binding (tfjs would return zeros silently)', () => {
-    const C = 262_144;
-    const rows = Math.floor(deviceLimit('maxStorageBufferBindingSize') / (4 * C)) + 1;
-    const why = /cannot split them/;
-    expectRefused([rows, C], why, { divergence: 'jsd' });
-    expectRefused([rows, C], why, { divergence: 'reverse-kl' });
-    expectRefused([1, rows, C], why, { divergence: 'jsd', returnComponents: true });
+  test('no config goes to the composition past one binding: every divergence is chunked', () => {
+    // The composition's refusal (src/op.ts, checkCompositionFits: "cannot split them") is for
+    // configs that fusedSupports sends there; the kernels now run every divergence and option
+    // (forced chunks of reverse KL and the JSD: test/divergences-fused.test.ts).
+    for (const config of [
+      { divergence: 'jsd' },
+      { divergence: 'reverse-kl' },
+      { divergence: 'jsd', returnComponents: true, ignoreIndex: -100 },
+    ] as const) {
+      expect(fusedSupports(resolveConfig(config)), JSON.stringify(config)).toBeNull();
+    }
   });
 
   test('a gradient buffer beyond maxBufferSize', () => {

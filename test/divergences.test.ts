@@ -29,7 +29,7 @@ import {
   type Divergence,
   type Reduction,
 } from '../src/config.js';
-import { DIVERGENCES, fusedSupports } from '../src/divergences.js';
+import { DIVERGENCES, divergenceConstants, fusedSupports } from '../src/divergences.js';
 import {
   referenceDistillationLoss,
   rowsOfShape,
@@ -142,10 +142,20 @@ describe('config', () => {
     tf.dispose([y, s]);
   });
 
-  test('fusedSupports names what the kernels cannot run', () => {
+  test('fusedSupports: the kernels run every divergence and option', () => {
     expect(fusedSupports(resolveConfig({}))).toBeNull();
-    expect(fusedSupports(resolveConfig({ divergence: 'jsd' }))).toMatch(/'jsd' has no fused/);
-    expect(fusedSupports(resolveConfig({ divergence: 'reverse-kl' }))).toMatch(/'reverse-kl'/);
+    // shaders/distill_divergence.wgsl (test/divergences-fused.test.ts)
+    expect(fusedSupports(resolveConfig({ divergence: 'jsd' }))).toBeNull();
+    expect(fusedSupports(resolveConfig({ divergence: 'reverse-kl' }))).toBeNull();
+    // each divergence has its own selection in the WGSL (the override DIVERGENCE)
+    const ids = DIVS.map((d) => DIVERGENCES[d].kernel?.id);
+    expect(new Set(ids).size).toBe(DIVS.length);
+    expect(divergenceConstants(resolveConfig({ divergence: 'jsd', beta: 0.25 }))).toEqual({
+      DIVERGENCE: DIVERGENCES.jsd.kernel!.id,
+      BETA: 0.25,
+      LOG_BETA: Math.log(0.25),
+      LOG_ONE_MINUS_BETA: Math.log(0.75),
+    });
     // The kernels count and skip ignored rows (test/ignore-index.test.ts).
     expect(fusedSupports(resolveConfig({ ignoreIndex: -100 }))).toBeNull();
     // The kernels return the components from the same forward pass (test/components.test.ts).

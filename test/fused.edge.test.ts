@@ -171,6 +171,8 @@ test.each(plans)(
           temperature: spec.temperature,
           temperatureSquared: true,
           reduction: spec.reduction,
+          divergence: 'forward-kl',
+          beta: 0.5,
           writeGradients: 'none',
           gradients: 'both',
         } as unknown as tf.NamedAttrMap;

@@ -6,12 +6,14 @@ import type { KernelBackend, KernelConfig, KernelFunc, TensorInfo } from '@tenso
 import chunkScalarWgsl from '../../../shaders/distill_chunk_scalar.wgsl?raw';
 import chunkVec4Wgsl from '../../../shaders/distill_chunk_vec4.wgsl?raw';
 import commonWgsl from '../../../shaders/distill_common.wgsl?raw';
+import divergenceWgsl from '../../../shaders/distill_divergence.wgsl?raw';
 import forwardWgsl from '../../../shaders/distill_forward.wgsl?raw';
 import backwardWgsl from '../../../shaders/distill_backward.wgsl?raw';
 import componentsWgsl from '../../../shaders/distill_components.wgsl?raw';
 import reduceWgsl from '../../../shaders/distill_reduce.wgsl?raw';
 import scaleWgsl from '../../../shaders/distill_scale.wgsl?raw';
 import { klFactor } from '../../config.js';
+import { divergenceConstants } from '../../divergences.js';
 import {
   FUSED_DISTILLATION_LOSS,
   FUSED_DISTILLATION_LOSS_GRAD,
@@ -41,6 +43,17 @@ import {
 /** A kernel's full source: the chunk file for the plan, the shared declarations, the kernel. */
 export function source(kernel: string, chunk: 1 | 4): string {
   return [chunk === 4 ? chunkVec4Wgsl : chunkScalarWgsl, commonWgsl, kernel].join('\n');
+}
+
+/**
+ * The source of a kernel that computes a divergence (the forward and backward kernels): as
+ * `source`, with shaders/distill_divergence.wgsl after the shared declarations. Its override
+ * constants come from the config's entry in src/divergences.ts (divergenceConstants).
+ */
+function divergenceSource(kernel: string, chunk: 1 | 4): string {
+  return [chunk === 4 ? chunkVec4Wgsl : chunkScalarWgsl, commonWgsl, divergenceWgsl, kernel].join(
+    '\n',
+  );
 }
 
 /**
@@ -237,8 +250,9 @@ const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
   const writeTeacher = a.writeGradients === 'both';
   const forward: KernelSource = {
     name: `distill_forward_x${plan.chunk}`,
-    code: source(forwardWgsl, plan.chunk),
+    code: divergenceSource(forwardWgsl, plan.chunk),
     constants: {
+      ...divergenceConstants(a),
       WORKGROUP_SIZE: plan.workgroupSize,
       TILE_COLS: plan.tileCols,
       DENSE_LABELS: denseLabels,
@@ -383,8 +397,9 @@ const backwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
   const denseLabels = rawLabels!.dtype === 'float32';
   const backward: KernelSource = {
     name: `distill_backward_x${plan.chunk}`,
-    code: source(backwardWgsl, plan.chunk),
+    code: divergenceSource(backwardWgsl, plan.chunk),
     constants: {
+      ...divergenceConstants(a),
       WORKGROUP_SIZE: plan.workgroupSize,
       CHUNKS_PER_THREAD: plan.chunksPerThread,
       TILE_COLS: plan.tileCols,
