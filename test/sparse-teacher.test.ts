@@ -737,6 +737,17 @@ const SPECIALS: [string, Mutate, (ref: SparseReferenceResult, c: SparseCase) => 
     },
   ],
   [
+    'extreme values: ℓ shifted by −1e4 or spread to −1e4 (p underflows), student logits ±100',
+    (x, c) => {
+      const K = c.topK;
+      for (let i = 0; i < x.student.length; i++) x.student[i] = Math.fround(x.student[i]! * 16);
+      for (let k = 0; k < K; k++) x.logProbs[K + k] = Math.fround(x.logProbs[K + k]! - 1e4);
+      x.logProbs[2 * K + 1] = -1e4;
+      x.logProbs[3 * K] = -3e4;
+    },
+    (ref) => expect(Array.from(ref.rowLosses).every(Number.isFinite)).toBe(true),
+  ],
+  [
     'student masks: a listed id (KL = +Infinity), unlisted ids (finite)',
     (x, c) => {
       const { classes: C, topK: K } = c;
