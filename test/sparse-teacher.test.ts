@@ -9,36 +9,16 @@
  * bad inputs. Which combinations run on the 'gpu' plan is chosen for CI time (see "CI time"
  * below: every combination of the kernel's overrides is a pipeline compiled on lavapipe).
  *
- * Tolerances: derived per element, as bench/core/numerics/tolerance.ts does for dense teachers
- * (its notation: u = 2⁻²⁴, ε = 2u; WGSL exp(x) within (3 + 2|x|) ε relative, log within 2⁻²¹
- * absolute on [0.5, 2] and 3 ulp elsewhere; a sum of same-signed terms along a dependency chain
- * of depth D within D u relative; first order, times SAFETY = 2 for the second-order terms and
- * the few scalar roundings not itemised), for the kernel's own forms:
- * - The student's sweep is the dense kernels' (same plan, same online softmax), so log Z1 and
- *   log ZS carry the dense bounds: ε (3 + 2 E|arg| + 3 R + 2 range) + u (D + 2) + the log's,
- *   with D = rowSumDepth and R = rescaleCount of tolerance.ts (the plan's scan replayed).
- * - The entries: v_k = (ℓ_k − m_ℓ)/T and u_k = (s_{i_k} − m_s)/T within 3u of themselves;
- *   e^{v_k} within e_k = (3 + 2|v_k|) ε + 3u|v_k| relative; ZP = Σ e^v and A = Σ e^v (v − u)
- *   accumulated by ⌈K / tileCols⌉ entries per invocation then a log₂(tileCols) tree, with R_K
- *   rescalings (replayed: the strict new maxima of ℓ in each invocation's strided scan, plus the
- *   merges), each within (3 + 2|shift|) ε, the shifts telescoping to ≤ range(v):
- *     δZP/ZP ≤ Σ p_k e_k + ε (3 R_K + 2 range v) + u (D_K + 2)
- *     δ(A/ZP) ≤ Σ p_k (e_k |v_k − u_k| + 3u (|v_k| + |u_k|) + u |v_k − u_k|)
- *              + (ε (3 R_K + 2 range v) + u (D_K + 2)) E_p|v − u| + 2u R_K range v + |A/ZP| (δZP/ZP + u)
- *     KL = A/ZP − log ZP + log ZS:  δKL ≤ δ(A/ZP) + δ log ZP + δ log ZS + 2u (|A/ZP| + |log ZP| + |log ZS|)
- *   (direct form: an absolute error of a few ulps of log C, as the WGSL header says).
- * - CE_b as the dense bound: |Σy| δ log Z1 + u (D + 2)(Σ|y d| + |Σy log Z1|) + 2u |CE|.
- * - ℓ_b within SAFETY (α δCE + (1 − α) k δKL + 2u (α |CE| + (1 − α) k |KL|)); 'mean' / 'sum'
- *   add the batch sum's chain (batchSumDepth, or ⌈B/256⌉ + 8 for the components kernel) over
- *   Σ|ℓ_b|, times the row weight (1 / max(N, 1) for 'mean' over N counted rows).
- * - ∂ℓ/∂s_c = w [α (σ_c Σy − y_c) + κ (q_c − P_c)], κ = (1 − α) k / T: σ and q are exp of
- *   (d − log Z1) and (d / T − log ZS) with their arguments' errors; each p_k = exp(v_k − log ZP)
- *   likewise (δ log ZP); the m_c entries at column c are subtracted one by one, and with the
- *   products by w, dy and κ that is ≤ (m_c + 6) roundings of u |w| (α (σ|Σy| + |y_c|) + κ (q_c + P_c));
- *   results below the smallest normal float32 (1.2e-38) may be flushed: that much per factor.
- * Rows with −Infinity student logits take the bounds of a finite stand-in 40 T below the row's
- * minimum (the reference itself sees −Infinity; its exact zeros, +Infinity and NaN must match
- * exactly: compare.ts never lets a special value pass on a tolerance).
+ * Tolerances: derived per element for the kernel's own forms (float32 WGSL vs float64 truth)
+ * in bench/core/numerics/tolerance-sparse.ts, whose header holds the derivation (the student's
+ * sweep carries the dense bounds of tolerance.ts; the K entries' sums ZP = Σ e^v and
+ * A = Σ e^v (v − u) their exponentials', roundings' and rescalings' errors, replaying the plan's
+ * scan; KL = A/ZP − log ZP + log ZS the sum of those; the gradient's σ, q and each p_k their
+ * arguments' errors, plus one rounding per entry subtracted at a column; SAFETY = 2). Rows with
+ * −Infinity student logits take the bounds of a finite stand-in 40 T below the row's minimum;
+ * special values (NaN, ±Infinity, the exact zeros of ignored rows) must match exactly. With
+ * these bounds the worst element of the whole file uses about a quarter of its bound, and a
+ * reference off by 1e-5 in T fails most cases.
  * K = C against the dense fused op: both ops against the same float64 truth (the references
  * agree to 1e-12, test/sparse-reference.test.ts), so |sparse − dense| ≤ the sum of the two derived
  * bounds (the dense one: bench/core/numerics/tolerance.ts).
@@ -51,7 +31,6 @@ import {
   type Reduction,
   type SparseTeacher,
 } from '../src/index.js';
-import { klFactor, resolveConfig } from '../src/config.js';
 import {
   choosePlan,
   overrideAdapterClassForTesting,
@@ -67,11 +46,10 @@ import {
 import { mulberry32 } from '../bench/core/lib/random.js';
 import { countDispatches } from '../bench/core/lib/dispatch-counter.js';
 import {
-  batchSumDepth,
-  rescaleCount,
-  rowSumDepth,
-  type ToleranceContext,
-} from '../bench/core/numerics/tolerance.js';
+  sparseEntries,
+  sparseTolerances,
+  type SparseTolerances,
+} from '../bench/core/numerics/tolerance-sparse.js';
 import { uncapturedGpuErrors, useWebGPU, withValidationScope } from './helpers/backend.js';
 import { tolerancesFor } from './helpers/cases.js';
 import { expectClose } from './helpers/compare.js';
@@ -83,10 +61,6 @@ afterEach(() => {
 });
 afterAll(() => expect(uncapturedGpuErrors()).toEqual([]));
 
-const U = 2 ** -24;
-const EPS = 2 ** -23;
-const SAFETY = 2;
-const FTZ_FLOOR = 1.2e-38;
 const IGNORE = -100;
 
 // ---------------------------------------------------------------------------------------------
@@ -133,25 +107,7 @@ function makeInputs(c: SparseCase): SparseInputs {
   const B = rowsOf(c);
   const { classes: C, topK: K } = c;
   const student = new Float32Array(B * C).map(() => (rng() * 2 - 1) * 6);
-  const indices = new Int32Array(B * K);
-  const logProbs = new Float32Array(B * K);
-  for (let b = 0; b < B; b++) {
-    const seen = new Set<number>();
-    for (let k = 0; k < K; k++) {
-      let id = Math.floor(rng() * C);
-      if (K <= C) {
-        while (seen.has(id)) id = Math.floor(rng() * C);
-        seen.add(id);
-      }
-      indices[b * K + k] = id;
-    }
-    const t = Array.from({ length: K }, () => (rng() * 2 - 1) * 6);
-    const m = Math.max(...t);
-    const lse = m + Math.log(t.reduce((a, v) => a + Math.exp(v - m), 0)) + rng();
-    const lp = t.map((v) => v - lse);
-    if (c.sorted) lp.sort((x, y) => y - x);
-    logProbs.set(lp, b * K);
-  }
+  const { indices, logProbs } = sparseEntries(rng, B, C, K, c.sorted);
   let labels: Int32Array | Float32Array;
   if (c.labelKind === 'index') {
     labels = new Int32Array(B).map(() => Math.floor(rng() * C));
@@ -288,260 +244,19 @@ function referenceOf(
 // ---------------------------------------------------------------------------------------------
 // Tolerances (derived in the header)
 
-function logError(x: number): number {
-  return x >= 0.5 && x <= 2 ? 2 ** -21 : 3 * EPS * Math.abs(Math.log(x));
-}
-
-interface RowBound {
-  /** Float64 values of the (stand-in) row and bounds on their float32 errors. */
-  ce: number;
-  dCe: number;
-  kl: number;
-  dKl: number;
-  loss: number;
-  dLoss: number;
-  /** Per-element bound of ∂ℓ_b/∂s at unit weight. */
-  grad: Float64Array;
-}
-
-function isListed(id: number, lp: number, C: number): boolean {
-  return id >= 0 && id < C && !Number.isNaN(lp) && Math.abs(lp) !== Infinity;
-}
-
-function rowBound(c: SparseCase, x: SparseInputs, b: number, ctx: ToleranceContext): RowBound {
-  const { classes: C, topK: K, temperature: T, alpha } = c;
-  const kappa = ctx.klWeight / T;
-  // the student's row, −Infinity (and NaN: such rows are NaN, matched exactly) stood in for
-  let minS = Infinity;
-  for (let j = 0; j < C; j++) {
-    const v = x.student[b * C + j]!;
-    if (Number.isFinite(v)) minS = Math.min(minS, v);
-  }
-  if (!Number.isFinite(minS)) minS = 0;
-  const s = Float64Array.from(x.student.subarray(b * C, (b + 1) * C), (v) =>
-    v === -Infinity ? minS - 40 * T : Number.isNaN(v) || v === Infinity ? minS : v,
-  );
-  let ms = -Infinity;
-  for (const v of s) ms = Math.max(ms, v);
-  const range = ms - minS + (s.some((v) => v < minS) ? 40 * T : 0);
-  const d = s.map((v) => v - ms);
-  let z1 = 0;
-  let zs = 0;
-  for (const dc of d) {
-    z1 += Math.exp(dc);
-    zs += Math.exp(dc / T);
-  }
-  const logZ1 = Math.log(z1);
-  const logZS = Math.log(zs);
-  let wD = 0;
-  let wU = 0;
-  for (const dc of d) {
-    wD += Math.exp(dc - logZ1) * Math.abs(dc);
-    wU += Math.exp(dc / T - logZS) * Math.abs(dc / T);
-  }
-  const D = rowSumDepth(ctx);
-  const kS = rescaleCount(s, ctx);
-  const sumErr = (wArg: number, rescales: number, r: number) =>
-    EPS * (3 + 2 * wArg + 3 * rescales + 2 * r) + U * (D + 2);
-  const dLogZ1 = sumErr(wD, kS, range) + logError(z1);
-  const dLogZS = sumErr(wU, kS, range / T) + logError(zs);
-
-  // the listed entries
-  const plan = choosePlan(ctx.batch, C, ctx.reduceToScalar, ctx.adapter);
-  const tileCols = plan.tileCols;
-  const treeDepth = Math.log2(tileCols);
-  const ids: number[] = [];
-  const lps: number[] = [];
-  let rescales = 0;
-  for (let j = 0; j < Math.min(tileCols, K); j++) {
-    let running = -Infinity;
-    let count = 0;
-    for (let k = j; k < K; k += tileCols) {
-      const lp = x.logProbs[b * K + k]!;
-      if (!isListed(x.indices[b * K + k]!, lp, C)) continue;
-      if (lp > running) {
-        if (running !== -Infinity) count++;
-        running = lp;
-      }
-    }
-    rescales = Math.max(rescales, count);
-  }
-  for (let k = 0; k < K; k++) {
-    const id = x.indices[b * K + k]!;
-    const lp = x.logProbs[b * K + k]!;
-    if (isListed(id, lp, C)) {
-      ids.push(id);
-      lps.push(lp);
-    }
-  }
-  const rK = rescales + treeDepth;
-  const dK = Math.ceil(K / tileCols) + treeDepth;
-  let kl = 0;
-  let dKl = 0;
-  const pAt = new Float64Array(C);
-  const dPAt = new Float64Array(C);
-  const countAt = new Uint32Array(C);
-  if (ids.length > 0) {
-    const ml = Math.max(...lps);
-    const mn = Math.min(...lps);
-    const rangeV = (ml - mn) / T;
-    const v = lps.map((l) => (l - ml) / T);
-    const zp = v.reduce((a, vk) => a + Math.exp(vk), 0);
-    const logZP = Math.log(zp);
-    const uk = ids.map((id) => d[id]! / T);
-    const rescaleErr = EPS * (3 * rK + 2 * rangeV);
-    const depthErr = U * (dK + 2);
-    let dZP = rescaleErr + depthErr;
-    let absVU = 0;
-    let mean = 0;
-    let dA = 0;
-    for (let k = 0; k < ids.length; k++) {
-      const p = Math.exp(v[k]! - logZP);
-      const vu = v[k]! - uk[k]!;
-      const e = EPS * (3 + 2 * Math.abs(v[k]!)) + 3 * U * Math.abs(v[k]!);
-      dZP += p * e;
-      absVU += p * Math.abs(vu);
-      mean += p * vu;
-      dA +=
-        p * (e * Math.abs(vu) + 3 * U * (Math.abs(v[k]!) + Math.abs(uk[k]!)) + U * Math.abs(vu));
-      kl += p * (v[k]! - logZP - (uk[k]! - logZS));
-    }
-    dA += (rescaleErr + depthErr) * absVU + 2 * U * rK * rangeV;
-    const dMean = dA + Math.abs(mean) * (dZP + U);
-    const dLogZP = dZP + logError(zp);
-    dKl = dMean + dLogZP + dLogZS + 2 * U * (Math.abs(mean) + Math.abs(logZP) + Math.abs(logZS));
-    for (let k = 0; k < ids.length; k++) {
-      const logP = v[k]! - logZP;
-      const p = Math.exp(logP);
-      pAt[ids[k]!] += p;
-      dPAt[ids[k]!] +=
-        p * (EPS * (3 + 2 * Math.abs(logP)) + U * (3 * Math.abs(v[k]!) + Math.abs(logP)) + dLogZP);
-      countAt[ids[k]!]++;
-    }
-  }
-
-  // CE and the labels
-  let y: Float64Array | null = new Float64Array(C);
-  if (c.labelKind === 'index') {
-    const label = x.labels[b]!;
-    if (label >= 0 && label < C) y[label] = 1;
-    else y = null;
-  } else {
-    for (let j = 0; j < C; j++) y[j] = x.labels[b * C + j]!;
-  }
-  let ySum = 0;
-  let yd = 0;
-  let ce = 0;
-  if (y) {
-    for (let j = 0; j < C; j++) {
-      ySum += y[j]!;
-      yd += Math.abs(y[j]! * d[j]!);
-      ce -= y[j]! * (d[j]! - logZ1);
-    }
-  }
-  const dCe =
-    Math.abs(ySum) * dLogZ1 + U * (D + 2) * (yd + Math.abs(ySum * logZ1)) + 2 * U * Math.abs(ce);
-  const loss = alpha * ce + ctx.klWeight * kl;
-  const dLoss =
-    SAFETY *
-    (alpha * dCe +
-      ctx.klWeight * dKl +
-      2 * U * (alpha * Math.abs(ce) + ctx.klWeight * Math.abs(kl)));
-
-  const grad = new Float64Array(C);
-  for (let j = 0; j < C; j++) {
-    const logSigma = d[j]! - logZ1;
-    const sigma = Math.exp(logSigma);
-    const dSigma =
-      sigma *
-      (EPS * (3 + 2 * Math.abs(logSigma)) + U * (Math.abs(d[j]!) + Math.abs(logSigma)) + dLogZ1);
-    const logQ = d[j]! / T - logZS;
-    const q = Math.exp(logQ);
-    const dQ =
-      q *
-      (EPS * (3 + 2 * Math.abs(logQ)) + U * (3 * Math.abs(d[j]! / T) + Math.abs(logQ)) + dLogZS);
-    const yj = y ? Math.abs(y[j]!) : 0;
-    const magnitude = alpha * (sigma * Math.abs(ySum) + yj) + kappa * (q + pAt[j]!);
-    const flushed = FTZ_FLOOR * (alpha * Math.abs(ySum) + (1 + countAt[j]!) * kappa);
-    grad[j] =
-      SAFETY *
-      (alpha * Math.abs(ySum) * dSigma +
-        kappa * (dQ + dPAt[j]!) +
-        (countAt[j]! + 6) * U * magnitude +
-        flushed);
-  }
-  return { ce, dCe, kl, dKl, loss, dLoss, grad };
-}
-
-interface SparseTolerances {
-  value: number[];
-  gradStudent: Float64Array;
-  hardLoss: number[];
-  softLoss: number[];
-}
-
 function tolerancesOf(
   c: SparseCase,
   x: SparseInputs,
   dyValues: Float32Array | null,
   counted: Uint8Array,
 ): SparseTolerances {
-  const B = rowsOf(c);
-  const C = c.classes;
-  const cfg = resolveConfig(configOf(c));
-  const k = klFactor(cfg);
-  const ctx: ToleranceContext = {
-    batch: B,
-    classes: C,
-    alpha: c.alpha,
-    temperature: c.temperature,
-    klWeight: (1 - c.alpha) * k,
-    reduceToScalar: c.reduction !== 'none',
-    adapter: c.plan,
-  };
-  const n = counted.reduce((a, v) => a + v, 0);
-  const rowWeight = c.reduction === 'mean' ? 1 / Math.max(n, 1) : 1;
-  const rows: RowBound[] = [];
-  const gradStudent = new Float64Array(B * C);
-  for (let b = 0; b < B; b++) {
-    const r = rowBound(c, x, b, ctx);
-    rows.push(r);
-    const dy = dyValues ? dyValues[c.reduction === 'none' ? b : 0]! : 1;
-    const w = Math.abs(dy * rowWeight);
-    for (let j = 0; j < C; j++) gradStudent[b * C + j] = w * r.grad[j]! + FTZ_FLOOR;
-  }
-  const finite = (v: number) => (Number.isFinite(v) ? Math.abs(v) : 0);
-  const reduced = (err: (r: RowBound) => number, mag: (r: RowBound) => number, depth: number) => {
-    let e = 0;
-    let m = 0;
-    rows.forEach((r, b) => {
-      if (!counted[b]) return;
-      e += finite(err(r));
-      m += finite(mag(r));
-    });
-    return [rowWeight * (e + SAFETY * U * (depth + 2) * m)];
-  };
-  const componentDepth = Math.ceil(B / 256) + 8;
-  const hardRow = (r: RowBound) => SAFETY * r.dCe + U * Math.abs(r.ce);
-  const softRow = (r: RowBound) => SAFETY * k * r.dKl + 2 * U * k * Math.abs(r.kl);
-  if (c.reduction === 'none') {
-    return {
-      value: rows.map((r) => r.dLoss),
-      gradStudent,
-      hardLoss: rows.map(hardRow),
-      softLoss: rows.map(softRow),
-    };
-  }
-  return {
-    value: reduced(
-      (r) => r.dLoss,
-      (r) => r.loss,
-      batchSumDepth(ctx),
-    ),
-    gradStudent,
-    hardLoss: reduced(hardRow, (r) => r.ce, componentDepth),
-    softLoss: reduced(softRow, (r) => k * r.kl, componentDepth),
-  };
+  return sparseTolerances(
+    { batch: rowsOf(c), classes: c.classes, topK: c.topK, labelKind: c.labelKind, ...x },
+    { alpha: c.alpha, temperature: c.temperature, reduction: c.reduction },
+    dyValues,
+    c.plan,
+    counted,
+  );
 }
 
 /** The whole check: the fused op vs the float64 reference, every element. */
