@@ -9,10 +9,10 @@
  *
  * The clip is Keras' and makes this differ slightly from the exact loss (see README).
  *
- * A sparse (top-K) teacher `{ indices, logProbs }` (src/sparse-teacher.ts) is scattered to a
- * dense `[..., C]` tempered distribution first (tf.scatterND; padding and −Infinity entries
- * weigh 0), then KL(p ‖ q) = Σ_{p > 0} p (log p − log q) with q = softmax(s / T): the exact
- * top-K maths from stock ops, unclipped (a clip would give every unlisted class mass 1e-7).
+ * A sparse (top-K) teacher `{ indices, logProbs }` (src/sparse-teacher.ts) is tempered over its
+ * listed entries and scattered to a dense `[..., C]` P (tf.scatterND; padding and −Infinity
+ * entries weigh 0), then KL = Σ_k p_k log p_k − Σ_c P_c log q_c with q = softmax(s / T): the
+ * exact top-K maths from stock ops, unclipped (a clip would give every unlisted class 1e-7).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { klFactor, resolveConfig, type DistillationLossConfig } from './config.js';
@@ -98,8 +98,9 @@ export function stockDistillationLoss(
 }
 
 /**
- * Σ_c p_c (log p_c − log q_c) over p_c > 0, p the top-K teacher tempered over its listed entries
- * and scattered to `[rows, C]`, q = softmax(s / T): per row, in the leading shape.
+ * KL_b = Σ_k p_k log p_k − Σ_c P_c log q_c: p the top-K teacher tempered over its listed entries,
+ * P its scatter to a dense `[rows, C]` (duplicate ids add up, as each entry counts on its own),
+ * q = softmax(s / T). Per row, in the leading shape.
  */
 function scatteredKl(teacher: SparseTeacher, studentLogits: tf.Tensor, T: number): tf.Tensor {
   const classes = studentLogits.shape[studentLogits.rank - 1]!;
@@ -108,19 +109,19 @@ function scatteredKl(teacher: SparseTeacher, studentLogits: tf.Tensor, T: number
   const ids = tf.reshape(teacher.indices, [rows, topK]);
   const lp = tf.reshape(teacher.logProbs, [rows, topK]);
   const listed = tf.logicalAnd(tf.greaterEqual(ids, 0), tf.notEqual(lp, -Infinity));
-  const p = tf.softmax(tf.where(listed, tf.div(lp, T), tf.fill(lp.shape, -Infinity)));
+  const logP = tf.logSoftmax(tf.where(listed, tf.div(lp, T), tf.fill(lp.shape, -Infinity)));
+  const p = tf.where(listed, tf.exp(logP), tf.zerosLike(logP));
+  const negEntropy = tf.sum(tf.where(listed, tf.mul(p, logP), tf.zerosLike(p)), -1);
   const rowIds = tf.tile(tf.reshape(tf.range(0, rows, 1, 'int32'), [rows, 1]), [1, topK]);
   const at = tf.reshape(tf.stack([rowIds, tf.where(listed, ids, tf.zerosLike(ids))], -1), [-1, 2]);
-  const dense = tf.scatterND(at, tf.reshape(tf.where(listed, p, tf.zerosLike(p)), [-1]), [
-    rows,
-    classes,
-  ]);
+  const dense = tf.scatterND(at, tf.reshape(p, [-1]), [rows, classes]);
   const logQ = tf.logSoftmax(tf.div(tf.reshape(studentLogits, [rows, classes]), T));
-  const positive = tf.greater(dense, 0);
-  const terms = tf.where(
-    positive,
-    tf.mul(dense, tf.sub(tf.log(tf.where(positive, dense, tf.onesLike(dense))), logQ)),
-    tf.zerosLike(dense),
+  const cross = tf.sum(
+    tf.where(tf.greater(dense, 0), tf.mul(dense, logQ), tf.zerosLike(dense)),
+    -1,
   );
-  return tf.reshape(tf.sum(terms, -1), studentLogits.shape.slice(0, -1));
+  // a row with no listed entry has no teacher distribution: NaN, as the fused op and a dense
+  // teacher row masked everywhere
+  const kl = tf.where(tf.any(listed, -1), tf.sub(negEntropy, cross), tf.fill([rows], NaN));
+  return tf.reshape(kl, studentLogits.shape.slice(0, -1));
 }

@@ -24,6 +24,7 @@ import { countDispatches } from '../bench/core/lib/dispatch-counter.js';
 import { mulberry32 } from '../bench/core/lib/random.js';
 import {
   distillationLoss,
+  stockDistillationLoss,
   type DistillationLossComponents,
   type DistillationLossConfig,
 } from '../src/index.js';
@@ -247,6 +248,30 @@ describe('K = C, every id listed once: the dense teacher', () => {
     const scale = Math.max(...Array.from(gd, Math.abs));
     gd.forEach((v, j) => expect(Math.abs(gs[j]! - v)).toBeLessThanOrEqual(1e-5 * scale));
     tf.dispose([t, s, y, ids, logProbs]);
+  });
+});
+
+describe('the stock baseline with a sparse teacher (scatter to dense, stock ops)', () => {
+  test('computes the same loss as the fused op, row by row; a row with no listed entry is NaN', async () => {
+    await useWebGPU();
+    const c: Case = { leading: [4], classes: 64, topK: 8, config: {}, special: true };
+    const x = makeInputs(c, 5);
+    for (let k = 0; k < c.topK; k++) x.ids[2 * c.topK + k] = -1; // row 2: padding only
+    const s = tf.tensor2d(x.student, [4, 64]);
+    const teacher = {
+      indices: tf.tensor2d(x.ids, [4, c.topK], 'int32'),
+      logProbs: tf.tensor2d(x.lp, [4, c.topK]),
+    };
+    const y = tf.tensor1d(x.labels, 'int32');
+    const config = { temperature: 2, reduction: 'none' as const };
+    const fused = await distillationLoss(y, s, teacher, config).data();
+    const stock = await stockDistillationLoss(y, s, teacher, config).data();
+    expect(Number.isNaN(fused[2]!) && Number.isNaN(stock[2]!)).toBe(true);
+    // (same float32 formulas in another order: the op-level bound of this file's header)
+    for (const b of [0, 1, 3]) {
+      expect(Math.abs(stock[b]! - fused[b]!)).toBeLessThanOrEqual(1e-4 * (1 + Math.abs(fused[b]!)));
+    }
+    tf.dispose([s, teacher.indices, teacher.logProbs, y]);
   });
 });
 
