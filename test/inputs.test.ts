@@ -17,6 +17,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { distillationLoss, FUSED_DISTILLATION_LOSS } from '../src/index.js';
 import { storedData, webgpuInternals } from '../src/tfjs_internals.js';
+import { resolveConfig } from '../src/config.js';
 import { countDispatches } from '../bench/core/lib/dispatch-counter.js';
 import { uncapturedGpuErrors, useWebGPU, withValidationScope } from './helpers/backend.js';
 import {
@@ -614,11 +615,9 @@ describe('tensors made from a GPUBuffer: tf.tensor({buffer, zeroCopy?}, shape, d
 
 describe('what cannot be bound throws a named error before any dispatch', () => {
   const [B, C] = [3, 8];
+  // The kernel's attributes as the op builds them: the resolved config, plus the gradients.
   const attrs = {
-    alpha: 0.1,
-    temperature: 2,
-    temperatureSquared: true,
-    reduction: 'mean',
+    ...resolveConfig({ temperature: 2 }),
     writeGradients: 'none',
     gradients: 'student',
   } as unknown as tf.NamedAttrMap;
