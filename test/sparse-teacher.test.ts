@@ -51,7 +51,8 @@ import {
   type SparseTolerances,
 } from '../bench/core/numerics/tolerance-sparse.js';
 import { uncapturedGpuErrors, useWebGPU, withValidationScope } from './helpers/backend.js';
-import { tolerancesFor } from './helpers/cases.js';
+import { checkCase, evaluateCase, tolerancesFor } from './helpers/cases.js';
+import { sparseCases } from '../bench/core/numerics/suite.js';
 import { expectClose } from './helpers/compare.js';
 
 beforeAll(useWebGPU);
@@ -822,6 +823,30 @@ describe('K = C with every index listed once equals the dense fused op (teacher 
       expectClose('dense vs reference', denseValue, denseRef.value, denseTol.value, context);
     },
   );
+});
+
+// ---------------------------------------------------------------------------------------------
+// The numerics suite's top-K family (bench/core/numerics/suite.ts: the app's "Validate kernels")
+
+describe("the shared numerics suite's top-K teacher cases (the app runs the same)", () => {
+  test.each(sparseCases().map((c) => [c.name, c.spec] as const))('%s', async (_name, spec) => {
+    const report = await checkCase(spec);
+    expect(report.checks.map((c) => c.what)).toEqual(['loss value', '∂L/∂student']);
+  });
+
+  test('a wrong reference (T × 1.001) fails a top-K case, and a teacher gradient is refused', async () => {
+    const spec = sparseCases()[1]!.spec; // α = 0: the soft term alone
+    const wrong = await evaluateCase(spec, {
+      referenceConfig: { temperature: spec.temperature * 1.001 },
+    });
+    expect(wrong.pass).toBe(false);
+    expect(wrong.error).toBeUndefined();
+    expect(wrong.checks.filter((c) => c.mismatches > 0).map((c) => c.what)).toContain('loss value');
+    const taped = await evaluateCase({ ...spec, teacherGrad: 'tape' });
+    expect(taped.pass).toBe(false);
+    expect(taped.error).toMatch(/top-K teacher has no gradient/);
+    expect(taped.leakedTensors).toBe(0);
+  });
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -2,7 +2,10 @@
  * One fused-vs-reference case: seeded inputs, the fused op forward and backward through tfjs'
  * tape, the float64 reference, and an element-wise comparison of the value and both gradients
  * with the derived tolerances (tolerance.ts). Host-neutral: `evaluateCase` returns a report (the
- * tests assert on it, test/helpers/cases.ts; the app shows it).
+ * tests assert on it, test/helpers/cases.ts; the app shows it). A case may have a top-K teacher
+ * instead of dense logits (`sparse`): then its entries are seeded separately, the reference is
+ * src/reference-sparse.ts, the tolerances tolerance-sparse.ts, and the student's gradient is
+ * the only gradient compared.
  *
  * The library is imported by relative path, not by its package name: the plan override
  * (src/kernels/plan.ts) must be the very module instance the op reads, under any host's
@@ -15,6 +18,7 @@ import '@tensorflow/tfjs-layers';
 import {
   distillationLoss,
   referenceDistillationLoss,
+  referenceSparseDistillationLoss,
   type Reduction,
   type ReferenceResult,
 } from '../../../src/index.js';
@@ -27,6 +31,7 @@ import {
 import { mulberry32 } from '../lib/random.js';
 import { compareElements, type Comparison } from './compare.js';
 import { captureValidationError } from './gpu-scope.js';
+import { sparseEntries, sparseTolerances } from './tolerance-sparse.js';
 import {
   reducedLossTolerance,
   rowBounds,
@@ -42,6 +47,22 @@ export interface CaseInputs {
   teacher: Float32Array;
   /** [B] indices or [B·C] dense labels */
   labels: Int32Array | Float32Array;
+  /** A top-K teacher's entries ([B·K] ids and log-probabilities) when the case has one. */
+  indices?: Int32Array;
+  logProbs?: Float32Array;
+}
+
+/**
+ * A top-K teacher `{ indices, logProbs }` instead of the dense teacher logits (src/sparse-teacher.ts;
+ * the kernel shaders/distill_sparse.wgsl, the reference src/reference-sparse.ts, the
+ * tolerances tolerance-sparse.ts). Its entries are constants: only the student's gradient is
+ * compared (teacherGrad is 'none').
+ */
+export interface SparseTeacherSpec {
+  /** K, the entries per row. */
+  topK: number;
+  /** Log-probabilities in descending order per row, as a server returns them. */
+  sorted?: boolean;
 }
 
 export interface CaseSpec {
@@ -64,6 +85,8 @@ export interface CaseSpec {
   teacherGrad?: 'none' | 'tape' | 'lazy';
   /** Force the plan of an adapter class instead of the running adapter's. */
   plan?: AdapterClass;
+  /** A top-K teacher instead of dense teacher logits (then teacherGrad must be 'none'). */
+  sparse?: SparseTeacherSpec;
   /** Edit the generated inputs (edge cases). */
   mutate?: (inputs: CaseInputs) => void;
 }
@@ -100,7 +123,20 @@ export function makeInputs(spec: CaseSpec): CaseInputs {
       for (let c = 0; c < spec.classes; c++) labels[b * spec.classes + c]! /= sum;
     }
   }
-  const inputs = { student, teacher, labels };
+  const inputs: CaseInputs = { student, teacher, labels };
+  if (spec.sparse) {
+    // from a generator of its own: the dense inputs above are those of the same seed without it
+    const { topK, sorted } = spec.sparse;
+    const entries = sparseEntries(
+      mulberry32(spec.seed ^ 0x2545f491),
+      spec.batch,
+      spec.classes,
+      topK,
+      sorted,
+    );
+    inputs.indices = entries.indices;
+    inputs.logProbs = entries.logProbs;
+  }
   spec.mutate?.(inputs);
   return inputs;
 }
@@ -155,9 +191,19 @@ export async function runFused(
       : tf.scalar(dyValues[0]!)
     : undefined;
   const mode = spec.teacherGrad ?? 'lazy';
+  const sparse = spec.sparse
+    ? {
+        indices: tf.tensor2d(inputs.indices!, [B, spec.sparse.topK], 'int32'),
+        logProbs: tf.tensor2d(inputs.logProbs!, [B, spec.sparse.topK]),
+      }
+    : undefined;
   try {
-    const out =
-      mode === 'none'
+    if (sparse && mode !== 'none') {
+      throw new Error(`a top-K teacher has no gradient: teacherGrad must be 'none', got '${mode}'`);
+    }
+    const out = sparse
+      ? tf.valueAndGrads((a: tf.Tensor) => distillationLoss(y, a, sparse, config))([s], dy)
+      : mode === 'none'
         ? tf.valueAndGrads((a: tf.Tensor) => distillationLoss(y, a, t, config))([s], dy)
         : tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor) =>
             // ×1 is exact; it puts the teacher's logits on the tape (forward writes both).
@@ -170,6 +216,7 @@ export async function runFused(
     return { value, gradStudent, gradTeacher };
   } finally {
     tf.dispose([s, t, y]);
+    if (sparse) tf.dispose([sparse.indices, sparse.logProbs]);
     if (dy) dy.dispose();
   }
 }
@@ -187,6 +234,23 @@ export function referenceFor(
   dyValues: Float32Array | null,
   config: ReferenceConfig = {},
 ): ReferenceResult {
+  if (spec.sparse) {
+    const r = referenceSparseDistillationLoss(
+      {
+        batch: spec.batch,
+        classes: spec.classes,
+        topK: spec.sparse.topK,
+        student: inputs.student,
+        indices: inputs.indices!,
+        logProbs: inputs.logProbs!,
+        labels: inputs.labels,
+        labelKind: spec.labelKind,
+        ...(dyValues ? { dy: dyValues } : {}),
+      },
+      { alpha: spec.alpha, temperature: spec.temperature, reduction: spec.reduction, ...config },
+    );
+    return { ...r, gradTeacher: new Float64Array(0) }; // constants: no teacher gradient
+  }
   return referenceDistillationLoss(
     {
       batch: spec.batch,
@@ -214,6 +278,24 @@ export function tolerancesFor(
   dyValues: Float32Array | null,
   adapter: AdapterClass,
 ): CaseTolerances {
+  if (spec.sparse) {
+    const t = sparseTolerances(
+      {
+        batch: spec.batch,
+        classes: spec.classes,
+        topK: spec.sparse.topK,
+        student: inputs.student,
+        indices: inputs.indices!,
+        logProbs: inputs.logProbs!,
+        labels: inputs.labels,
+        labelKind: spec.labelKind,
+      },
+      { alpha: spec.alpha, temperature: spec.temperature, reduction: spec.reduction },
+      dyValues,
+      adapter,
+    );
+    return { value: t.value, gradStudent: t.gradStudent, gradTeacher: new Float64Array(0) };
+  }
   const cfg = resolveConfig({
     alpha: spec.alpha,
     temperature: spec.temperature,

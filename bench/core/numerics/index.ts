@@ -24,6 +24,7 @@ export {
   type CheckReport,
   type EvaluateOptions,
   type ReferenceConfig,
+  type SparseTeacherSpec,
 } from './cases.js';
 export {
   compareElements,
@@ -48,6 +49,7 @@ export {
   quickCases,
   QUICK_MAX_ELEMENTS,
   sharedCases,
+  sparseCases,
   temperatureCases,
   validationSuite,
   type CaseFamily,
@@ -56,3 +58,10 @@ export {
   type NamedCase,
 } from './suite.js';
 export { CENTRE_LIMIT } from './tolerance.js';
+export {
+  sparseEntries,
+  sparseTolerances,
+  type SparseToleranceConfig,
+  type SparseToleranceInput,
+  type SparseTolerances,
+} from './tolerance-sparse.js';

@@ -13,6 +13,10 @@
  *   C, explicit upstream gradients, NaN, out-of-range labels), on both plans.
  * - 'largest': the largest supported C, on both plans.
  * - 'temperature': temperatures far outside 1–20 (1e-4 … 1e8), on both plans.
+ * - 'top-K teacher': a sparse teacher `{ indices, logProbs }` (K ∈ {1, 5, 32, 256}) instead of
+ *   dense logits, the student's gradient compared (the entries are constants): on the adapter's
+ *   plan, and forced on each plan at C ≥ 65536 (tolerance-sparse.ts; test/sparse-teacher.test.ts
+ *   holds the full suite of the sparse kernel).
  *
  * `validationSuite('quick')` is a documented subset; see QUICK_MAX_ELEMENTS and quickCases().
  */
@@ -20,7 +24,8 @@ import type { Reduction } from '../../../src/config.js';
 import { choosePlan, type AdapterClass } from '../../../src/kernels/plan.js';
 import type { CaseInputs, CaseSpec } from './cases.js';
 
-export type CaseFamily = 'grid' | 'grid, gpu plan' | 'edge' | 'largest' | 'temperature';
+export type CaseFamily =
+  'grid' | 'grid, gpu plan' | 'edge' | 'largest' | 'temperature' | 'top-K teacher';
 
 export interface NamedCase {
   /** Stable and unique in the suite; the tests' test.each titles. */
@@ -297,6 +302,120 @@ export function temperatureCases(): NamedCase[] {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Top-K (sparse) teachers
+
+/** Each K on the adapter's plan, then K = 32 and K = 256 forced on a plan at C ≥ 65536. */
+export function sparseCases(): NamedCase[] {
+  const specs: [string, CaseSpec][] = [];
+  const add = (spec: Omit<CaseSpec, 'sparse'> & { topK: number; sorted?: boolean }) => {
+    const { topK, sorted, ...rest } = spec;
+    const full: CaseSpec = {
+      ...rest,
+      teacherGrad: 'none',
+      sparse: sorted ? { topK, sorted } : { topK },
+    };
+    const plan = full.plan ? `${full.plan} plan` : 'adapter plan';
+    specs.push([
+      `top-K teacher K=${topK} B=${full.batch} C=${full.classes} T=${full.temperature} ` +
+        `α=${full.alpha} ${full.reduction} ${full.labelKind} dy=${full.upstream ?? 'unit'}` +
+        `${sorted ? ' sorted' : ''}, ${plan}`,
+      full,
+    ]);
+  };
+  const base = { seed: 3100, upstream: 'unit' as const };
+  add({
+    ...base,
+    topK: 1,
+    batch: 7,
+    classes: 1000,
+    temperature: 1,
+    alpha: 0.1,
+    reduction: 'mean',
+    labelKind: 'index',
+  });
+  add({
+    ...base,
+    topK: 5,
+    batch: 3,
+    classes: 32_768,
+    temperature: 4,
+    alpha: 0,
+    reduction: 'none',
+    labelKind: 'dense',
+    upstream: 'random',
+    seed: 3101,
+  });
+  add({
+    ...base,
+    topK: 32,
+    batch: 16,
+    classes: 4096,
+    temperature: 10,
+    alpha: 1,
+    reduction: 'sum',
+    labelKind: 'index',
+    upstream: 'random',
+    sorted: true,
+    seed: 3102,
+  });
+  add({
+    ...base,
+    topK: 256,
+    batch: 8,
+    classes: 1000,
+    temperature: 0.5,
+    alpha: 0.1,
+    reduction: 'none',
+    labelKind: 'dense',
+    sorted: true,
+    seed: 3103,
+  });
+  add({
+    ...base,
+    topK: 32,
+    batch: 24,
+    classes: 37,
+    temperature: 4,
+    alpha: 0.1,
+    reduction: 'mean',
+    labelKind: 'dense',
+    seed: 3104,
+  });
+  add({
+    ...base,
+    topK: 32,
+    batch: 7,
+    classes: 65_536,
+    temperature: 4,
+    alpha: 0.1,
+    reduction: 'none',
+    labelKind: 'index',
+    upstream: 'random',
+    plan: 'gpu',
+    seed: 3105,
+  });
+  add({
+    ...base,
+    topK: 256,
+    batch: 2,
+    classes: 262_144,
+    temperature: 1,
+    alpha: 0.1,
+    reduction: 'mean',
+    labelKind: 'index',
+    plan: 'cpu',
+    sorted: true,
+    seed: 3106,
+  });
+  return specs.map(([name, spec]) => ({
+    name,
+    family: 'top-K teacher',
+    kind: 'top-K teacher',
+    spec,
+  }));
+}
+
+// ---------------------------------------------------------------------------------------------
 // The app's suites
 
 /** Every shared case, in the order above. */
@@ -307,6 +426,7 @@ export function sharedCases(): NamedCase[] {
     ...edgeCases(),
     ...largestCases(),
     ...temperatureCases(),
+    ...sparseCases(),
   ];
 }
 
@@ -334,6 +454,8 @@ export const COVERAGE_AXES = {
   labelKind: (c: NamedCase) => c.spec.labelKind,
   teacherGrad: (c: NamedCase) => c.spec.teacherGrad ?? 'lazy',
   upstream: (c: NamedCase) => c.spec.upstream ?? 'unit',
+  /** 'dense' logits, or a top-K teacher ('top-K', K its entries per row). */
+  teacher: (c: NamedCase) => (c.spec.sparse ? `top-${c.spec.sparse.topK}` : 'dense'),
   /** 'adapter' (the running adapter's own), 'cpu' or 'gpu' (forced). */
   plan: (c: NamedCase) => c.spec.plan ?? 'adapter',
   /** Every C on every plan it runs with (the plans differ most in how they split a row). */
