@@ -638,6 +638,67 @@ describe('returnComponents: loss, hardLoss and softLoss from the same pass, and 
   });
 });
 
+describe("the components' own gradients: the backward kernel at α = 1 (hardLoss) and α = 0 (softLoss)", () => {
+  // d/ds of (w_h · Σ hardLoss + w_s · Σ softLoss): the reference at α = 1 and α = 0 with those
+  // upstream weights, within the sum of their derived bounds ('cpu' plan: see "CI time" above)
+  const cases: [string, SparseCase][] = REDUCTIONS.map((reduction, i) => [
+    `${reduction} ${i % 2 === 0 ? 'index' : 'dense'}`,
+    {
+      leading: [5],
+      classes: 4096,
+      topK: 32,
+      temperature: [4, 1, 10][i]!,
+      alpha: 0.1,
+      reduction,
+      labelKind: i % 2 === 0 ? 'index' : 'dense',
+      plan: 'cpu',
+      seed: 8350 + i,
+      mutate: (x, c) => {
+        x.indices[c.topK + 1] = x.indices[c.topK]!; // a duplicate
+        x.indices[2 * c.topK] = -1; // a padding entry
+      },
+    },
+  ]);
+  test.each(cases)('%s', async (_name, c) => {
+    const B = rowsOf(c);
+    const C = c.classes;
+    const x = makeInputs(c);
+    const [wh, ws] = [0.75, -0.5];
+    overrideAdapterClassForTesting(() => c.plan);
+    const before = tf.memory().numTensors;
+    const s = tf.tensor2d(x.student, [B, C]);
+    const teacher = {
+      indices: tf.tensor2d(x.indices, [B, c.topK], 'int32'),
+      logProbs: tf.tensor2d(x.logProbs, [B, c.topK]),
+    };
+    const y =
+      c.labelKind === 'index' ? tf.tensor1d(x.labels, 'int32') : tf.tensor2d(x.labels, [B, C]);
+    const g = await withValidationScope(async () => {
+      const grad = tf.grad((a: tf.Tensor) => {
+        const parts = distillationLoss(y, a, teacher, {
+          ...configOf(c),
+          returnComponents: true,
+        }) as unknown as { loss: tf.Tensor; hardLoss: tf.Tensor; softLoss: tf.Tensor };
+        return tf.add(tf.mul(tf.sum(parts.hardLoss), wh), tf.mul(tf.sum(parts.softLoss), ws));
+      })(s);
+      const data = (await grad.data()) as Float32Array;
+      grad.dispose();
+      return data;
+    });
+    tf.dispose([s, teacher.indices, teacher.logProbs, y]);
+    expect(tf.memory().numTensors, 'leaked tensors').toBe(before);
+    const dyOf = (w: number) =>
+      c.reduction === 'none' ? new Float32Array(B).fill(w) : Float32Array.of(w);
+    const hard = referenceOf({ ...c, alpha: 1 }, x, dyOf(wh));
+    const soft = referenceOf({ ...c, alpha: 0 }, x, dyOf(ws));
+    const expected = hard.gradStudent.map((v, i) => v + soft.gradStudent[i]!);
+    const tolHard = tolerancesOf({ ...c, alpha: 1 }, x, dyOf(wh), hard.counted).gradStudent;
+    const tolSoft = tolerancesOf({ ...c, alpha: 0 }, x, dyOf(ws), soft.counted).gradStudent;
+    const tol = tolHard.map((v, i) => v + tolSoft[i]!);
+    expectClose('∂(w_h hardLoss + w_s softLoss)/∂student', g, expected, tol, describeCase(c), C);
+  });
+});
+
 describe('rank-3 inputs [batch, seq, C] with entries [batch, seq, K]', () => {
   const cases: [string, SparseCase][] = [];
   for (const plan of ['cpu', 'gpu'] as const) {
