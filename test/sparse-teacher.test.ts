@@ -5,8 +5,9 @@
  * with shared-memory trees; 'cpu': a thread per row), over K ∈ {1, 5, 32, 256}, C up to 262,144,
  * T ∈ {0.5, 1, 4, 10}, α ∈ {0, 0.1, 1}, every reduction and both label kinds; then the special
  * entries and rows of src/sparse-teacher.ts, ignoreIndex, rank-3 inputs, row chunks past the
- * binding limit, K = C against the dense fused op ('cpu' plan), leaks, and the named errors of
- * bad inputs. Which combinations run on the 'gpu' plan is chosen for CI time (see "CI time"
+ * binding limit, K = C against the dense fused op ('cpu' plan), the components' own gradients,
+ * the numerics suite's top-K family, the stock-op composition that other backends run
+ * (src/composed-sparse.ts, on tfjs' cpu backend), leaks, and the named errors of bad inputs. Which combinations run on the 'gpu' plan is chosen for CI time (see "CI time"
  * below: every combination of the kernel's overrides is a pipeline compiled on lavapipe).
  *
  * Tolerances: derived per element for the kernel's own forms (float32 WGSL vs float64 truth)
@@ -50,7 +51,7 @@ import {
   sparseTolerances,
   type SparseTolerances,
 } from '../bench/core/numerics/tolerance-sparse.js';
-import { uncapturedGpuErrors, useWebGPU, withValidationScope } from './helpers/backend.js';
+import { uncapturedGpuErrors, useCpu, useWebGPU, withValidationScope } from './helpers/backend.js';
 import { checkCase, evaluateCase, tolerancesFor } from './helpers/cases.js';
 import { sparseCases } from '../bench/core/numerics/suite.js';
 import { expectClose } from './helpers/compare.js';
@@ -164,7 +165,10 @@ async function runFused(c: SparseCase, x: SparseInputs, dyValues: Float32Array |
   const entryShape = [...c.leading, c.topK];
   overrideAdapterClassForTesting(() => c.plan);
   const before = tf.memory().numTensors;
-  const fused = await withValidationScope(async (): Promise<Fused> => {
+  // (a validation error scope on WebGPU; the cpu backend runs the composition)
+  const scoped = <T>(f: () => Promise<T>) =>
+    tf.getBackend() === 'webgpu' ? withValidationScope(f) : f();
+  const fused = await scoped(async (): Promise<Fused> => {
     const s = tf.tensor(x.student, shape);
     const teacher: SparseTeacher = {
       indices: tf.tensor(x.indices, entryShape, 'int32'),
@@ -907,6 +911,148 @@ describe("the shared numerics suite's top-K teacher cases (the app runs the same
     expect(taped.pass).toBe(false);
     expect(taped.error).toMatch(/top-K teacher has no gradient/);
     expect(taped.leakedTensors).toBe(0);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The stock-op composition (src/composed-sparse.ts: backends without the fused kernels)
+
+describe("other backends: the composition on tfjs' cpu backend vs the reference", () => {
+  // float32 tfjs ops, as test/divergences.test.ts bounds the dense composition: every result
+  // passes through ≤ ~30 float32 operations on terms of a known size, so |tfjs − ref| ≤ 1e-5 ·
+  // (|ref| + the terms' size): the value's α · 2L (CE) + (1 − α) k · 2L (KL: log p and log q),
+  // L = (2 max|s| + the listed ℓ's spread) / T + log C, the student gradient's
+  // w (2α |Σy| + 2 (1 − α) k / T).
+  beforeAll(useCpu);
+  afterAll(useWebGPU);
+  const cases: [string, SparseCase][] = [];
+  SPECIALS.forEach(([name, mutate], si) => {
+    const i = cases.length;
+    cases.push([
+      name,
+      {
+        leading: [6],
+        classes: 1000,
+        topK: 32,
+        temperature: [1, 4, 0.5, 10][si % 4]!,
+        alpha: ALPHAS[si % 3]!,
+        reduction: REDUCTIONS[si % 3]!,
+        labelKind: si % 2 === 0 ? 'index' : 'dense',
+        plan: 'cpu',
+        upstream: si % 2 === 0 ? 'random' : 'unit',
+        seed: 9500 + i,
+        mutate,
+      },
+    ]);
+  });
+  cases.push([
+    'ignoreIndex',
+    {
+      leading: [5],
+      classes: 300,
+      topK: 16,
+      temperature: 2,
+      alpha: 0.1,
+      reduction: 'mean',
+      labelKind: 'index',
+      plan: 'cpu',
+      ignoreIndex: IGNORE,
+      components: true,
+      seed: 9600,
+      mutate: (x) => {
+        x.labels[1] = IGNORE;
+        x.indices[16] = 999; // out of range, ignored
+      },
+    },
+  ]);
+  for (const [topK, T, reduction, labelKind] of [
+    [1, 0.5, 'none', 'dense'],
+    [256, 10, 'sum', 'index'],
+  ] as const) {
+    cases.push([
+      `K=${topK} T=${T} ${reduction} ${labelKind}`,
+      {
+        leading: [2, 2],
+        classes: 1000,
+        topK,
+        temperature: T,
+        alpha: 0.1,
+        reduction,
+        labelKind,
+        plan: 'cpu',
+        upstream: 'random',
+        components: true,
+        seed: 9700 + topK,
+      },
+    ]);
+  }
+  test.each(cases)('%s', async (_name, c) => {
+    expect(tf.getBackend()).toBe('cpu');
+    const x = makeInputs(c);
+    const dyValues = upstreamOf(c);
+    const fused = await runFused(c, x, dyValues);
+    const ref = referenceOf(c, x, dyValues);
+    const B = rowsOf(c);
+    const C = c.classes;
+    const k = c.temperature ** 2;
+    // the terms' size from the inputs: the logits' and the listed ℓ's spreads
+    let maxS = 0;
+    for (const v of x.student) if (Number.isFinite(v)) maxS = Math.max(maxS, Math.abs(v));
+    let spread = 0;
+    for (let b = 0; b < B; b++) {
+      const listed = Array.from(x.logProbs.subarray(b * c.topK, (b + 1) * c.topK)).filter(
+        (v, k) => Number.isFinite(v) && x.indices[b * c.topK + k]! >= 0,
+      );
+      if (listed.length) spread = Math.max(spread, Math.max(...listed) - Math.min(...listed));
+    }
+    const L = (2 * maxS + spread) / c.temperature + Math.log(C);
+    const termValue = c.alpha * 2 * L + (1 - c.alpha) * k * 2 * L;
+    const rowWeight =
+      c.reduction === 'mean'
+        ? 1 /
+          Math.max(
+            1,
+            ref.counted.reduce((a, v) => a + v, 0),
+          )
+        : 1;
+    const rowsTerm = c.reduction === 'none' ? termValue : termValue * B * rowWeight;
+    const context = describeCase(c);
+    expectClose(
+      'loss value',
+      fused.value,
+      ref.value,
+      Array.from(ref.value, (v) => 1e-5 * (Math.abs(v) + rowsTerm)),
+      context,
+    );
+    const gradTol = Float64Array.from({ length: B * C }, (_, i) => {
+      const b = Math.floor(i / C);
+      const dy = dyValues ? Math.abs(dyValues[c.reduction === 'none' ? b : 0]!) : 1;
+      return (
+        1e-5 *
+        (Math.abs(ref.gradStudent[i]!) +
+          dy * rowWeight * (2 * c.alpha * 1 + (2 * (1 - c.alpha) * k) / c.temperature))
+      );
+    });
+    expectClose('∂L/∂student', fused.gradStudent, ref.gradStudent, gradTol, context, C);
+    if (fused.components) {
+      const tolOf = (r: Float64Array, term: number) =>
+        Array.from(r, (v) => 1e-5 * (Math.abs(v) + term));
+      const scale = c.reduction === 'none' ? 1 : B * rowWeight;
+      expectClose(
+        'hardLoss',
+        fused.components.hardLoss,
+        ref.hardLoss,
+        tolOf(ref.hardLoss, 2 * L * scale),
+        context,
+      );
+      expectClose(
+        'softLoss',
+        fused.components.softLoss,
+        ref.softLoss,
+        tolOf(ref.softLoss, k * 2 * L * scale),
+        context,
+      );
+    }
   });
 });
 
