@@ -1064,10 +1064,14 @@ describe('bad inputs throw named errors before dispatch; the teacher gets no gra
   const C = 20;
   const K = 4;
   function setup() {
-    const s = tf.randomNormal([B, C]);
+    const rng = mulberry32(1);
+    const s = tf.tensor2d(
+      Float32Array.from({ length: B * C }, () => rng() * 2 - 1),
+      [B, C],
+    );
     const y = tf.tensor1d([1, 2, 3], 'int32');
     const indices = tf.tensor2d([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], [B, K], 'int32');
-    const logProbs = tf.log(tf.fill([B, K], 0.2));
+    const logProbs = tf.tensor2d(new Float32Array(B * K).fill(Math.log(0.2)), [B, K]);
     return { s, y, indices, logProbs };
   }
 
