@@ -21,15 +21,18 @@
 // kernel's first sweep (the online one, which finds the maxima and log-sums) is followed by a
 // second sweep over the row (still in cache) that adds up the terms below, then, under a tape,
 // by the gradient sweep. So these divergences read s and t twice without gradients (a second
-// statistics sweep) and three times with them; forward KL reads them once and twice.
+// statistics sweep) and three times with them; forward KL reads them once and twice. (Reverse
+// KL could be kept online instead, as forward KL is, with the roles of s and t swapped in the
+// centred sums; the second sweep keeps one copy of that machinery and gives the terms exact
+// normalisers. The dispatches are the same either way.)
 //
 // Each KL(w ‖ m) they need is kept as three sums over the row, in the cancellation-free form of
 // distill_common.wgsl with x_c = log w_c − log m_c as computed (centre 0):
 //   Σ w,   Σ w x,   Σ w g(x) + Σ_{w_c = 0} m_c       (g(x) = e^−x − 1 + x ≥ 0)
 // KL = E_w[g(x)] − h(y) (klFromMoments): with normalised w and m, y = E_w[e^−x] − 1 is only the
 // rounding of the normalisers, so KL is a sum of terms ≥ 0 at every temperature (no cancellation
-// as T grows, KL ~ 1/T²), and an error in log ZS − log ZT (a constant in x) cancels to first
-// order (the identity KL = E_w[x] + log E_w[e^−x] holds for any constant in x). Each term
+// as T grows, KL ~ 1/T²), and an error in log ZS − log ZT (a constant in x) cancels: the
+// identity KL = E_w[x] + log E_w[e^−x] holds for any constant in x, and y carries it. Each term
 // w g(x) is w · gSeries(x) where |x| < 1, else m − w + w x with m computed as a probability
 // (never w e^−x: no overflow, and mass that w lost to underflow is kept). The gradients use
 // x − E_w[x] (= log w − log m − KL without a constant's error) and, for reverse KL's teacher,
