@@ -66,7 +66,8 @@
 // ignoreIndex and 'mean': N, the number of rows not ignored, is counted on the GPU by each
 // kernel that needs it from the int32 labels (bound whole): the reduction kernel, and the
 // forward kernel's workgroups when they write gradients or reduce the batch themselves (each
-// reads all B labels: B/WORKGROUP_SIZE loads per invocation, plus a tree). 'mean' is then
+// reads all B labels: B/WORKGROUP_SIZE loads per invocation, plus a tree; distill_rows.wgsl;
+// such a grid is capped at 1024 workgroups, so the count costs at most 1024 · B reads). 'mean' is then
 // Σ ℓ_b / max(N, 1): a batch of padding only is 0 with zero gradients, not 0/0.
 
 struct Params {

@@ -95,31 +95,6 @@ override SUM_SLOTS: u32 = select(1u, WORKGROUP_SIZE,
                                  DIVERGENCE != DIVERGENCE_FORWARD_KL && TILE_COLS > 1u);
 var<workgroup> sharedSums: array<DivergenceSums, SUM_SLOTS>;
 
-// Whether row `row` (global) is ignored: its int32 label is the ignore index.
-fn isIgnored(row: u32) -> bool {
-  return IGNORE_INDEX && labelIndices[row] == params.ignoreIndex;
-}
-
-// N, the rows of the whole batch not ignored, counted by the workgroup (called in uniform
-// control flow by every invocation).
-fn countRows(lid: u32) -> u32 {
-  var n = 0u;
-  for (var b = lid; b < params.batch; b += WORKGROUP_SIZE) {
-    n += select(1u, 0u, isIgnored(b));
-  }
-  sharedCount[lid] = n;
-  workgroupBarrier();
-  for (var stride = WORKGROUP_SIZE / 2u; stride > 0u; stride = stride / 2u) {
-    if (lid < stride) {
-      sharedCount[lid] += sharedCount[lid + stride];
-    }
-    workgroupBarrier();
-  }
-  let total = sharedCount[0];
-  workgroupBarrier();
-  return total;
-}
-
 // (em starts at −1, the centred KL sums off, where the divergence is not forward KL: the second
 // sweep computes it, distill_divergence.wgsl)
 fn emptyState() -> RowState {

@@ -95,29 +95,6 @@ var<workgroup> sharedFlags: array<u32, WORKGROUP_SIZE>;
 var<workgroup> sharedLoss: array<f32, WORKGROUP_SIZE>;
 var<workgroup> sharedCount: array<u32, WORKGROUP_SIZE>;
 
-fn isIgnored(row: u32) -> bool {
-  return IGNORE_INDEX && labelIndices[row] == params.ignoreIndex;
-}
-
-// N, the rows of the whole batch not ignored (uniform control flow, every invocation).
-fn countRows(lid: u32) -> u32 {
-  var n = 0u;
-  for (var b = lid; b < params.batch; b += WORKGROUP_SIZE) {
-    n += select(1u, 0u, isIgnored(b));
-  }
-  sharedCount[lid] = n;
-  workgroupBarrier();
-  for (var stride = WORKGROUP_SIZE / 2u; stride > 0u; stride = stride / 2u) {
-    if (lid < stride) {
-      sharedCount[lid] += sharedCount[lid + stride];
-    }
-    workgroupBarrier();
-  }
-  let total = sharedCount[0];
-  workgroupBarrier();
-  return total;
-}
-
 fn addStudentChunk(st0: StudentState, s: Chunk, y: Chunk, invT: f32) -> StudentState {
   var st = st0;
   let maskS = chunkMasked(s);

@@ -164,6 +164,18 @@ describe('ignored rows add nothing and are not counted', () => {
     },
   );
 
+  test('gpu plan: more rows than the counting grid (1100 rows of 4096, a workgroup each, 1024 workgroups)', async () => {
+    await checkIgnored({
+      ...base,
+      batch: 1100,
+      classes: 4096,
+      reduction: 'mean',
+      teacherGrad: 'tape',
+      plan: 'gpu',
+      ignored: (b) => b % 5 === 2,
+    });
+  });
+
   test.each(['cpu', 'gpu'] as const)(
     '%s plan: forced small row chunks, the count spans them',
     async (plan) => {

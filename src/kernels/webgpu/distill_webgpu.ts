@@ -8,6 +8,7 @@ import chunkVec4Wgsl from '../../../shaders/distill_chunk_vec4.wgsl?raw';
 import commonWgsl from '../../../shaders/distill_common.wgsl?raw';
 import divergenceWgsl from '../../../shaders/distill_divergence.wgsl?raw';
 import forwardWgsl from '../../../shaders/distill_forward.wgsl?raw';
+import rowsWgsl from '../../../shaders/distill_rows.wgsl?raw';
 import backwardWgsl from '../../../shaders/distill_backward.wgsl?raw';
 import componentsWgsl from '../../../shaders/distill_components.wgsl?raw';
 import reduceWgsl from '../../../shaders/distill_reduce.wgsl?raw';
@@ -184,9 +185,26 @@ export function planFor(backend: KernelBackend, problem: Problem, reduction: str
   );
 }
 
-/** Workgroups along y for a chunk of `rows` rows. */
-export function gridRowsFor(plan: DistillPlan, rows: number): number {
-  return Math.min(Math.ceil(rows / plan.tileRows), MAX_WORKGROUPS_PER_DIMENSION);
+/**
+ * A kernel that counts the rows not ignored itself (shaders/distill_rows.wgsl): every workgroup
+ * reads the B labels, so the grid is capped at this many workgroups (each then visits several
+ * rows): the count costs at most this many times B label reads per dispatch instead of B² / rows
+ * per workgroup, and 1024 workgroups of 256 invocations still fill a large GPU.
+ */
+export const COUNTING_MAX_WORKGROUPS = 1024;
+
+/**
+ * Workgroups along y for a chunk of `rows` rows (`counting`: the kernel counts the rows not
+ * ignored in every workgroup, see COUNTING_MAX_WORKGROUPS).
+ */
+export function gridRowsFor(plan: DistillPlan, rows: number, counting = false): number {
+  const cap = counting ? COUNTING_MAX_WORKGROUPS : MAX_WORKGROUPS_PER_DIMENSION;
+  return Math.min(Math.ceil(rows / plan.tileRows), cap);
+}
+
+/** A kernel's own file with shaders/distill_rows.wgsl (ignored rows and their count) before it. */
+export function withRows(kernel: string): string {
+  return [rowsWgsl, kernel].join('\n');
 }
 
 /**
@@ -250,7 +268,7 @@ const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
   const writeTeacher = a.writeGradients === 'both';
   const forward: KernelSource = {
     name: `distill_forward_x${plan.chunk}`,
-    code: divergenceSource(forwardWgsl, plan.chunk),
+    code: divergenceSource(withRows(forwardWgsl), plan.chunk),
     constants: {
       ...divergenceConstants(a),
       WORKGROUP_SIZE: plan.workgroupSize,
@@ -279,7 +297,7 @@ const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
     disposingOnFailure(backend, made, () => {
       for (const chunk of chunks) {
         const range = rangeOf(problem, chunk);
-        const gridRows = gridRowsFor(plan, chunk.rows);
+        const gridRows = gridRowsFor(plan, chunk.rows, ignoring && a.reduction === 'mean');
         const r = range ? { range } : {};
         dispatchKernel(
           backend,
@@ -316,35 +334,52 @@ const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
   made.push(...components);
   if (!reduceToScalar || plan.batchInWorkgroup) return [losses, stats, ...grads, ...components];
 
+  const value = disposingOnFailure(backend, made, () =>
+    reduceLosses(backend, a, problem, whole, losses, labels, ignoring),
+  );
+  backend.disposeData(losses.dataId);
+  return [value, stats, ...grads, ...components];
+};
+
+/**
+ * The op's scalar from the per-row losses ('mean' / 'sum', when the forward kernel did not
+ * reduce the batch itself): shaders/distill_reduce.wgsl, one dispatch.
+ */
+export function reduceLosses(
+  backend: KernelBackend,
+  a: DistillAttrs,
+  problem: Problem,
+  whole: RowChunk,
+  losses: TensorInfo,
+  labels: TensorInfo,
+  ignoring: boolean,
+): TensorInfo {
   const reduce: KernelSource = {
     name: 'distill_reduce',
     code: source(reduceWgsl, 1),
     constants: { IGNORE_INDEX: ignoring },
   };
-  const [value] = disposingOnFailure(backend, made, () =>
-    dispatchKernel(
-      backend,
-      reduce,
-      [
-        { kind: 'input', name: 'losses', tensor: losses, reads: 'f32' },
-        { kind: 'uniform', fields: params(a, problem, whole, 1, false, 1) },
-        { kind: 'output', shape: [], dtype: 'float32' },
-        ignoring
-          ? { kind: 'input', name: 'labels', tensor: labels, reads: 'i32' }
-          : { kind: 'placeholder', access: 'read' },
-      ],
-      [1, 1, 1],
-    ),
+  const [value] = dispatchKernel(
+    backend,
+    reduce,
+    [
+      { kind: 'input', name: 'losses', tensor: losses, reads: 'f32' },
+      { kind: 'uniform', fields: params(a, problem, whole, 1, false, 1) },
+      { kind: 'output', shape: [], dtype: 'float32' },
+      ignoring
+        ? { kind: 'input', name: 'labels', tensor: labels, reads: 'i32' }
+        : { kind: 'placeholder', access: 'read' },
+    ],
+    [1, 1, 1],
   );
-  backend.disposeData(losses.dataId);
-  return [value!, stats, ...grads, ...components];
-};
+  return value!;
+}
 
 /**
  * hardLoss and softLoss (`[]` each, or the leading shape for 'none') from the row statistics:
  * shaders/distill_components.wgsl, one dispatch for both.
  */
-function componentsFrom(
+export function componentsFrom(
   backend: KernelBackend,
   a: DistillAttrs,
   problem: Problem,

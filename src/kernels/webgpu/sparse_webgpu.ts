@@ -6,15 +6,13 @@
  */
 import type { KernelBackend, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import sparseWgsl from '../../../shaders/distill_sparse.wgsl?raw';
-import reduceWgsl from '../../../shaders/distill_reduce.wgsl?raw';
-import componentsWgsl from '../../../shaders/distill_components.wgsl?raw';
 import {
   FUSED_SPARSE_DISTILLATION_LOSS,
   FUSED_SPARSE_DISTILLATION_LOSS_GRAD,
   ROW_STATS_WIDTH,
   type DistillAttrs,
 } from '../names.js';
-import { MAX_WORKGROUPS_PER_DIMENSION, type DistillPlan, type RowChunk } from '../plan.js';
+import type { DistillPlan, RowChunk } from '../plan.js';
 import {
   dispatchKernel,
   makeOutput,
@@ -23,6 +21,7 @@ import {
   type KernelSource,
 } from './dispatch.js';
 import {
+  componentsFrom,
   disposingOnFailure,
   floatInputs,
   gradientBinding,
@@ -31,7 +30,9 @@ import {
   planFor,
   problemOf,
   rangeOf,
+  reduceLosses,
   source,
+  withRows,
   type Problem,
 } from './distill_webgpu.js';
 
@@ -68,7 +69,7 @@ function sparseKernel(
   return {
     kernel: {
       name: `distill_sparse_x${plan.chunk}`,
-      code: source(sparseWgsl, plan.chunk),
+      code: source(withRows(sparseWgsl), plan.chunk),
       constants: {
         WORKGROUP_SIZE: plan.workgroupSize,
         TILE_COLS: plan.tileCols,
@@ -110,6 +111,7 @@ const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
   });
   const denseLabels = rawLabels!.dtype === 'float32';
   const ignoring = a.hasIgnoreIndex === true && !denseLabels;
+  const counting = ignoring && a.reduction === 'mean';
   const floats = floatInputs(backend, kernel, {
     studentLogits: rawStudent!,
     ...(denseLabels ? { labels: rawLabels! } : {}),
@@ -125,7 +127,7 @@ const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
     disposingOnFailure(backend, made, () => {
       for (const chunk of problem.chunks) {
         const range = rangeOf(problem, chunk);
-        const gridRows = gridRowsFor(plan, chunk.rows);
+        const gridRows = gridRowsFor(plan, chunk.rows, counting);
         dispatchKernel(
           backend,
           kernel,
@@ -154,70 +156,18 @@ const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
   const components =
     a.returnComponents === true
       ? disposingOnFailure(backend, made, () =>
-          componentsOf(backend, a, problem, whole, stats, labels, ignoring, leading),
+          componentsFrom(backend, a, problem, whole, stats, labels, ignoring, leading),
         )
       : [];
   made.push(...components);
   const grads = grad ? [grad] : [];
   if (a.reduction === 'none' || batchInWorkgroup) return [losses, stats, ...grads, ...components];
-  const [value] = disposingOnFailure(backend, made, () =>
-    dispatchKernel(
-      backend,
-      {
-        name: 'distill_reduce',
-        code: source(reduceWgsl, 1),
-        constants: { IGNORE_INDEX: ignoring },
-      },
-      [
-        { kind: 'input', name: 'losses', tensor: losses, reads: 'f32' },
-        { kind: 'uniform', fields: params(a, problem, whole, 1, false, 1) },
-        { kind: 'output', shape: [], dtype: 'float32' },
-        ignoring
-          ? { kind: 'input', name: 'labels', tensor: labels, reads: 'i32' }
-          : { kind: 'placeholder', access: 'read' },
-      ],
-      [1, 1, 1],
-    ),
+  const value = disposingOnFailure(backend, made, () =>
+    reduceLosses(backend, a, problem, whole, losses, labels, ignoring),
   );
   backend.disposeData(losses.dataId);
-  return [value!, stats, ...grads, ...components];
+  return [value, stats, ...grads, ...components];
 };
-
-/** hardLoss and softLoss from the row statistics: shaders/distill_components.wgsl. */
-function componentsOf(
-  backend: KernelBackend,
-  a: DistillAttrs,
-  problem: Problem,
-  whole: RowChunk,
-  stats: TensorInfo,
-  labels: TensorInfo,
-  ignoring: boolean,
-  leading: number[],
-): TensorInfo[] {
-  const reduceToScalar = a.reduction !== 'none';
-  const shape = reduceToScalar ? [] : leading;
-  const groups = reduceToScalar
-    ? 1
-    : Math.min(Math.max(Math.ceil(problem.batch / 256), 1), MAX_WORKGROUPS_PER_DIMENSION);
-  return dispatchKernel(
-    backend,
-    {
-      name: 'distill_components',
-      code: source(componentsWgsl, 1),
-      constants: { IGNORE_INDEX: ignoring && reduceToScalar, REDUCE: reduceToScalar },
-    },
-    [
-      { kind: 'input', name: 'rowStats', tensor: stats, reads: 'f32' },
-      { kind: 'uniform', fields: params(a, problem, whole, 1, false, 1) },
-      { kind: 'output', shape, dtype: 'float32' },
-      { kind: 'output', shape, dtype: 'float32' },
-      ignoring && reduceToScalar
-        ? { kind: 'input', name: 'labels', tensor: labels, reads: 'i32' }
-        : { kind: 'placeholder', access: 'read' },
-    ],
-    [groups, 1, 1],
-  );
-}
 
 const backwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
   const backend = b as KernelBackend;
@@ -237,6 +187,7 @@ const backwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
     writeStudent: true,
   });
   const denseLabels = rawLabels!.dtype === 'float32';
+  const counting = a.hasIgnoreIndex === true && !denseLabels && a.reduction === 'mean';
   const dyPerRow = a.reduction === 'none' && problem.batch > 1;
   const floats = floatInputs(backend, kernel, {
     studentLogits: rawStudent!,
@@ -249,7 +200,7 @@ const backwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
     disposingOnFailure(backend, [grad], () => {
       for (const chunk of problem.chunks) {
         const range = rangeOf(problem, chunk);
-        const gridRows = gridRowsFor(plan, chunk.rows);
+        const gridRows = gridRowsFor(plan, chunk.rows, counting);
         dispatchKernel(
           backend,
           kernel,
