@@ -21,7 +21,7 @@ export function checkCompositionFits(shapes: CheckedShapes, unfused: string, op:
       `${op}: inputs of shape [${[...shapes.leadingShape, shapes.classes].join(', ')}] need ` +
         `${bytes}-byte buffers, more than this adapter's maxStorageBufferBindingSize (${limit}); ` +
         `this config runs on the stock-op composition (${unfused}), which cannot split them. ` +
-        'Split the rows, or use a config the fused kernels run (forward KL)',
+        'Split the rows, or use a config the fused kernels run (fusedSupports(config) === null)',
     );
   }
 }
