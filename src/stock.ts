@@ -71,20 +71,7 @@ export function stockDistillationLoss(
       tf.Reduction.NONE,
     ) as tf.Tensor1D;
     const T = cfg.temperature;
-    const kl = sparse
-      ? scatteredKl(teacher, studentLogits, T)
-      : tf.sum(
-          tf.mul(
-            tf.clipByValue(tf.softmax(tf.div(teacher, T)), KERAS_EPSILON, 1),
-            tf.log(
-              tf.div(
-                tf.clipByValue(tf.softmax(tf.div(teacher, T)), KERAS_EPSILON, 1),
-                tf.clipByValue(tf.softmax(tf.div(studentLogits, T)), KERAS_EPSILON, 1),
-              ),
-            ),
-          ),
-          -1,
-        );
+    const kl = sparse ? scatteredKl(teacher, studentLogits, T) : kerasKl(teacher, studentLogits, T);
     const rows = tf.add(tf.mul(ce, cfg.alpha), tf.mul(kl, (1 - cfg.alpha) * klFactor(cfg)));
     switch (cfg.reduction) {
       case 'none':
@@ -95,6 +82,13 @@ export function stockDistillationLoss(
         return tf.mean(rows);
     }
   });
+}
+
+/** Keras' KLDivergence(softmax(t / T), softmax(s / T)), both clipped to [1e-7, 1]: per row. */
+function kerasKl(teacherLogits: tf.Tensor, studentLogits: tf.Tensor, T: number): tf.Tensor {
+  const p = tf.clipByValue(tf.softmax(tf.div(teacherLogits, T)), KERAS_EPSILON, 1);
+  const q = tf.clipByValue(tf.softmax(tf.div(studentLogits, T)), KERAS_EPSILON, 1);
+  return tf.sum(tf.mul(p, tf.log(tf.div(p, q))), -1);
 }
 
 /**

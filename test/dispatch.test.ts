@@ -135,8 +135,10 @@ describe('fused forward+backward dispatches', () => {
     const fused = await count(distillationLoss, x, 'mean', { teacher: 'none', dy: false });
     const stock = await count(stockDistillationLoss, x, 'mean', { teacher: 'none', dy: false });
     console.log(`dispatches per forward+backward at 64×10: fused ${fused}, stock ${stock}`);
-    expect(stock).toBeGreaterThan(20);
-    expect(fused).toBeLessThan(stock);
+    // The Keras formula from stock ops is 52 dispatches forward+backward (the README's figure,
+    // and the baseline of every benchmark): a change to the baseline shows here.
+    expect(stock).toBe(52);
+    expect(fused).toBe(1);
     disposeSetup(x);
   });
 });
