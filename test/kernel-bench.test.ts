@@ -246,11 +246,16 @@ describe('runKernelBenchmark', () => {
       // adapter's timestamps then include its worker threads' wake-up (stock at 256×4096 on
       // lavapipe: ~1.3× its wall time); (b) quantization, one resolution step per pass. A
       // factor 3 keeps room for (a) and still catches a timer that counts something else
-      // (tf.time's wall time, the read-backs) or a unit error (ns read as ms: ×10^6).
-      const bound = (wall: number, passes: number) => 3 * wall + passes * resolution;
+      // (tf.time's wall time, the read-backs) or a unit error (ns read as ms: ×10^6); (c) on a
+      // loaded machine the OS may run a software adapter's worker threads late inside a timed
+      // pass, a fixed delay that the wall clock's windows of many steps amortise: 0.5 ms of
+      // slack per sample covers it (seen: the ceiling at 0.55 ms GPU against 0.16 ms wall, with
+      // another benchmark on the 2 cores) and is still far below what a wrong timer adds.
+      const slackMs = 0.5;
+      const bound = (wall: number, passes: number) => 3 * wall + passes * resolution + slackMs;
       expect(r.fusedGpu!.p50).toBeLessThanOrEqual(bound(r.fused.p50, r.fusedDispatches));
       expect(r.stockGpu!.p50).toBeLessThanOrEqual(bound(r.stock.p50, r.stockDispatches));
-      expect(r.ceilingGpu!.p50).toBeLessThanOrEqual(3 * r.ceiling.p50 + resolution);
+      expect(r.ceilingGpu!.p50).toBeLessThanOrEqual(3 * r.ceiling.p50 + resolution + slackMs);
       // And the stock composition's 52 passes take more GPU time than the fused 1–3.
       expect(r.stockGpu!.p50).toBeGreaterThan(r.fusedGpu!.p50);
     }
