@@ -37,7 +37,7 @@ import {
   resolveConfig,
   type DistillationLossConfig,
 } from './config.js';
-import type { ReferenceResult } from './reference.js';
+import { logSumExp, reduce, term, upstreamFor, type ReferenceResult } from './reference.js';
 
 export interface SparseReferenceInput {
   readonly batch: number;
@@ -61,39 +61,6 @@ export interface SparseReferenceInput {
 export type SparseReferenceResult = Omit<ReferenceResult, 'gradTeacher'>;
 
 const OP = 'referenceSparseDistillationLoss';
-
-function logSumExp(x: ArrayLike<number>): number {
-  let max = -Infinity;
-  for (let i = 0; i < x.length; i++) {
-    const v = x[i]!;
-    if (Number.isNaN(v)) return NaN;
-    if (v > max) max = v;
-  }
-  let sum = 0;
-  for (let i = 0; i < x.length; i++) sum += Math.exp(x[i]! - max);
-  return max + Math.log(sum);
-}
-
-function upstreamFor(dy: SparseReferenceInput['dy'], b: number, batch: number): number {
-  if (dy === undefined) return 1;
-  if (typeof dy === 'number') return dy;
-  if (dy.length === 1) return dy[0]!;
-  if (dy.length !== batch) throw new Error(`${OP}: dy must have 1 or ${batch} entries`);
-  return dy[b]!;
-}
-
-/** A term's weighted contribution: NaN inputs propagate, a zero weight drops even +Infinity. */
-function term(weight: number, value: number, bad: boolean): number {
-  if (bad) return NaN;
-  return weight === 0 ? 0 : weight * value;
-}
-
-function reduce(rows: Float64Array, reduction: string, count: number): Float64Array {
-  if (reduction === 'none') return Float64Array.from(rows);
-  let sum = 0;
-  for (const l of rows) sum += l;
-  return Float64Array.of(reduction === 'mean' ? sum / Math.max(count, 1) : sum);
-}
 
 function checkLengths(input: SparseReferenceInput): void {
   const { batch: B, classes: C, topK: K } = input;
@@ -240,7 +207,7 @@ export function referenceSparseDistillationLoss(
     // (q − P) / T: the dense part, then each listed entry's p subtracted at its id
     const qMinusP = logQ.map(Math.exp);
     for (let e = 0; e < row.ids.length; e++) qMinusP[row.ids[e]!]! -= row.p[e]!;
-    const dy = upstreamFor(input.dy, b, B);
+    const dy = upstreamFor(input.dy, b, B, OP);
     const w = cfg.reduction === 'mean' ? dy / Math.max(count, 1) : dy;
     for (let c = 0; c < C; c++) {
       const sigma = Math.exp(s[c]! - lse1);

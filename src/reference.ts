@@ -77,30 +77,41 @@ export interface ReferenceResult {
   readonly gradTeacher: Float64Array;
 }
 
-function logSumExp(x: Float64Array): number {
+/** log Σ exp(x), max-shifted; NaN if any entry is NaN (or the entries hold no maximum). */
+export function logSumExp(x: ArrayLike<number>): number {
   let max = -Infinity;
-  for (const v of x) if (v > max) max = v;
-  if (Number.isNaN(max) || x.some(Number.isNaN)) return NaN;
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i]!;
+    if (Number.isNaN(v)) return NaN;
+    if (v > max) max = v;
+  }
   let sum = 0;
-  for (const v of x) sum += Math.exp(v - max);
+  for (let i = 0; i < x.length; i++) sum += Math.exp(x[i]! - max);
   return max + Math.log(sum);
 }
 
-function upstreamFor(dy: ReferenceInput['dy'], b: number, batch: number): number {
+/** Row b's upstream gradient: 1 by default, a scalar, or `dy[b]` of a `[B]` dy. */
+export function upstreamFor(
+  dy: ReferenceInput['dy'],
+  b: number,
+  batch: number,
+  op = 'reference',
+): number {
   if (dy === undefined) return 1;
   if (typeof dy === 'number') return dy;
   if (dy.length === 1) return dy[0]!;
-  if (dy.length !== batch) throw new Error(`reference: dy must have 1 or ${batch} entries`);
+  if (dy.length !== batch) throw new Error(`${op}: dy must have 1 or ${batch} entries`);
   return dy[b]!;
 }
 
 /** A term's weighted contribution: NaN inputs propagate, a zero weight drops even +Infinity. */
-function term(weight: number, value: number, bad: boolean): number {
+export function term(weight: number, value: number, bad: boolean): number {
   if (bad) return NaN;
   return weight === 0 ? 0 : weight * value;
 }
 
-function reduce(rows: Float64Array, reduction: string, count: number): Float64Array {
+/** The op's output from the row values: as they are ('none'), their sum, or sum / max(N, 1). */
+export function reduce(rows: Float64Array, reduction: string, count: number): Float64Array {
   if (reduction === 'none') return Float64Array.from(rows);
   let sum = 0;
   for (const l of rows) sum += l;
