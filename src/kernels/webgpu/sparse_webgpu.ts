@@ -86,6 +86,58 @@ function sparseKernel(
   };
 }
 
+/** How one sparse kernel is dispatched over the row chunks. */
+interface SparseDispatch {
+  readonly kernel: KernelSource;
+  readonly plan: DistillPlan;
+  readonly problem: Problem;
+  readonly attrs: DistillAttrs;
+  /** The kernel counts the rows not ignored itself (the grid is capped, gridRowsFor). */
+  readonly counting: boolean;
+  readonly dyPerRow: boolean;
+  /** One workgroup visits every row (BATCH_IN_WORKGROUP). */
+  readonly oneWorkgroup: boolean;
+}
+
+/**
+ * One dispatch per row chunk: the student's and dense labels' rows of the chunk, the entries
+ * and per-row arrays whole, bindings 6 and 7 as given (losses and statistics written forward;
+ * dy and statistics read backward), the gradient's rows of the chunk.
+ */
+function dispatchChunks(
+  backend: KernelBackend,
+  d: SparseDispatch,
+  inputs: { student: TensorInfo; ids: TensorInfo; logProbs: TensorInfo; labels: TensorInfo },
+  perRow: [Binding, Binding],
+  grad: TensorInfo | undefined,
+): void {
+  for (const chunk of d.problem.chunks) {
+    const range = rangeOf(d.problem, chunk);
+    const gridRows = gridRowsFor(d.plan, chunk.rows, d.counting);
+    dispatchKernel(
+      backend,
+      d.kernel,
+      [
+        {
+          kind: 'input',
+          name: 'studentLogits',
+          tensor: inputs.student,
+          reads: 'f32',
+          ...(range ? { range } : {}),
+        },
+        ...entryAndLabelBindings(inputs.ids, inputs.logProbs, inputs.labels, range),
+        {
+          kind: 'uniform',
+          fields: params(d.attrs, d.problem, chunk, d.plan.chunk, d.dyPerRow, gridRows),
+        },
+        ...perRow,
+        gradientBinding('gradStudent', grad, range),
+      ],
+      d.oneWorkgroup ? [1, 1, 1] : [1, gridRows, 1],
+    );
+  }
+}
+
 /** The whole batch as one "chunk" for the per-row kernels (reduction, components). */
 function wholeBatch(problem: Problem): RowChunk {
   return problem.chunks.length === 1
@@ -125,29 +177,24 @@ const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
   const made = [losses, stats, grad];
   try {
     disposingOnFailure(backend, made, () => {
-      for (const chunk of problem.chunks) {
-        const range = rangeOf(problem, chunk);
-        const gridRows = gridRowsFor(plan, chunk.rows, counting);
-        dispatchKernel(
-          backend,
+      dispatchChunks(
+        backend,
+        {
           kernel,
-          [
-            {
-              kind: 'input',
-              name: 'studentLogits',
-              tensor: student,
-              reads: 'f32',
-              ...(range ? { range } : {}),
-            },
-            ...entryAndLabelBindings(teacherIds!, teacherLogProbs!, labels, range),
-            { kind: 'uniform', fields: params(a, problem, chunk, plan.chunk, false, gridRows) },
-            { kind: 'target', name: 'losses', tensor: losses },
-            { kind: 'target', name: 'rowStats', tensor: stats },
-            gradientBinding('gradStudent', grad, range),
-          ],
-          batchInWorkgroup ? [1, 1, 1] : [1, gridRows, 1],
-        );
-      }
+          plan,
+          problem,
+          attrs: a,
+          counting,
+          dyPerRow: false,
+          oneWorkgroup: batchInWorkgroup,
+        },
+        { student, ids: teacherIds!, logProbs: teacherLogProbs!, labels },
+        [
+          { kind: 'target', name: 'losses', tensor: losses },
+          { kind: 'target', name: 'rowStats', tensor: stats },
+        ],
+        grad,
+      );
     });
   } finally {
     floats.release();
@@ -198,33 +245,17 @@ const backwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
   const grad = makeOutput(backend, [...rawStudent!.shape]);
   try {
     disposingOnFailure(backend, [grad], () => {
-      for (const chunk of problem.chunks) {
-        const range = rangeOf(problem, chunk);
-        const gridRows = gridRowsFor(plan, chunk.rows, counting);
-        dispatchKernel(
-          backend,
-          kernel,
-          [
-            {
-              kind: 'input',
-              name: 'studentLogits',
-              tensor: student,
-              reads: 'f32',
-              ...(range ? { range } : {}),
-            },
-            ...entryAndLabelBindings(teacherIds!, teacherLogProbs!, labels, range),
-            {
-              kind: 'uniform',
-              fields: params(a, problem, chunk, plan.chunk, dyPerRow, gridRows),
-            },
-            // binding 6 holds dy in the backward pass (shaders/distill_sparse.wgsl)
-            { kind: 'input', name: 'dy', tensor: dy!, reads: 'f32' },
-            { kind: 'input', name: 'rowStats', tensor: rowStats!, reads: 'f32' },
-            gradientBinding('gradStudent', grad, range),
-          ],
-          [1, gridRows, 1],
-        );
-      }
+      dispatchChunks(
+        backend,
+        { kernel, plan, problem, attrs: a, counting, dyPerRow, oneWorkgroup: false },
+        { student, ids: teacherIds!, logProbs: teacherLogProbs!, labels },
+        [
+          // binding 6 holds dy in the backward pass (shaders/distill_sparse.wgsl)
+          { kind: 'input', name: 'dy', tensor: dy!, reads: 'f32' },
+          { kind: 'input', name: 'rowStats', tensor: rowStats!, reads: 'f32' },
+        ],
+        grad,
+      );
     });
   } finally {
     floats.release();
