@@ -175,6 +175,9 @@ describe('runKernelBenchmark', () => {
       memoryBudgetBytes: null,
       maxSideMs: null,
       topKShapes: [],
+      divergence: 'forward-kl',
+      beta: null,
+      stockBaseline: 'keras',
     });
     expect(report.failures).toEqual([]);
     expect(report.topK).toEqual([]);
@@ -272,6 +275,51 @@ describe('runKernelBenchmark', () => {
     expect(rows).toHaveLength(2);
     expect(rows[1]!.wall_clock).toBe('wall, one fence per window');
     expect(rows[1]!.gpu_clock).toBe(hasTimestamps() ? 'GPU timestamps' : '');
+  });
+});
+
+describe('runKernelBenchmark with another divergence', () => {
+  test('jsd reaches both sides: settings, the exact composition as stock, no leak', async () => {
+    const before = tf.memory().numTensors;
+    const report = await runKernelBenchmark(
+      options({ shapes: '8x10', windows: 2, windowMs: 5, divergence: 'jsd', beta: 0.2 }),
+    );
+    expect(tf.memory().numTensors).toBe(before);
+    expect(report.complete).toBe(true);
+    expect(report.settings).toMatchObject({
+      divergence: 'jsd',
+      beta: 0.2,
+      stockBaseline: 'exact-composition',
+    });
+    const r = report.results[0]!;
+    expect(r.fused.p50).toBeGreaterThan(0);
+    expect(r.stock.p50).toBeGreaterThan(0);
+    // the fused kernels keep forward KL's dispatch count; the stock side is not Keras' 52
+    expect(r.fusedDispatches).toBeLessThanOrEqual(3);
+    expect(r.stockDispatches).not.toBe(52);
+    expect(formatKernelReport(report)).toMatch(/divergence jsd \(β = 0\.2\)/);
+    expect(kernelCsvRows(report)[0]).toMatchObject({ divergence: 'jsd', beta: 0.2 });
+    expect(JSON.parse(JSON.stringify(report))).toEqual(report);
+  });
+
+  test('refuses top-K shapes and bad values before timing anything', async () => {
+    const progress: string[] = [];
+    await expect(
+      runKernelBenchmark(
+        options({ topK: '8x100k4', divergence: 'reverse-kl', onProgress: (l) => progress.push(l) }),
+      ),
+    ).rejects.toThrow(/--divergence reverse-kl: --topk 8x100k4 times top-K teachers/);
+    await expect(
+      runKernelBenchmark(
+        options({ divergence: 'kl' as 'jsd', onProgress: (l) => progress.push(l) }),
+      ),
+    ).rejects.toThrow(/--divergence: unknown divergence "kl"/);
+    await expect(
+      runKernelBenchmark(
+        options({ divergence: 'reverse-kl', beta: 0.3, onProgress: (l) => progress.push(l) }),
+      ),
+    ).rejects.toThrow(/--beta: applies to --divergence jsd only/);
+    expect(progress).toEqual([]);
   });
 });
 

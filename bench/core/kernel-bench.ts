@@ -15,6 +15,13 @@
  * A side that fails (out of memory, a binding past the adapter's limit, a lost device) or that
  * the memory budget skips is recorded in the report's `failures`, never aborting the run.
  *
+ * The soft term's divergence (`divergence`: forward KL by default, reverse KL, or the JSD with
+ * its β) is the same on both sides. The stock side of forward KL is stockDistillationLoss (the
+ * Keras formula); that function has no other divergence (it computes the Keras forward KL
+ * whatever the config says), so reverse KL and the JSD are timed against the exact composition
+ * from stock ops instead (src/composed.ts: what distillationLoss runs off WebGPU). The report
+ * says which ({@link KernelBenchSettings.stockBaseline}). Top-K teachers are forward KL only.
+ *
  * Two clocks (bench/core/lib/loss-timing.ts), and every figure says which:
  *   - wall, one fence per window: fused, stock and ceiling, always;
  *   - GPU timestamps: fused, stock and ceiling, where the device has 'timestamp-query'
@@ -22,11 +29,19 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  DEFAULT_JSD_BETA,
   distillationLoss,
   stockDistillationLoss,
   topKTeacher,
+  type Divergence,
   type SparseTeacher,
 } from 'tfjs-fused-distill';
+// The exact composition is internal to the package (distillationLoss runs it off WebGPU, and
+// for configs the kernels cannot run): the stock baseline of the divergences that
+// stockDistillationLoss lacks. Imported by path; it holds only stock ops and a custom gradient,
+// no state shared with the package's instance.
+import { composedDistillationLoss } from '../../src/composed.js';
+import { resolveConfig } from '../../src/config.js';
 import {
   GPU_CLOCK,
   GPU_CLOCK_TEXT,
@@ -70,6 +85,111 @@ export function parseShapes(list: string): [number, number][] {
     }
     return shape;
   });
+}
+
+/** The divergences `--divergence` accepts (the package's, src/divergences.ts). */
+export const KERNEL_DIVERGENCES: readonly Divergence[] = ['forward-kl', 'reverse-kl', 'jsd'];
+
+/**
+ * The stock side of the benchmark: `keras`, stockDistillationLoss (the Keras formula from stock
+ * ops, tfjs autograd: forward KL only); `exact-composition`, composedDistillationLoss
+ * (src/composed.ts: stock ops for the value, a custom gradient holding the exact formulas),
+ * for the divergences stockDistillationLoss lacks.
+ */
+export type StockBaseline = 'keras' | 'exact-composition';
+
+export const STOCK_BASELINE_TEXT: Record<StockBaseline, string> = {
+  keras:
+    'stockDistillationLoss, the Keras formula from stock ops (clipped softmaxes, forward KL), ' +
+    'differentiated by tfjs autograd',
+  'exact-composition':
+    'the exact composition from stock ops (src/composed.ts, what distillationLoss runs off ' +
+    'WebGPU; its gradient a custom gradient of stock ops), since stockDistillationLoss has the ' +
+    "Keras formula's forward KL only",
+};
+
+/** The stock baseline a divergence is timed against. */
+export function stockBaselineOf(divergence: Divergence): StockBaseline {
+  return divergence === 'forward-kl' ? 'keras' : 'exact-composition';
+}
+
+/** The divergence and β as the report prints them: `forward-kl`, `jsd (β = 0.2)`. */
+export function divergenceLabel(divergence: Divergence, beta: number | null | undefined): string {
+  return divergence === 'jsd' ? `jsd (β = ${beta ?? DEFAULT_JSD_BETA})` : divergence;
+}
+
+/**
+ * Checks `--divergence` and `--beta` (strings from the command line, or the options' values):
+ * the divergence one of {@link KERNEL_DIVERGENCES} (default forward-kl); β a number in (0, 1),
+ * for jsd only (default {@link DEFAULT_JSD_BETA} there; null for the others). Throws an error
+ * that names the flag and what it accepts.
+ */
+export function parseDivergenceOptions(
+  divergence: string | null | undefined,
+  beta?: string | number | null,
+): { divergence: Divergence; beta: number | null } {
+  const name = divergence ?? 'forward-kl';
+  if (!(KERNEL_DIVERGENCES as readonly string[]).includes(name)) {
+    throw new Error(
+      `--divergence: unknown divergence "${name}" (expected one of: ${KERNEL_DIVERGENCES.join(', ')})`,
+    );
+  }
+  const d = name as Divergence;
+  if (beta === undefined || beta === null) {
+    return { divergence: d, beta: d === 'jsd' ? DEFAULT_JSD_BETA : null };
+  }
+  if (d !== 'jsd') {
+    throw new Error(`--beta: applies to --divergence jsd only (got --divergence ${d})`);
+  }
+  const text = String(beta).trim();
+  const b = typeof beta === 'number' ? beta : text === '' ? NaN : Number(text);
+  if (!(Number.isFinite(b) && b > 0 && b < 1)) {
+    throw new Error(
+      `--beta: expected a number in (0, 1) (0 and 1 make the JSD vanish), got "${text}"`,
+    );
+  }
+  return { divergence: d, beta: b };
+}
+
+/**
+ * The config of both sides: alpha, temperature, the divergence and (jsd) β; forward KL's is
+ * exactly what it was before divergences (no `divergence` field), for the stock formula.
+ */
+function lossConfig(options: {
+  alpha: number;
+  temperature: number;
+  divergence?: Divergence | undefined;
+  beta?: number | null | undefined;
+}): object {
+  const { divergence, beta } = parseDivergenceOptions(options.divergence, options.beta);
+  const base = { alpha: options.alpha, temperature: options.temperature };
+  if (divergence === 'forward-kl') return base;
+  return { ...base, divergence, ...(beta === null ? {} : { beta }) };
+}
+
+/**
+ * The exact composition (src/composed.ts) with distillationLoss's signature: dense teachers,
+ * labels int32 indices or float32 `[..., C]`.
+ */
+function exactComposition(
+  labels: tf.Tensor,
+  student: tf.Tensor,
+  teacher: tf.Tensor | SparseTeacher,
+  config?: object,
+): tf.Tensor {
+  if (!(teacher instanceof tf.Tensor)) {
+    throw new Error('the exact composition baseline takes dense teacher logits only');
+  }
+  const cfg = resolveConfig(config ?? {}, 'exact composition');
+  const labelKind = labels.dtype === 'int32' ? 'index' : 'dense';
+  return composedDistillationLoss(labels, student, teacher, { labelKind }, cfg);
+}
+
+/** The stock side's loss for a divergence (see {@link StockBaseline}). */
+export function stockLossFor(divergence: Divergence): LossFn {
+  return stockBaselineOf(divergence) === 'keras'
+    ? stockDistillationLoss
+    : (exactComposition as unknown as LossFn);
 }
 
 /**
@@ -454,6 +574,12 @@ export interface KernelBenchSettings {
   maxSideMs?: number | null;
   /** The sparse (top-K) teacher shapes `[B, C, K]` (absent in older reports). */
   topKShapes?: [number, number, number][];
+  /** The soft term's divergence of both sides (absent in older reports: forward-kl). */
+  divergence?: Divergence;
+  /** β of 'jsd'; null for the other divergences (absent in older reports). */
+  beta?: number | null;
+  /** What the stock side ran (absent in older reports: keras). */
+  stockBaseline?: StockBaseline;
 }
 
 /**
@@ -539,6 +665,13 @@ export interface KernelBenchOptions {
   windowMs: number;
   alpha: number;
   temperature: number;
+  /**
+   * The soft term's divergence, both sides (default forward-kl); reverse-kl and jsd are timed
+   * against the exact composition ({@link StockBaseline}). Top-K shapes need forward-kl.
+   */
+  divergence?: Divergence;
+  /** β of 'jsd', in (0, 1) (default 0.5); only with divergence 'jsd'. */
+  beta?: number | null;
   seed: number;
   meta: KernelBenchMeta;
   /** Time forward alone too, and backward as the paired difference (default: with a sweep). */
@@ -590,11 +723,11 @@ function makeInputs(seed: number, batch: number, classes: number) {
  * bytes, and one more (warm) for the time per element.
  */
 export async function calibrateKernelBench(
-  options: Pick<KernelBenchOptions, 'alpha' | 'temperature' | 'seed'>,
+  options: Pick<KernelBenchOptions, 'alpha' | 'temperature' | 'seed' | 'divergence' | 'beta'>,
 ): Promise<KernelMemoryModel> {
   const [batch, classes] = CALIBRATION_SHAPE;
+  const config = lossConfig(options);
   const { s, t, y } = makeInputs(options.seed, batch, classes);
-  const config = { alpha: options.alpha, temperature: options.temperature };
   const arrayBytes = batch * classes * 4;
   try {
     const one = async (loss: LossFn) => {
@@ -607,7 +740,7 @@ export async function calibrateKernelBench(
       return { live: (peakBytes ?? arrayBytes) / arrayBytes, msPerElement: ms / (batch * classes) };
     };
     const fused = await one(distillationLoss);
-    const stock = await one(stockDistillationLoss);
+    const stock = await one(stockLossFor(options.divergence ?? 'forward-kl'));
     return {
       shape: [batch, classes],
       fusedLiveArrays: fused.live,
@@ -694,7 +827,7 @@ async function timeShape(
   const { windows, windowMs, signal } = options;
   const between = options.yieldToEventLoop;
   const progress = (what: string) => options.onProgress?.(`${batch}x${classes}: ${what}`);
-  const config = { alpha: options.alpha, temperature: options.temperature };
+  const config = lossConfig(options);
   const before = tf.memory().numTensors;
   const lost = run.deviceLost();
   const skipAll = !!lost || (plan.fused.skip !== null && plan.stock.skip !== null);
@@ -798,7 +931,8 @@ async function timeShape(
         ? Math.min(windows, classes >= WIDE_CLASSES ? WIDE_STOCK_WINDOWS : windows)
         : windows;
     const fused = await side('fused', distillationLoss, plan.fused, windows);
-    const stock = await side('stock', stockDistillationLoss, plan.stock, stockDefault);
+    const stockLoss = stockLossFor(options.divergence ?? 'forward-kl');
+    const stock = await side('stock', stockLoss, plan.stock, stockDefault);
     const fusedOk = 'figures' in fused ? fused : null;
     const stockOk = 'figures' in stock ? stock : null;
     // The ceiling: as many calls per window as the fused step's window held.
@@ -1148,6 +1282,44 @@ export function isShapeFailure(r: KernelShapeResult | KernelShapeFailure): r is 
 }
 
 /**
+ * Refuses top-K shapes (given, or the `topk` sweep) with a divergence other than forward KL:
+ * a top-K teacher is forward KL only (src/sparse-op.ts).
+ */
+export function checkTopKDivergence(
+  topKShapes: readonly TopKShape[],
+  sweep: KernelSweep | null,
+  divergence: Divergence,
+): void {
+  if (divergence === 'forward-kl' || topKShapes.length === 0) return;
+  const [what, instead] =
+    sweep === 'topk'
+      ? ['--sweep topk', 'another sweep']
+      : [`--topk ${topKShapes.map(topKShapeName).join(',')}`, '--topk none'];
+  throw new Error(
+    `--divergence ${divergence}: ${what} times top-K teachers, which are forward-kl only ` +
+      `(use ${instead}, or --divergence forward-kl)`,
+  );
+}
+
+/**
+ * The top-K shapes of a command line: `--topk`'s list (`given`: set on the command line, not
+ * its default). With a divergence other than forward KL: none when `--topk` was left at its
+ * default, an error when shapes were given or the sweep is `topk` (top-K teachers are forward
+ * KL only). A `vocab` sweep times no top-K shape whatever the list.
+ */
+export function topKShapesFor(
+  list: string,
+  given: boolean,
+  sweep: KernelSweep | null,
+  divergence: Divergence,
+): [number, number, number][] {
+  if (sweep === 'topk') checkTopKDivergence(topKSweepShapes(), sweep, divergence);
+  const shapes = divergence === 'forward-kl' || given ? parseTopKShapes(list) : [];
+  if (sweep === null) checkTopKDivergence(shapes, sweep, divergence);
+  return shapes;
+}
+
+/**
  * Times every shape: the fused and the stock loss (forward+backward, wall clock; GPU clock too
  * with 'timestamp-query'; forward and backward apart with `phases`), their dispatches and peak
  * memory, and the memory ceiling. A side that fails (out of memory, a binding past the
@@ -1157,6 +1329,7 @@ export function isShapeFailure(r: KernelShapeResult | KernelShapeFailure): r is 
  */
 export async function runKernelBenchmark(options: KernelBenchOptions): Promise<KernelReport> {
   const started = performance.now();
+  const { divergence, beta } = parseDivergenceOptions(options.divergence, options.beta);
   const sweep = options.sweep ?? null;
   const shapes = sweep
     ? sweepShapes(sweep)
@@ -1171,6 +1344,7 @@ export async function runKernelBenchmark(options: KernelBenchOptions): Promise<K
         : typeof options.topK === 'string'
           ? parseTopKShapes(options.topK)
           : options.topK.map(([b, c, k]): [number, number, number] => [b, c, k]);
+  checkTopKDivergence(topKShapes, sweep, divergence);
   const phases = options.phases ?? sweep !== null;
   const memoryBudgetBytes =
     options.memoryBudgetBytes !== undefined
@@ -1204,6 +1378,9 @@ export async function runKernelBenchmark(options: KernelBenchOptions): Promise<K
       memoryBudgetBytes,
       maxSideMs,
       topKShapes,
+      divergence,
+      beta,
+      stockBaseline: stockBaselineOf(divergence),
     },
     results: [],
     failures: [],
@@ -1226,7 +1403,7 @@ export async function runKernelBenchmark(options: KernelBenchOptions): Promise<K
       options.onProgress?.(
         `calibrating the memory model and the time estimate at ${CALIBRATION_SHAPE.join('x')}`,
       );
-      memory = await calibrateKernelBench(options);
+      memory = await calibrateKernelBench({ ...options, divergence, beta });
     }
     const plan = planKernelRun(shapes, memory, {
       budgetBytes: memoryBudgetBytes,
@@ -1497,6 +1674,7 @@ export function formatKernelReport(report: KernelReport): string {
   );
   if (peaks) header.push('peak GPU bytes fused/stock');
   const table = textTable(header, rows);
+  const { divergence, beta, baseline } = reportDivergence(report);
   const failures = report.failures ?? [];
   const topK = report.topK ?? [];
   const denseRun = report.results.length > 0 || failures.length > 0 || topK.length === 0;
@@ -1504,7 +1682,8 @@ export function formatKernelReport(report: KernelReport): string {
     ...(denseRun ? [] : [`On ${report.adapter.description}:`]),
     ...(denseRun
       ? [
-          `Forward+backward per step on ${report.adapter.description} (median [p20–p80], ms)` +
+          `Forward+backward per step on ${report.adapter.description} (median [p20–p80], ms), ` +
+            `divergence ${divergenceLabel(divergence, beta)}` +
             (report.complete ? '' : ' — INCOMPLETE (stopped early)'),
           table,
         ]
@@ -1529,6 +1708,7 @@ export function formatKernelReport(report: KernelReport): string {
     '',
     `(wall) ${report.clocks.wall}.`,
     `(GPU)  ${report.clocks.gpu}.`,
+    ...(denseRun ? [`(stock) ${STOCK_BASELINE_TEXT[baseline]}.`] : []),
     ...(phases
       ? [
           '(fwd)  the loss alone, no tape; (bwd) forward+backward − forward of back-to-back ' +
@@ -1544,9 +1724,36 @@ export function formatKernelReport(report: KernelReport): string {
   ].join('\n');
 }
 
-/** The CSV rows of a report: one per shape, both clocks (GPU cells empty without). */
+/**
+ * A report's divergence, β and stock baseline; a report from before divergences has none:
+ * forward KL against the Keras formula.
+ */
+export function reportDivergence(report: Pick<KernelReport, 'settings'>): {
+  divergence: Divergence;
+  beta: number | null;
+  baseline: StockBaseline;
+} {
+  const divergence = report.settings.divergence ?? 'forward-kl';
+  return {
+    divergence,
+    beta: divergence === 'jsd' ? (report.settings.beta ?? DEFAULT_JSD_BETA) : null,
+    baseline: report.settings.stockBaseline ?? stockBaselineOf(divergence),
+  };
+}
+
+/**
+ * The CSV rows of a report: one per shape, both clocks (GPU cells empty without). The last
+ * columns say what was timed: `divergence` (forward-kl in a report from before divergences),
+ * `beta` (jsd's β, else empty) and `stock_baseline` ({@link StockBaseline}).
+ */
 export function kernelCsvRows(report: KernelReport): Record<string, string | number>[] {
   const cell = (x: number | null | undefined): number | string => x ?? '';
+  const what = reportDivergence(report);
+  const timed = {
+    divergence: what.divergence,
+    beta: cell(what.beta),
+    stock_baseline: what.baseline,
+  };
   const rows: Record<string, string | number>[] = report.results.map((r) => ({
     adapter: report.adapter.description,
     batch: r.batch,
@@ -1580,6 +1787,7 @@ export function kernelCsvRows(report: KernelReport): Record<string, string | num
     fused_peak_bytes: cell(r.fusedPeakBytes),
     stock_peak_bytes: cell(r.stockPeakBytes),
     error: '',
+    ...timed,
   }));
   for (const f of report.failures ?? []) {
     rows.push({
@@ -1598,6 +1806,7 @@ export function kernelCsvRows(report: KernelReport): Record<string, string | num
       ]
         .filter(Boolean)
         .join('; '),
+      ...timed,
     });
   }
   for (const r of report.topK ?? []) {
@@ -1637,9 +1846,15 @@ export function kernelCsvRows(report: KernelReport): Record<string, string | num
       ]
         .filter(Boolean)
         .join('; '),
+      ...timed,
     });
   }
-  // Every row gets every column (toCsv takes the header from the first row).
-  const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  // Every row gets every column (toCsv takes the header from the first row); the columns of
+  // older files keep their order, what was timed comes last.
+  const last = Object.keys(timed);
+  const keys = [
+    ...[...new Set(rows.flatMap((r) => Object.keys(r)))].filter((k) => !last.includes(k)),
+    ...last,
+  ];
   return rows.map((r) => Object.fromEntries(keys.map((k) => [k, r[k] ?? ''])));
 }

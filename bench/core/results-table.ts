@@ -56,6 +56,11 @@
  * `failure` (p50 = 1, unit `count`, the text in `note`) for a side that failed or was skipped;
  * the sweep's rows have `sweep=vocab` in `config`.
  *
+ * A kernel run of another divergence than forward KL (`--divergence`) has `divergence=NAME` in
+ * `config` (and `beta=β` for jsd), its stock side being the exact composition rather than the
+ * Keras formula; rows without it (every run before divergences) are forward KL. The README's
+ * kernel tables and the sweep's plot show forward-KL runs only.
+ *
  * Sparse (top-K) teacher figures of the kernel benchmark (`--topk`, `--sweep topk`): `x_name`
  * `topk_shape`, `x_value` `BxCkK` (e.g. `256x32768k32`); variants `fused-sparse` (the fused op
  * with the top-K), `fused-dense` (the fused op with the logits they came from) and
@@ -264,7 +269,15 @@ export interface KernelReportInput extends ReportProvenance {
   /** Absent in reports that are always complete. */
   complete?: boolean;
   /** The loss settings: `settings` (KernelReport) or `config` (older JSON). */
-  settings?: { alpha?: number; temperature?: number; seed?: number; sweep?: string | null };
+  settings?: {
+    alpha?: number;
+    temperature?: number;
+    seed?: number;
+    sweep?: string | null;
+    /** Absent in reports from before divergences: forward-kl. */
+    divergence?: string;
+    beta?: number | null;
+  };
   config?: { alpha?: number; temperature?: number };
   seed?: number;
   results: readonly KernelShapeInput[];
@@ -470,11 +483,16 @@ export function kernelResultRows(report: KernelReportInput): ResultRow[] {
   const temperature = report.settings?.temperature ?? report.config?.temperature;
   const seed = report.settings?.seed ?? report.seed;
   const sweep = report.settings?.sweep ?? null;
+  const divergence = report.settings?.divergence ?? 'forward-kl';
+  const beta = report.settings?.beta;
   const config = [
     alpha === undefined ? '' : `alpha=${alpha}`,
     temperature === undefined ? '' : `T=${temperature}`,
     seed === undefined ? '' : `seed=${seed}`,
     sweep ? `sweep=${sweep}` : '',
+    // forward KL's rows read as they did before divergences
+    divergence === 'forward-kl' ? '' : `divergence=${divergence}`,
+    divergence === 'jsd' && typeof beta === 'number' ? `beta=${beta}` : '',
   ]
     .filter((s) => s !== '')
     .join(' ');
@@ -1065,7 +1083,7 @@ export function kernelReadmeSection(rows: readonly ResultRow[]): string {
   type Cell = { g: RunGroup; shape: string };
   const cells = new Map<string, Cell>();
   for (const g of groupRuns(rows, 'kernel')) {
-    if (!g.complete || isSweep(g)) continue;
+    if (!g.complete || isSweep(g) || kernelRowDivergence(g.first) !== 'forward-kl') continue;
     const dense = g.rows.filter((r) => r.x_name === 'shape');
     for (const shape of new Set(dense.map((r) => r.x_value))) {
       const f = g.first;
@@ -1129,6 +1147,14 @@ export function kernelReadmeSection(rows: readonly ResultRow[]): string {
   return markdownTable(header, body);
 }
 
+/**
+ * The divergence of a kernel row: `divergence=NAME` in its config, forward-kl without (every
+ * row from before divergences).
+ */
+export function kernelRowDivergence(r: Pick<ResultRow, 'config'>): string {
+  return /(?:^| )divergence=(\S+)/.exec(r.config)?.[1] ?? 'forward-kl';
+}
+
 /** A sweep's rows carry `sweep=NAME` in their config; the kernel section leaves them out. */
 function isSweep(g: RunGroup, name?: string): boolean {
   const m = /(?:^| )sweep=(\S+)/.exec(g.first.config);
@@ -1145,7 +1171,9 @@ function byShape(a: string, b: string): number {
 /** The latest complete vocabulary sweep per adapter, host and browser, in a stable order. */
 export function latestVocabSweeps(rows: readonly ResultRow[]): RunGroup[] {
   return latestComplete(
-    groupRuns(rows, 'kernel').filter((g) => isSweep(g, 'vocab')),
+    groupRuns(rows, 'kernel').filter(
+      (g) => isSweep(g, 'vocab') && kernelRowDivergence(g.first) === 'forward-kl',
+    ),
     (r) => [r.adapter_description, r.host, r.browser].join('\u0000'),
   ).sort((a, b) => compareEnv(a.first, b.first));
 }

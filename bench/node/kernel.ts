@@ -8,6 +8,15 @@
  *   npm run bench:kernel [-- --shapes 64x10,256x32768 --topk 256x32768k32 --windows 7]
  *   npm run bench:kernel -- --sweep vocab [--memory-budget 8] [--append-results]
  *   npm run bench:kernel -- --sweep topk [--append-results]
+ *   npm run bench:kernel -- --divergence jsd [--beta 0.2] [--topk none] [--shapes …]
+ *
+ * `--divergence forward-kl|reverse-kl|jsd` (default forward-kl) picks the soft term of both
+ * sides; `--beta b` is the JSD's β, in (0, 1) (default 0.5; jsd only). The stock side of
+ * forward KL is stockDistillationLoss (the Keras formula); it has no other divergence, so
+ * reverse KL and the JSD are timed against the exact composition from stock ops
+ * (src/composed.ts), and the report says which baseline ran. Top-K teachers are forward KL
+ * only: with another divergence `--topk` defaults to none, and `--topk` shapes or
+ * `--sweep topk` are an error. Bad values are refused before anything runs.
  *
  * `--sweep vocab`: C ∈ {1k, 4k, 32k, 128k, 256k} (1k = 1024) × rows ∈ {64, 512, 2048}, plus
  * 128 × 131072; forward, backward and both; peak GPU bytes; sides whose estimated memory
@@ -28,16 +37,21 @@ import {
   DEFAULT_KERNEL_SHAPES,
   DEFAULT_MEMORY_BUDGET_GIB,
   DEFAULT_TOPK_SHAPES,
+  divergenceLabel,
   formatFailureLine,
   formatKernelPlan,
   formatKernelReport,
   formatShapeLine,
   formatTopKLine,
+  KERNEL_DIVERGENCES,
   KERNEL_SWEEPS,
   kernelCsvRows,
+  parseDivergenceOptions,
   parseShapes,
-  parseTopKShapes,
   runKernelBenchmark,
+  STOCK_BASELINE_TEXT,
+  stockBaselineOf,
+  topKShapesFor,
   type KernelSweep,
 } from '../core/kernel-bench.js';
 import { initNodeWebGPU } from './lib/node-webgpu.js';
@@ -79,6 +93,13 @@ const program = new Command()
   )
   .option('--alpha <a>', 'alpha', parseFloat, 0.1)
   .option('--temperature <t>', 'temperature', parseFloat, 10)
+  .option(
+    '--divergence <name>',
+    `the soft term's divergence, both sides (${KERNEL_DIVERGENCES.join(', ')}); the stock side ` +
+      'of reverse-kl and jsd is the exact composition',
+    'forward-kl',
+  )
+  .option('--beta <b>', 'β of --divergence jsd, in (0, 1) (default 0.5)')
   .option('--seed <n>', 'input seed', (v) => parseInt(v, 10), 1234)
   .option('--out <dir>', 'results directory', 'bench/results')
   .option('--append-results', 'add the rows to bench/results/all-results.csv', false);
@@ -92,6 +113,8 @@ async function main(): Promise<void> {
     windowMs: number;
     alpha: number;
     temperature: number;
+    divergence: string;
+    beta?: string;
     seed: number;
     out: string;
     sweep?: string;
@@ -108,10 +131,18 @@ async function main(): Promise<void> {
     throw new Error('--memory-budget: expected a positive number of GiB');
   }
   const sweep = (opts.sweep as KernelSweep | undefined) ?? null;
+  const { divergence, beta } = parseDivergenceOptions(opts.divergence, opts.beta);
   const shapes = parseShapes(opts.shapes);
-  const topK = parseTopKShapes(opts.topk);
+  // Top-K teachers are forward KL only: the default shape is dropped for another divergence,
+  // shapes given on the command line (or the topk sweep) are an error.
+  const topKGiven = program.getOptionValueSource('topk') !== 'default';
+  const topK = topKShapesFor(opts.topk, topKGiven, sweep, divergence);
   const env = await initNodeWebGPU();
   console.log(`adapter: ${env.adapter.description}`);
+  console.log(
+    `divergence: ${divergenceLabel(divergence, beta)}; stock side: ` +
+      STOCK_BASELINE_TEXT[stockBaselineOf(divergence)],
+  );
   // Ctrl-C stops between windows; the shapes done so far are still written.
   const abort = new AbortController();
   process.once('SIGINT', () => {
@@ -133,6 +164,8 @@ async function main(): Promise<void> {
     windowMs: opts.windowMs,
     alpha: opts.alpha,
     temperature: opts.temperature,
+    divergence,
+    beta,
     seed: opts.seed,
     meta: {
       adapter: env.adapter,
