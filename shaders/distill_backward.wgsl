@@ -29,8 +29,10 @@
 // invocations; the grid's y dimension walks the rows (TILE_ROWS per workgroup, in steps of
 // gridRows · TILE_ROWS) and its x dimension covers a row in spans of
 // TILE_COLS · CHUNKS_PER_THREAD chunks. No reductions, no barriers: each element's gradient
-// needs only its row's statistics. Exponentials per element: σ, q and p, three (one when only
-// the teacher's gradient is written).
+// needs only its row's statistics. Exponentials per element: σ, q and p, three (forward KL: two
+// where every lane of a chunk has q and p within e^±1, q − p then coming from p and a series;
+// one when only the teacher's gradient is written). A chunk whose logits are all finite (no
+// mask, NaN or infinity) takes the same formulas with the masks' selects folded away.
 // The components' gradients (returnComponents) are this kernel at α = 1 (hardLoss: klWeight 0)
 // and α = 0 (softLoss: klWeight k), as the composition and the reference define them.
 

@@ -17,6 +17,10 @@ fn chunkHasNan(x: Chunk) -> bool {
   return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
 }
 
+fn chunkNonFinite(x: Chunk) -> bool {
+  return (bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u;
+}
+
 alias ChunkMask = bool;
 
 fn chunkNanOrPosInf(x: Chunk) -> bool {

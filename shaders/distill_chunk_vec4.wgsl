@@ -18,6 +18,13 @@ fn chunkHasNan(x: Chunk) -> bool {
   return any((bitcast<vec4<u32>>(x) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u));
 }
 
+// Whether any lane is not a finite number (NaN, +Infinity or −Infinity), by its exponent bits:
+// the kernels' fast path (every lane finite: no masks, nothing to flag) is taken when false.
+fn chunkNonFinite(x: Chunk) -> bool {
+  let e = vec4<u32>(0x7f800000u);
+  return any((bitcast<vec4<u32>>(x) & e) == e);
+}
+
 // One bool per lane: a chunk's masks.
 alias ChunkMask = vec4<bool>;
 

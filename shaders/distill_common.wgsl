@@ -223,31 +223,36 @@ fn klFromMoments(meanG: f32, meanX: f32) -> f32 {
 //   ∂ℓ/∂t = (1 − α) (k / T) · p (log p − log q − KL) = (1 − α) (k / T) · p (x − E_p[x])
 // q − p = p · expm1(E_p[x] − x − KL) where that argument (log q − log p) is below 1 in
 // magnitude (q and p close: high T), else the plain difference (no cancellation when q/p is
-// beyond e^±1). Three exponentials for the student's gradient, one for the teacher's (p is
-// shared when both are written: the compiler sees the same pure expressions).
-fn studentGradChunk(s: Chunk, t: Chunk, y: Chunk, rs: RowStats) -> Chunk {
+// beyond e^±1). Two exponentials for the student's gradient where every lane of the chunk is
+// near (σ and p: q is needed only for the plain difference), three elsewhere; one for the
+// teacher's (p is shared when both are written: the compiler sees the same pure expressions).
+// maskS, maskT: chunkMasked of s and t, or constant false on the fast path (no lane non-finite;
+// the selects then fold away).
+fn studentGradChunk(s: Chunk, t: Chunk, y: Chunk, rs: RowStats, maskS: ChunkMask,
+                    maskT: ChunkMask) -> Chunk {
   let invT = params.invTemperature;
-  let maskS = chunkMasked(s);
-  let maskT = chunkMasked(t);
   // masked logits stand in as the row maxima (finite arithmetic; their terms are selected away)
   let d = select(s, Chunk(rs.ms), maskS) - Chunk(rs.ms);
   let u = d * invT;
   let v = (select(t, Chunk(rs.mt), maskT) - Chunk(rs.mt)) * invT;
   let p = select(exp(v - Chunk(rs.logZT)), Chunk(0.0), maskT);
-  let q = select(exp(u - Chunk(rs.logZS)), Chunk(0.0), maskS);
   let logRatio = (Chunk(rs.meanX) - ((v - u) - Chunk(rs.centre))) - Chunk(rs.kl);
   // (the series only where both are unmasked and KL_b finite: q − p is exact elsewhere)
   let near = select((abs(logRatio) < Chunk(1.0)) & !(maskS | maskT), ChunkMask(false),
                     (rs.flags & FLAG_KL_INF) != 0u);
-  let qMinusP = select(q - p, p * expm1Series(logRatio), near);
+  var qMinusP = p * expm1Series(logRatio);
+  if (!all(near)) {
+    let q = select(exp(u - Chunk(rs.logZS)), Chunk(0.0), maskS);
+    qMinusP = select(q - p, qMinusP, near);
+  }
   let sigma = select(exp(d - Chunk(rs.logZ1)), Chunk(0.0), maskS);
   return params.alpha * (sigma * rs.labelSum - y) + (params.klWeight * invT) * qMinusP;
 }
 
-fn teacherGradChunk(s: Chunk, t: Chunk, rs: RowStats) -> Chunk {
+fn teacherGradChunk(s: Chunk, t: Chunk, rs: RowStats, maskS: ChunkMask,
+                    maskT: ChunkMask) -> Chunk {
   let invT = params.invTemperature;
-  let maskT = chunkMasked(t);
-  let u = (select(s, Chunk(rs.ms), chunkMasked(s)) - Chunk(rs.ms)) * invT;
+  let u = (select(s, Chunk(rs.ms), maskS) - Chunk(rs.ms)) * invT;
   let v = (select(t, Chunk(rs.mt), maskT) - Chunk(rs.mt)) * invT;
   let p = exp(v - Chunk(rs.logZT));
   let x = (v - u) - Chunk(rs.centre);

@@ -250,7 +250,10 @@ fn softTeacherGrad(e: Tempered, rs: RowStats) -> Chunk {
 // studentGradChunk (distill_common.wgsl); the others α (σ Σ y − y) + (1 − α)(k/T) ∂D/∂s · T.
 fn studentGradFor(s: Chunk, t: Chunk, y: Chunk, rs: RowStats) -> Chunk {
   if (DIVERGENCE == DIVERGENCE_FORWARD_KL) {
-    return studentGradChunk(s, t, y, rs);
+    if (chunkNonFinite(s) || chunkNonFinite(t)) {
+      return studentGradChunk(s, t, y, rs, chunkMasked(s), chunkMasked(t));
+    }
+    return studentGradChunk(s, t, y, rs, ChunkMask(false), ChunkMask(false));
   }
   let e = tempered(s, t, rs);
   let d = select(s, Chunk(rs.ms), e.maskS) - Chunk(rs.ms);
@@ -261,7 +264,10 @@ fn studentGradFor(s: Chunk, t: Chunk, y: Chunk, rs: RowStats) -> Chunk {
 
 fn teacherGradFor(s: Chunk, t: Chunk, rs: RowStats) -> Chunk {
   if (DIVERGENCE == DIVERGENCE_FORWARD_KL) {
-    return teacherGradChunk(s, t, rs);
+    if (chunkNonFinite(s) || chunkNonFinite(t)) {
+      return teacherGradChunk(s, t, rs, chunkMasked(s), chunkMasked(t));
+    }
+    return teacherGradChunk(s, t, rs, ChunkMask(false), ChunkMask(false));
   }
   // (1 − α)(k/T) applied last, as in teacherGradChunk: the product may be below the smallest
   // normal float where the factors alone are not)

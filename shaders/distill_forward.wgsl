@@ -35,8 +35,11 @@
 // has drifted by a quarter of a standard deviation (rare after the first chunks); e^v e^−x is
 // e^u times a row constant, so they cost no exponential. Exponentials: three per element (exp d,
 // exp u, exp v), plus four per new running maximum or recentring. With gradients, a second
-// sweep over the row (still in cache: the row group has just read it) writes them, three more
-// exponentials per element; the backward pass then reads nothing of size B × C. Reverse KL and
+// sweep over the row (still in cache: the row group has just read it) writes them, two or three
+// more exponentials per element; the backward pass then reads nothing of size B × C. Both sweeps
+// have a fast path: a chunk whose logits are all finite (the common case: no mask, NaN or
+// infinity, tested by exponent bits) runs the same formulas with the masks' selects folded away
+// and nothing to flag. Reverse KL and
 // the JSD need log ZS and log ZT before their sums (distill_divergence.wgsl): the online sweep
 // keeps the maxima and log-sums only (the centred KL sums off), then a second sweep over the
 // row (still in cache) adds the divergence's terms, merged by the same kind of tree; without
@@ -160,11 +163,12 @@ fn recentre(st0: RowState, w: f32, d: f32) -> RowState {
 // Folds one chunk into a state: the sums are rescaled only when the chunk raises a running
 // maximum (rare after the first chunks, so the branch's exponentials are rarely paid), then the
 // chunk's terms are added.
-// Masked (−Infinity) elements take part as finite stand-ins whose terms are selected to 0.
-fn addChunk(st0: RowState, s: Chunk, t: Chunk, y: Chunk, invT: f32) -> RowState {
+// Masked (−Infinity) elements take part as finite stand-ins whose terms are selected to 0
+// (maskS, maskT: chunkMasked of s and t, or constant false on the fast path, where the selects
+// fold away).
+fn addChunk(st0: RowState, s: Chunk, t: Chunk, y: Chunk, invT: f32, maskS: ChunkMask,
+            maskT: ChunkMask) -> RowState {
   var st = st0;
-  let maskS = chunkMasked(s);
-  let maskT = chunkMasked(t);
   let chunkMaxS = chunkMax(select(s, Chunk(LOWEST_LOGIT), maskS));
   if (chunkMaxS > st.ms) {
     // Every u so far drops by shift / T: so does their p-weighted sum.
@@ -444,21 +448,30 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       for (var c = col; c < chunksPerRow; c += TILE_COLS) {
         let s = student[base + c];
         let t = teacher[base + c];
-        let maskS = chunkMasked(s);
         var y = Chunk(0.0);
         if (DENSE_LABELS) {
           y = denseLabels[base + c];
           if (chunkHasNan(y)) { flags = flags | FLAG_BAD_LABEL; }
-          // label mass where the student masks: CE_b = +Infinity (negative mass: unusable)
-          if (any(maskS & (y > Chunk(0.0)))) { flags = flags | FLAG_CE_INF; }
-          if (any(maskS & (y < Chunk(0.0)))) { flags = flags | FLAG_BAD_LABEL; }
         }
-        if (chunkNanOrPosInf(s)) { flags = flags | FLAG_NAN | FLAG_STUDENT_NAN; }
-        if (chunkNanOrPosInf(t)) { flags = flags | FLAG_NAN; }
-        // a column where the divergence is infinite (forward KL: the student masks a column
-        // where the teacher has mass): D_b = +Infinity
-        if (divergenceInfinite(maskS, chunkMasked(t))) { flags = flags | FLAG_KL_INF; }
-        st = addChunk(st, s, t, y, invT);
+        if (chunkNonFinite(s) || chunkNonFinite(t)) {
+          // Masks, NaN or +Infinity somewhere in the chunk: flags and selected terms.
+          let maskS = chunkMasked(s);
+          let maskT = chunkMasked(t);
+          if (DENSE_LABELS) {
+            // label mass where the student masks: CE_b = +Infinity (negative mass: unusable)
+            if (any(maskS & (y > Chunk(0.0)))) { flags = flags | FLAG_CE_INF; }
+            if (any(maskS & (y < Chunk(0.0)))) { flags = flags | FLAG_BAD_LABEL; }
+          }
+          if (chunkNanOrPosInf(s)) { flags = flags | FLAG_NAN | FLAG_STUDENT_NAN; }
+          if (chunkNanOrPosInf(t)) { flags = flags | FLAG_NAN; }
+          // a column where the divergence is infinite (forward KL: the student masks a column
+          // where the teacher has mass): D_b = +Infinity
+          if (divergenceInfinite(maskS, maskT)) { flags = flags | FLAG_KL_INF; }
+          st = addChunk(st, s, t, y, invT, maskS, maskT);
+        } else {
+          // The fast path (every lane finite, the common case): the same sums with no masks.
+          st = addChunk(st, s, t, y, invT, ChunkMask(false), ChunkMask(false));
+        }
       }
     }
     if (TILE_COLS > 1u) {
