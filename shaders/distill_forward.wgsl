@@ -342,49 +342,6 @@ fn rowStats(st: RowState, flags: u32) -> RowStats {
   return rs;
 }
 
-// ℓ_b from the statistics (the CE term needs the label term of the state), and the
-// statistics written out for the backward kernel.
-fn finishRow(row: u32, st: RowState, rs: RowStats, w: f32) -> f32 {
-  let ce = st.labelSum * rs.logZ1 - st.labelDot;
-  let klInf = (rs.flags & FLAG_KL_INF) != 0u;
-  var loss = params.alpha * ce + select(params.klWeight * rs.kl, 0.0, klInf);
-  var klOut = select(rs.kl, positiveInfinity(), klInf);
-  // +Infinity terms, by selection; a zero weight drops one (as the reference does)
-  if ((klInf && params.klWeight != 0.0) ||
-      ((rs.flags & FLAG_CE_INF) != 0u && params.alpha != 0.0)) {
-    loss = positiveInfinity();
-  }
-  if ((rs.flags & FLAG_NAN) != 0u) {
-    loss = quietNan();
-    klOut = quietNan();
-  }
-  if ((rs.flags & FLAG_BAD_LABEL) != 0u) {
-    loss = quietNan();
-  }
-  // CE_b, the hard component (returnComponents): NaN where the student's side or the labels
-  // are unusable, +Infinity for label mass on a column the student masks
-  var ceOut = select(ce, positiveInfinity(), (rs.flags & FLAG_CE_INF) != 0u);
-  ceOut = select(ceOut, quietNan(), (rs.flags & (FLAG_STUDENT_NAN | FLAG_BAD_LABEL)) != 0u);
-  if ((rs.flags & FLAG_IGNORED) != 0u) {
-    loss = 0.0;
-    klOut = 0.0;
-    ceOut = 0.0;
-  }
-  let base = row * STATS_STRIDE;
-  stats[base + 0u] = rs.ms;
-  stats[base + 1u] = rs.mt;
-  stats[base + 2u] = rs.logZ1;
-  stats[base + 3u] = rs.logZS;
-  stats[base + 4u] = rs.logZT;
-  stats[base + 5u] = klOut;
-  stats[base + 6u] = rs.labelSum;
-  stats[base + 7u] = f32(rs.flags);
-  stats[base + 8u] = rs.centre;
-  stats[base + 9u] = rs.meanX;
-  stats[base + 10u] = select(w, 0.0, (rs.flags & FLAG_IGNORED) != 0u);
-  stats[base + 11u] = ceOut;
-  return loss;
-}
 
 // Sweep 2 (only when a tape records the op): the row's gradients at upstream weight rowWeight.
 fn writeGradients(row: u32, base: u32, col: u32, chunksPerRow: u32, rs: RowStats, w: f32) {
@@ -522,14 +479,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       rs = divergenceOfSums(rs, sums);
     }
     if (rowActive && col == 0u) {
-      let loss = finishRow(row, st, rs, rowWeight);
-      if (BATCH_IN_WORKGROUP) {
-        let special = lossSpecial(loss);
-        lossAcc += select(loss, 0.0, special != 0u);
-        specials = specials | special;
-      } else {
-        losses[row] = loss;
-      }
+      addRowLoss(row, finishRow(row, rs, st.labelDot, rowWeight), &lossAcc, &specials);
     }
     if (rowActive && (WRITE_STUDENT_GRAD || WRITE_TEACHER_GRAD)) {
       writeGradients(row, base, col, chunksPerRow, rs, rowWeight);
@@ -537,18 +487,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
 
   if (BATCH_IN_WORKGROUP) {
-    sharedLoss[lid] = lossAcc;
-    sharedFlags[lid] = specials;
-    workgroupBarrier();
-    for (var stride = WORKGROUP_SIZE / 2u; stride > 0u; stride = stride / 2u) {
-      if (lid < stride) {
-        sharedLoss[lid] += sharedLoss[lid + stride];
-        sharedFlags[lid] = sharedFlags[lid] | sharedFlags[lid + stride];
-      }
-      workgroupBarrier();
-    }
-    if (lid == 0u) {
-      losses[0] = withSpecials(sharedLoss[0] * rowWeight, sharedFlags[0]);
-    }
+    writeBatchLoss(lid, lossAcc, specials, rowWeight);
   }
 }

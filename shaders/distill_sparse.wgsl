@@ -178,46 +178,6 @@ fn loadStats(row: u32) -> RowStats {
                   0.0, 0.0);
 }
 
-// ℓ_b from the merged states; the statistics written out (layout above).
-fn finishRow(row: u32, rs: RowStats, labelDot: f32, w: f32) -> f32 {
-  let ce = rs.labelSum * rs.logZ1 - labelDot;
-  let klInf = (rs.flags & FLAG_KL_INF) != 0u;
-  var loss = params.alpha * ce + select(params.klWeight * rs.kl, 0.0, klInf);
-  var klOut = select(rs.kl, positiveInfinity(), klInf);
-  // +Infinity terms, by selection; a zero weight drops one (as the reference does)
-  if ((klInf && params.klWeight != 0.0) ||
-      ((rs.flags & FLAG_CE_INF) != 0u && params.alpha != 0.0)) {
-    loss = positiveInfinity();
-  }
-  if ((rs.flags & FLAG_NAN) != 0u) {
-    loss = quietNan();
-    klOut = quietNan();
-  }
-  if ((rs.flags & FLAG_BAD_LABEL) != 0u) {
-    loss = quietNan();
-  }
-  var ceOut = select(ce, positiveInfinity(), (rs.flags & FLAG_CE_INF) != 0u);
-  ceOut = select(ceOut, quietNan(), (rs.flags & (FLAG_STUDENT_NAN | FLAG_BAD_LABEL)) != 0u);
-  if ((rs.flags & FLAG_IGNORED) != 0u) {
-    loss = 0.0;
-    klOut = 0.0;
-    ceOut = 0.0;
-  }
-  let base = row * STATS_STRIDE;
-  stats[base + 0u] = rs.ms;
-  stats[base + 1u] = rs.mt;
-  stats[base + 2u] = rs.logZ1;
-  stats[base + 3u] = rs.logZS;
-  stats[base + 4u] = rs.logZT;
-  stats[base + 5u] = klOut;
-  stats[base + 6u] = rs.labelSum;
-  stats[base + 7u] = f32(rs.flags);
-  stats[base + 8u] = 0.0;
-  stats[base + 9u] = 0.0;
-  stats[base + 10u] = select(w, 0.0, (rs.flags & FLAG_IGNORED) != 0u);
-  stats[base + 11u] = ceOut;
-  return loss;
-}
 
 // Sweep 2: the row's gradient at weight w (rowWeight, times dy in BACKWARD): the dense part over
 // the Chunks this invocation owns, then −(1 − α)(k/T) p_k at the listed ids inside them.
@@ -403,14 +363,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let kl = te.a / te.zp - logZP + logZS;
     let rs = RowStats(st.ms, te.ml, log(st.z1), logZS, logZP, kl, labelSum, flags, 0.0, 0.0);
     if (rowActive && col == 0u) {
-      let loss = finishRow(row, rs, labelDot, rowWeight);
-      if (BATCH_IN_WORKGROUP) {
-        let special = lossSpecial(loss);
-        lossAcc += select(loss, 0.0, special != 0u);
-        specials = specials | special;
-      } else {
-        losses[row] = loss;
-      }
+      addRowLoss(row, finishRow(row, rs, labelDot, rowWeight), &lossAcc, &specials);
     }
     if (rowActive && WRITE_STUDENT_GRAD) {
       writeGradient(row, base, col, chunksPerRow, rs, rowWeight);
@@ -418,18 +371,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
 
   if (BATCH_IN_WORKGROUP && !BACKWARD) {
-    sharedLoss[lid] = lossAcc;
-    sharedFlags[lid] = specials;
-    workgroupBarrier();
-    for (var stride = WORKGROUP_SIZE / 2u; stride > 0u; stride = stride / 2u) {
-      if (lid < stride) {
-        sharedLoss[lid] += sharedLoss[lid + stride];
-        sharedFlags[lid] = sharedFlags[lid] | sharedFlags[lid + stride];
-      }
-      workgroupBarrier();
-    }
-    if (lid == 0u) {
-      losses[0] = withSpecials(sharedLoss[0] * rowWeight, sharedFlags[0]);
-    }
+    writeBatchLoss(lid, lossAcc, specials, rowWeight);
   }
 }
