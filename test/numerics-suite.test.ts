@@ -154,7 +154,7 @@ describe('the quick suite', () => {
     expect([...coverageOf(quick)].sort()).toEqual([...coverageOf(full)].sort());
   });
 
-  test('covers the grid axes, the extreme temperatures, every gradient path and both plans', () => {
+  test('covers the grid axes, the extreme temperatures, every gradient path, both plans, every divergence, mask kind and ignored rows', () => {
     const has = (axis: keyof typeof COVERAGE_AXES, v: string | number) =>
       quick.some((c) => COVERAGE_AXES[axis](c) === v);
     const required: [keyof typeof COVERAGE_AXES, readonly (string | number)[]][] = [
@@ -167,6 +167,9 @@ describe('the quick suite', () => {
       ['teacherGrad', ['none', 'tape', 'lazy']],
       ['upstream', ['unit', 'random']],
       ['plan', ['adapter', 'cpu', 'gpu']],
+      ['divergence', ['forward-kl', 'reverse-kl', 'jsd β=0.5', 'jsd β=0.2']],
+      ['masks', ['none', 'both', 'one-sided', 'infinite']],
+      ['ignoreIndex', ['no', 'yes']],
     ];
     for (const [axis, list] of required) {
       for (const v of list) expect(has(axis, v), `${axis} = ${v}`).toBe(true);

@@ -5,7 +5,9 @@
  * tests assert on it, test/helpers/cases.ts; the app shows it). A case may have a top-K teacher
  * instead of dense logits (`sparse`): then its entries are seeded separately, the reference is
  * src/reference-sparse.ts, the tolerances tolerance-sparse.ts, and the student's gradient is
- * the only gradient compared.
+ * the only gradient compared. A case may name another divergence than forward KL
+ * (`divergence`, `beta`), −Infinity masks (`masks`) and ignored rows (`ignoreIndex`): then its
+ * tolerances are tolerance-divergence.ts's.
  *
  * The library is imported by relative path, not by its package name: the plan override
  * (src/kernels/plan.ts) must be the very module instance the op reads, under any host's
@@ -19,6 +21,8 @@ import {
   distillationLoss,
   referenceDistillationLoss,
   referenceSparseDistillationLoss,
+  type DistillationLossConfig,
+  type Divergence,
   type Reduction,
   type ReferenceResult,
 } from '../../../src/index.js';
@@ -31,6 +35,7 @@ import {
 import { mulberry32 } from '../lib/random.js';
 import { compareElements, type Comparison } from './compare.js';
 import { captureValidationError } from './gpu-scope.js';
+import { divergenceTolerances } from './tolerance-divergence.js';
 import { sparseEntries, sparseTolerances } from './tolerance-sparse.js';
 import {
   reducedLossTolerance,
@@ -65,6 +70,20 @@ export interface SparseTeacherSpec {
   sorted?: boolean;
 }
 
+/**
+ * −Infinity logits (masks), per row b, as data (makeInputs applies them):
+ * - 'both': column 3b mod C masked in student and teacher (a padded vocabulary entry);
+ * - 'one-sided': 'both', and in rows b ≡ 1 (mod 3) (C > 2) column b + 1 mod C masked on one side
+ *   where the divergence stays finite (reverse KL: the student's; forward KL: the teacher's; the
+ *   JSD: the student's in even rows, the teacher's in odd ones);
+ * - 'infinite': 'one-sided', and in rows b ≡ 2 (mod 3) (C > 3) column b + 2 mod C masked on the
+ *   side that makes the divergence +Infinity (reverse KL: the teacher's, the student's gradient
+ *   NaN; forward KL: the student's; the JSD stays finite: the teacher's).
+ * Labels move off a column the student masks (index: to the next unmasked column; dense: that
+ * mass set to 0 and the row renormalised), so that the cross-entropy stays finite.
+ */
+export type MaskKind = 'both' | 'one-sided' | 'infinite';
+
 export interface CaseSpec {
   batch: number;
   classes: number;
@@ -87,6 +106,16 @@ export interface CaseSpec {
   plan?: AdapterClass;
   /** A top-K teacher instead of dense teacher logits (then teacherGrad must be 'none'). */
   sparse?: SparseTeacherSpec;
+  /** The soft term's divergence (default forward KL) and β of 'jsd' (default 0.5). */
+  divergence?: Divergence;
+  beta?: number;
+  /** −Infinity logits (see MaskKind); default none. */
+  masks?: MaskKind;
+  /**
+   * Index labels only: the rows b ≡ 1 (mod 4) get this label and `ignoreIndex` is set to it
+   * (they add nothing, and 'mean' divides by the other rows). Default: none.
+   */
+  ignoreIndex?: number;
   /** Edit the generated inputs (edge cases). */
   mutate?: (inputs: CaseInputs) => void;
 }
@@ -124,6 +153,11 @@ export function makeInputs(spec: CaseSpec): CaseInputs {
     }
   }
   const inputs: CaseInputs = { student, teacher, labels };
+  if (spec.masks) applyMasks(spec, inputs);
+  if (spec.ignoreIndex !== undefined) {
+    if (spec.labelKind !== 'index') throw new Error('ignoreIndex needs index labels');
+    for (let b = 1; b < spec.batch; b += 4) labels[b] = spec.ignoreIndex;
+  }
   if (spec.sparse) {
     // from a generator of its own: the dense inputs above are those of the same seed without it
     const { topK, sorted } = spec.sparse;
@@ -139,6 +173,54 @@ export function makeInputs(spec: CaseSpec): CaseInputs {
   }
   spec.mutate?.(inputs);
   return inputs;
+}
+
+/** The −Infinity masks of a case, in place (see MaskKind). */
+function applyMasks(spec: CaseSpec, { student, teacher, labels }: CaseInputs): void {
+  const { batch: B, classes: C } = spec;
+  const divergence = spec.divergence ?? 'forward-kl';
+  for (let b = 0; b < B; b++) {
+    const row = b * C;
+    const both = (3 * b) % C;
+    student[row + both] = teacher[row + both] = -Infinity;
+    if (spec.masks !== 'both' && C > 2 && b % 3 === 1) {
+      const studentSide = divergence === 'reverse-kl' || (divergence === 'jsd' && b % 2 === 0);
+      (studentSide ? student : teacher)[row + ((b + 1) % C)] = -Infinity;
+    }
+    if (spec.masks === 'infinite' && C > 3 && b % 3 === 2) {
+      const studentSide = divergence === 'forward-kl';
+      (studentSide ? student : teacher)[row + ((b + 2) % C)] = -Infinity;
+    }
+    if (spec.labelKind === 'index') {
+      for (let k = 0; k < C && student[row + labels[b]!] === -Infinity; k++) {
+        labels[b] = (labels[b]! + 1) % C;
+      }
+    } else {
+      let sum = 0;
+      for (let c = 0; c < C; c++) {
+        if (student[row + c] === -Infinity) labels[row + c] = 0;
+        sum += labels[row + c]!;
+      }
+      if (sum > 0) for (let c = 0; c < C; c++) labels[row + c]! /= sum;
+    }
+  }
+}
+
+/** The loss config of a case (the op's and, with overrides, the reference's). */
+export function caseConfig(
+  spec: CaseSpec,
+  overrides: ReferenceConfig = {},
+): DistillationLossConfig {
+  const divergence = overrides.divergence ?? spec.divergence ?? 'forward-kl';
+  const beta = overrides.beta ?? spec.beta;
+  return {
+    alpha: overrides.alpha ?? spec.alpha,
+    temperature: overrides.temperature ?? spec.temperature,
+    reduction: spec.reduction,
+    ...(divergence === 'forward-kl' ? {} : { divergence }),
+    ...(divergence === 'jsd' && beta !== undefined ? { beta } : {}),
+    ...(spec.ignoreIndex === undefined ? {} : { ignoreIndex: spec.ignoreIndex }),
+  };
 }
 
 /** The explicit upstream gradient of a case ('random': ±[0.5, 2], seeded), or null for dy = 1. */
@@ -178,7 +260,7 @@ export async function runFused(
   dyValues: Float32Array | null,
 ): Promise<CaseResult> {
   const { batch: B, classes: C } = spec;
-  const config = { alpha: spec.alpha, temperature: spec.temperature, reduction: spec.reduction };
+  const config = caseConfig(spec);
   const s = tf.tensor2d(inputs.student, [B, C]);
   const t = tf.tensor2d(inputs.teacher, [B, C]);
   const y =
@@ -225,6 +307,9 @@ export async function runFused(
 export interface ReferenceConfig {
   alpha?: number;
   temperature?: number;
+  /** Another divergence (β: jsd's; ignored by the others). */
+  divergence?: Divergence;
+  beta?: number;
 }
 
 /** The float64 reference for a case (config overridable, e.g. to perturb it on purpose). */
@@ -261,7 +346,7 @@ export function referenceFor(
       labelKind: spec.labelKind,
       ...(dyValues ? { dy: dyValues } : {}),
     },
-    { alpha: spec.alpha, temperature: spec.temperature, reduction: spec.reduction, ...config },
+    caseConfig(spec, config),
   );
 }
 
@@ -295,6 +380,36 @@ export function tolerancesFor(
       adapter,
     );
     return { value: t.value, gradStudent: t.gradStudent, gradTeacher: new Float64Array(0) };
+  }
+  const divergence = spec.divergence ?? 'forward-kl';
+  if (divergence !== 'forward-kl') {
+    return divergenceTolerances(
+      {
+        batch: spec.batch,
+        classes: spec.classes,
+        student: inputs.student,
+        teacher: inputs.teacher,
+        labels: inputs.labels,
+        labelKind: spec.labelKind,
+      },
+      {
+        alpha: spec.alpha,
+        temperature: spec.temperature,
+        reduction: spec.reduction,
+        divergence,
+        ...(spec.beta === undefined ? {} : { beta: spec.beta }),
+        ...(spec.ignoreIndex === undefined ? {} : { ignoreIndex: spec.ignoreIndex }),
+      },
+      dyValues,
+      adapter,
+    );
+  }
+  if (spec.masks || spec.ignoreIndex !== undefined) {
+    // tolerance.ts assumes finite logits and every row counted
+    throw new Error(
+      "masks and ignoreIndex have derived tolerances for 'reverse-kl' and 'jsd' only " +
+        '(tolerance-divergence.ts)',
+    );
   }
   const cfg = resolveConfig({
     alpha: spec.alpha,

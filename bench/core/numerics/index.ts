@@ -20,9 +20,11 @@ export {
   type CaseSpec,
   type CaseSpecData,
   type CaseTolerances,
+  caseConfig,
   type CheckName,
   type CheckReport,
   type EvaluateOptions,
+  type MaskKind,
   type ReferenceConfig,
   type SparseTeacherSpec,
 } from './cases.js';
@@ -40,6 +42,11 @@ export { runValidationSuite, type SuiteRunOptions, type SuiteRunResult } from '.
 export {
   coverageOf,
   COVERAGE_AXES,
+  DIVERGENCE_FAMILY,
+  DIVERGENCE_SHAPES,
+  DIVERGENCE_TEMPERATURES,
+  divergenceCases,
+  divergenceName,
   edgeCases,
   edgeCasesOf,
   gpuPlanGridCases,
@@ -58,6 +65,13 @@ export {
   type NamedCase,
 } from './suite.js';
 export { CENTRE_LIMIT } from './tolerance.js';
+export {
+  divergenceTolerances,
+  type BoundedDivergence,
+  type DivergenceToleranceConfig,
+  type DivergenceToleranceInput,
+  type DivergenceTolerances,
+} from './tolerance-divergence.js';
 export {
   sparseEntries,
   sparseTolerances,

@@ -1,6 +1,7 @@
 /**
  * The numerics suite's cases as data, shared by the tests (test/fused.grid.test.ts,
- * test/fused.edge.test.ts, test/temperature.test.ts) and the app's "Validate kernels" panel:
+ * test/fused.edge.test.ts, test/temperature.test.ts, test/numerics-divergences.test.ts) and the
+ * app's "Validate kernels" panel:
  * the same specs under the same names, checked by the same `evaluateCase` with the same
  * tolerances.
  *
@@ -17,15 +18,20 @@
  *   dense logits, the student's gradient compared (the entries are constants): on the adapter's
  *   plan, and forced on each plan at C ≥ 65536 (tolerance-sparse.ts; test/sparse-teacher.test.ts
  *   holds the full suite of the sparse kernel).
+ * - 'divergence': reverse KL and the JSD (β = 0.5 and 0.2), values and both gradients, at
+ *   T ∈ {1, 4, 100}, a small C (a thread per row on both plans) and a large one (a workgroup per
+ *   row on the gpu plan), both plans forced, with −Infinity masks (both sides, one side, and
+ *   where reverse KL is +Infinity) and ignored rows rotated in (tolerance-divergence.ts;
+ *   test/divergences-fused.test.ts holds the op-level suite of these kernels).
  *
  * `validationSuite('quick')` is a documented subset; see QUICK_MAX_ELEMENTS and quickCases().
  */
-import type { Reduction } from '../../../src/config.js';
+import type { Divergence, Reduction } from '../../../src/config.js';
 import { choosePlan, type AdapterClass } from '../../../src/kernels/plan.js';
-import type { CaseInputs, CaseSpec } from './cases.js';
+import type { CaseInputs, CaseSpec, MaskKind } from './cases.js';
 
 export type CaseFamily =
-  'grid' | 'grid, gpu plan' | 'edge' | 'largest' | 'temperature' | 'top-K teacher';
+  'grid' | 'grid, gpu plan' | 'edge' | 'largest' | 'temperature' | 'top-K teacher' | 'divergence';
 
 export interface NamedCase {
   /** Stable and unique in the suite; the tests' test.each titles. */
@@ -416,6 +422,81 @@ export function sparseCases(): NamedCase[] {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Reverse KL and the JSD
+
+/** The divergences of the 'divergence' family: reverse KL, the JSD at β = 0.5 and at 0.2. */
+export const DIVERGENCE_FAMILY: readonly { divergence: Divergence; beta?: number }[] = [
+  { divergence: 'reverse-kl' },
+  { divergence: 'jsd', beta: 0.5 },
+  { divergence: 'jsd', beta: 0.2 },
+];
+export const DIVERGENCE_TEMPERATURES = [1, 4, 100] as const;
+/**
+ * [B, C]: a small C (a thread per row on every plan) and two large ones (a workgroup per row on
+ * the gpu plan; 1271 scalar loads, 1000 vec4 ones).
+ */
+export const DIVERGENCE_SHAPES = [
+  [7, 10],
+  [5, 1271],
+  [6, 1000],
+] as const;
+
+/** 'reverse-kl', 'jsd β=0.5', 'jsd β=0.2': a case's divergence (forward-kl by default). */
+export function divergenceName(spec: CaseSpec): string {
+  const d = spec.divergence ?? 'forward-kl';
+  return d === 'jsd' ? `jsd β=${spec.beta ?? 0.5}` : d;
+}
+
+/**
+ * Every divergence × T × plan, each at the small C and at one of the large ones, the other axes
+ * rotated: masks (none, both sides, one side; reverse KL also +Infinity), ignored rows,
+ * α (0.1, 0.5, 0, 0.3), reduction, label kind (index where rows are ignored), gradient path,
+ * upstream, and logits in ±6 or ±20 (seeds 6000, 6001, …).
+ */
+export function divergenceCases(): NamedCase[] {
+  const out: NamedCase[] = [];
+  // (the JSD never is +Infinity: its one-sided masks take either side already)
+  const masks: (MaskKind | undefined)[] = [undefined, 'both', 'one-sided', 'infinite'];
+  const jsdMasks: (MaskKind | undefined)[] = [undefined, 'both', 'one-sided'];
+  for (const plan of PLANS) {
+    for (const d of DIVERGENCE_FAMILY) {
+      DIVERGENCE_TEMPERATURES.forEach((temperature, ti) => {
+        for (const large of [false, true]) {
+          const i = out.length;
+          const [batch, classes] = DIVERGENCE_SHAPES[large ? 1 + (ti % 2) : 0]!;
+          const ignore = i % 3 !== 1;
+          const list = d.divergence === 'jsd' ? jsdMasks : masks;
+          const mask = list[(2 * ti + (large ? 1 : 0) + (plan === 'gpu' ? 2 : 0)) % list.length];
+          const spec: CaseSpec = {
+            batch,
+            classes,
+            temperature,
+            alpha: [0.1, 0.5, 0, 0.3][i % 4]!,
+            reduction: (['mean', 'none', 'sum'] as const)[i % 3]!,
+            labelKind: ignore ? 'index' : 'dense',
+            seed: 6000 + i,
+            scale: temperature === 1 && i % 2 === 0 ? 20 : 6,
+            teacherGrad: (['tape', 'lazy', 'none'] as const)[(i >> 1) % 3]!,
+            upstream: i % 4 < 2 ? 'random' : 'unit',
+            plan,
+            ...d,
+            ...(mask ? { masks: mask } : {}),
+            ...(ignore ? { ignoreIndex: -100 } : {}),
+          };
+          const name =
+            `${divergenceName(spec)} B=${batch} C=${classes} T=${temperature} ` +
+            `α=${spec.alpha} ${spec.reduction} ${spec.labelKind} ${spec.teacherGrad} ` +
+            `dy=${spec.upstream} scale=${spec.scale} masks=${mask ?? 'none'}` +
+            `${ignore ? ' ignoreIndex' : ''}, ${plan} plan`;
+          out.push({ name, family: 'divergence', kind: spec.divergence!, spec });
+        }
+      });
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
 // The app's suites
 
 /** Every shared case, in the order above. */
@@ -427,6 +508,7 @@ export function sharedCases(): NamedCase[] {
     ...largestCases(),
     ...temperatureCases(),
     ...sparseCases(),
+    ...divergenceCases(),
   ];
 }
 
@@ -458,6 +540,12 @@ export const COVERAGE_AXES = {
   teacher: (c: NamedCase) => (c.spec.sparse ? `top-${c.spec.sparse.topK}` : 'dense'),
   /** 'adapter' (the running adapter's own), 'cpu' or 'gpu' (forced). */
   plan: (c: NamedCase) => c.spec.plan ?? 'adapter',
+  /** The soft term's divergence, with β for the JSD ('forward-kl' by default). */
+  divergence: (c: NamedCase) => divergenceName(c.spec),
+  /** −Infinity masks ('none', or a MaskKind). */
+  masks: (c: NamedCase) => c.spec.masks ?? 'none',
+  /** Whether rows are ignored (ignoreIndex). */
+  ignoreIndex: (c: NamedCase) => (c.spec.ignoreIndex === undefined ? 'no' : 'yes'),
   /** Every C on every plan it runs with (the plans differ most in how they split a row). */
   'plan × classes': (c: NamedCase) => `${c.spec.plan ?? 'adapter'} plan, C=${c.spec.classes}`,
   /**

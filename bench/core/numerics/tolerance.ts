@@ -25,13 +25,16 @@
  */
 import { choosePlan, type AdapterClass } from '../../../src/kernels/plan.js';
 
-const U = 2 ** -24;
-const EPS = 2 ** -23;
-const SAFETY = 2;
+/** u = 2⁻²⁴, the unit roundoff of float32. */
+export const U = 2 ** -24;
+/** ε = 2u = 2⁻²³, one ULP at 1. */
+export const EPS = 2 ** -23;
+/** The factor on first-order bounds for the second-order terms and unitemised roundings. */
+export const SAFETY = 2;
 /** shaders/distill_common.wgsl's CENTRE_LIMIT: past it the kernel keeps the direct KL. */
 export const CENTRE_LIMIT = 60;
 /** Below this a float32 result may be flushed to zero (smallest normal ≈ 1.18e-38). */
-const FTZ_FLOOR = 1.2e-38;
+export const FTZ_FLOOR = 1.2e-38;
 
 export interface RowInputs {
   readonly classes: number;
@@ -97,8 +100,124 @@ export function batchSumDepth(ctx: ToleranceContext): number {
     : Math.ceil(ctx.batch / 256) + 8;
 }
 
-function logError(x: number): number {
+/** Absolute error of WGSL log(x): 2⁻²¹ on [0.5, 2], 3 ULP of the result elsewhere. */
+export function logError(x: number): number {
   return x >= 0.5 && x <= 2 ? 2 ** -21 : 3 * EPS * Math.abs(Math.log(x));
+}
+
+/**
+ * Relative error of a row sum of exponentials Σ e^{a_c} (a_c ≤ 0) as the kernels keep it: each
+ * exp within (3 + 2|a|) ε (`weightedArg`: the terms' weighted mean |a|), `rescales` online
+ * rescalings whose shifts telescope to the row's `range` ((3K + 2R) ε), and a sum along a chain
+ * of depth `depth` plus two roundings (u (D + 2)).
+ */
+export function expSumError(
+  weightedArg: number,
+  rescales: number,
+  range: number,
+  depth: number,
+): number {
+  return EPS * (3 + 2 * weightedArg + 3 * rescales + 2 * range) + U * (depth + 2);
+}
+
+/**
+ * The terms of one KL(w ‖ m) as the kernels keep it (shaders/distill_common.wgsl,
+ * shaders/distill_divergence.wgsl): three row sums Σ w, Σ w x, Σ w g(x) (+ m where w is
+ * masked), then KL = E_w[g] − h(y), y = E_w[g] − E_w[x] (klFromMoments). Per element: w_c and
+ * its relative error bound; x_c as the kernel's form gives it (around its centre) and its
+ * absolute error bound; m_c as the kernel computes it for the far branch's m − w + w x (and a
+ * masked w's share of E_w[e^−x]) and its absolute error bound.
+ */
+export interface KlTermsBound {
+  readonly w: ArrayLike<number>;
+  readonly dWRel: ArrayLike<number>;
+  readonly x: ArrayLike<number>;
+  readonly dX: ArrayLike<number>;
+  readonly m: ArrayLike<number>;
+  readonly dM: ArrayLike<number>;
+  /** Columns where w is masked (−Infinity logits: only m counts there); null for none. */
+  readonly masked: ArrayLike<boolean> | null;
+}
+
+/** E_w[x], E_w[g] (float64) and the bounds on E_w[x] and on KL from these sums. */
+export interface KlErrorBound {
+  readonly meanX: number;
+  readonly dMeanX: number;
+  readonly meanG: number;
+  readonly dKl: number;
+}
+
+/**
+ * The error of KL(w ‖ m) from its row sums ({@link KlTermsBound}): each term's (the series'
+ * Horner roundings ≤ 4u relative where |x| < 1, with g'(x) = 1 − e^−x carrying x's error;
+ * elsewhere m − w + w x, each part's), the sums along chains of depth `depth` (u (D + 2)) and
+ * `recentring` (relative to E_w[g]: the forward kernel's moving centre; 0 for a fixed one), the
+ * ratios by Σ w, and h(y) by its series (y ≤ 1) or log(1 + y) (either near y = 1): a bound
+ * relative to E_w[g] (every term ≥ 0) plus per-element terms. `kl` is the float64 KL (its
+ * roundings); `slack` multiplies the result (the forward kernel's centre within ¼ σ of E_w[x]:
+ * 17/16).
+ */
+export function centredKlError(
+  t: KlTermsBound,
+  depth: number,
+  recentring: number,
+  kl: number,
+  slack = 1,
+): KlErrorBound {
+  let sumW = 0;
+  let meanX = 0;
+  let meanG = 0;
+  let errG = 0;
+  let errW = 0;
+  let absWX = 0;
+  let errWX = 0;
+  for (let c = 0; c < t.x.length; c++) {
+    if (t.masked?.[c]) {
+      // w = 0: the column adds m to Σ w g (its share of E_w[e^−x]), computed as a probability
+      meanG += t.m[c]!;
+      errG += t.dM[c]! + U * t.m[c]!;
+      continue;
+    }
+    const wc = t.w[c]!;
+    const xc = t.x[c]!;
+    const dWRel = t.dWRel[c]!;
+    const dX = t.dX[c]!;
+    const gSlope = Math.abs(-Math.expm1(-xc)); // |g'(x)| = |1 − e^−x|
+    const gx = Math.abs(xc) < 1e-3 ? xc * xc * (0.5 - xc / 6) : Math.expm1(-xc) + xc;
+    sumW += wc;
+    meanX += wc * xc;
+    meanG += wc * gx;
+    absWX += wc * Math.abs(xc);
+    errW += wc * dWRel;
+    errWX += wc * (dWRel * Math.abs(xc) + dX);
+    if (Math.abs(xc) < 1) {
+      // the series: its Horner roundings (≤ 4u relative, alternating terms below 1/2)
+      errG += wc * gx * (dWRel + 4 * U) + wc * gSlope * dX;
+    } else {
+      // m − w + w x
+      const mc = t.m[c]!;
+      errG +=
+        t.dM[c]! +
+        wc * dWRel * (1 + Math.abs(xc)) +
+        wc * dX +
+        2 * U * (mc + wc + wc * Math.abs(xc));
+    }
+  }
+  meanX /= sumW;
+  meanG /= sumW;
+  const sumDepthErr = U * (depth + 2);
+  const dMeanX =
+    (errWX + sumDepthErr * absWX + errW * Math.abs(meanX)) / sumW + U * Math.abs(meanX);
+  const dMeanG =
+    (errG + (sumDepthErr + recentring) * meanG * sumW + errW * meanG) / sumW + U * meanG;
+  const yc = meanG - meanX;
+  const dY = dMeanG + dMeanX + U * Math.abs(yc);
+  const dKlSeries =
+    dMeanG + (Math.abs(yc) / (1 + yc)) * dY + 6 * U * Math.abs(yc - Math.log1p(yc)) + U * kl;
+  const dKlLog = dMeanX + dY / (1 + yc) + logError(1 + yc) + U * kl;
+  const dKl =
+    slack * (Math.abs(yc - 1) < 0.01 ? Math.max(dKlSeries, dKlLog) : yc > 1 ? dKlLog : dKlSeries);
+  return { meanX, dMeanX, meanG, dKl };
 }
 
 /** Float64 statistics of one row and the bounds on their float32 errors. */
@@ -188,7 +307,7 @@ export function rowBounds(row: RowInputs, ctx: ToleranceContext): RowBounds {
   const kS = rescaleCount(row.s, ctx);
   const kT = rescaleCount(row.t, ctx);
   const sumErr = (weightedArg: number, rescales: number, range: number) =>
-    EPS * (3 + 2 * weightedArg + 3 * rescales + 2 * range) + U * (D + 2);
+    expSumError(weightedArg, rescales, range, D);
   const dZ1 = sumErr(wD, kS, rangeS);
   const dZS = sumErr(wU, kS, rangeS / T);
   const dZT = sumErr(wV, kT, rangeT / T);
@@ -212,13 +331,9 @@ export function rowBounds(row: RowInputs, ctx: ToleranceContext): RowBounds {
   const x = new Float64Array(C);
   const dX = new Float64Array(C);
   const dPRel = new Float64Array(C);
-  let sumP = 0;
-  let meanX = 0;
-  let meanG = 0;
-  let errG = 0;
-  let errP = 0;
-  let absPX = 0;
-  let errPX = 0;
+  // the far branch's m: p e^−x = exp(u + c − log ZT), and its error
+  const pe = new Float64Array(C);
+  const dPe = new Float64Array(C);
   for (let c = 0; c < C; c++) {
     const uc = d[c]! / T;
     const delta = v[c]! - uc;
@@ -227,56 +342,29 @@ export function rowBounds(row: RowInputs, ctx: ToleranceContext): RowBounds {
     dX[c] = U * (3 * Math.abs(v[c]!) + 3 * Math.abs(uc) + Math.abs(delta) + Math.abs(xc));
     dPRel[c] =
       EPS * (3 + 2 * Math.abs(logP[c]!)) + U * (3 * Math.abs(v[c]!) + Math.abs(logP[c]!)) + dLogZT;
-    const pc = p[c]!;
-    const gSlope = Math.abs(-Math.expm1(-xc)); // |g'(x)| = |1 − e^−x|
-    const gx = Math.abs(xc) < 1e-3 ? xc * xc * (0.5 - xc / 6) : Math.expm1(-xc) + xc;
-    sumP += pc;
-    meanX += pc * xc;
-    meanG += pc * gx;
-    absPX += pc * Math.abs(xc);
-    errP += pc * dPRel[c]!;
-    errPX += pc * (dPRel[c]! * Math.abs(xc) + dX[c]!);
-    if (Math.abs(xc) < 1) {
-      // the series: its Horner roundings (≤ 4u relative, alternating terms below 1/2)
-      errG += pc * gx * (dPRel[c]! + 4 * U) + pc * gSlope * dX[c]!;
-    } else {
-      // p e^−x − p + p x, p e^−x = exp(u + c − log ZT)
-      const argPe = uc + centre - logZT;
-      const pe = Math.exp(argPe);
-      const dPe =
-        pe *
-        (EPS * (3 + 2 * Math.abs(argPe)) +
-          2 * U * (Math.abs(uc) + Math.abs(centre) + Math.abs(logZT)) +
-          dLogZT);
-      errG +=
-        dPe +
-        pc * dPRel[c]! * (1 + Math.abs(xc)) +
-        pc * dX[c]! +
-        2 * U * (pe + pc + pc * Math.abs(xc));
-    }
+    const argPe = uc + centre - logZT;
+    pe[c] = Math.exp(argPe);
+    dPe[c] =
+      pe[c]! *
+      (EPS * (3 + 2 * Math.abs(argPe)) +
+        2 * U * (Math.abs(uc) + Math.abs(centre) + Math.abs(logZT)) +
+        dLogZT);
   }
-  meanX /= sumP;
-  meanG /= sumP;
-  const sumDepthErr = U * (D + 2);
-  const dMeanX =
-    (errPX + sumDepthErr * absPX + errP * Math.abs(meanX)) / sumP + U * Math.abs(meanX);
   // The kernel keeps these sums around a moving centre, recentred exactly (a few roundings of
   // e^d, g(−d), expm1(d), each ≤ 4u of the sum) at most once per chunk and twice per merge: at
-  // most 2D times.
-  const recentring = 4 * U * 2 * D;
-  const dMeanG =
-    (errG + (sumDepthErr + recentring) * meanG * sumP + errP * meanG) / sumP + U * meanG;
-  const yc = meanG - meanX;
-  const dY = dMeanG + dMeanX + U * Math.abs(yc);
-  const dKlSeries =
-    dMeanG + (Math.abs(yc) / (1 + yc)) * dY + 6 * U * Math.abs(yc - Math.log1p(yc)) + U * kl;
-  const dKlLog = dMeanX + dY / (1 + yc) + logError(1 + yc) + U * kl;
-  // Near a switch of the kernel's branch (y = 1, c = 60) either branch may have been taken.
-  // The kernel's centre is within a quarter standard deviation of E_p[δ] (it recentres beyond):
-  // h(y) then takes up to 1/16 of E_p[g], and the error of KL = E_p[g] − h(y) grows by as much.
-  const dKlCentred =
-    (17 / 16) *
-    (Math.abs(yc - 1) < 0.01 ? Math.max(dKlSeries, dKlLog) : yc > 1 ? dKlLog : dKlSeries);
+  // most 2D times. Near a switch of the kernel's branch (y = 1, c = 60) either branch may have
+  // been taken. The kernel's centre is within a quarter standard deviation of E_p[δ] (it
+  // recentres beyond): h(y) then takes up to 1/16 of E_p[g], and the error of KL = E_p[g] − h(y)
+  // grows by as much.
+  const centred = centredKlError(
+    { w: p, dWRel: dPRel, x, dX, m: pe, dM: dPe, masked: null },
+    D,
+    4 * U * 2 * D,
+    kl,
+    17 / 16,
+  );
+  const { meanX, dMeanX } = centred;
+  const dKlCentred = centred.dKl;
   // The direct form where the centre passes 60, or may have on the way (a running centre lies
   // within the row's range of δ, at most (range_s + range_t)/T).
   const mayAbandon = (rangeS + rangeT) / T > 55;
