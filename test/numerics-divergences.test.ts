@@ -86,12 +86,12 @@ describe('the divergence family', () => {
     for (const beta of [0.5, 0.2]) expect(quick.some((c) => c.spec.beta === beta)).toBe(true);
   });
 
-  test('a case with masks or ignored rows but forward KL has no derived tolerance', () => {
+  test('a case with masks but forward KL has no derived tolerance', () => {
     const c = cases[0]!;
     const spec = { ...c.spec, divergence: undefined, masks: 'both' as const };
     const inputs = numerics.makeInputs(spec);
     expect(() => numerics.tolerancesFor(spec, inputs, null, 'cpu')).toThrow(
-      /masks and ignoreIndex have derived tolerances for 'reverse-kl' and 'jsd' only/,
+      /masks have derived tolerances for 'reverse-kl' and 'jsd' only/,
     );
   });
 
