@@ -7,7 +7,8 @@
  *   KLDivergence(p, q) = Σ_c p̂_c · log(p̂_c / q̂_c),  p̂ = clip(p, 1e-7, 1), q̂ = clip(q, 1e-7, 1)
  *   loss              = α · student_loss + (1 − α) · distillation_loss
  *
- * The clip is Keras' and makes this differ slightly from the exact loss (see README).
+ * The clip is Keras' and makes this differ slightly from the exact loss (see README). Options
+ * outside that formula (another divergence, ignoreIndex, returnComponents) are a named error.
  *
  * A sparse (top-K) teacher `{ indices, logProbs }` (src/sparse-teacher.ts) is tempered over its
  * listed entries and scattered to a dense `[..., C]` P (tf.scatterND; padding and −Infinity
@@ -15,7 +16,12 @@
  * exact top-K maths from stock ops, unclipped (a clip would give every unlisted class 1e-7).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { klFactor, resolveConfig, type DistillationLossConfig } from './config.js';
+import {
+  klFactor,
+  resolveConfig,
+  type DistillationLossConfig,
+  type ResolvedConfig,
+} from './config.js';
 import { oneHotFloat } from './composed.js';
 import type { RowLosses } from './op.js';
 import { checkSparseTeacher, isSparseTeacher, type SparseTeacher } from './sparse-teacher.js';
@@ -61,6 +67,7 @@ export function stockDistillationLoss(
   const shapes = checkInputs(labels, studentLogits, sparse ? null : teacher, op);
   if (sparse) checkSparseTeacher(teacher, studentLogits.shape, op);
   const cfg = resolveConfig(config, op);
+  checkKerasOptions(cfg, op);
   return tf.tidy(() => {
     const dense = shapes.labelKind === 'index' ? oneHotFloat(labels, shapes.classes) : labels;
     const ce = tf.losses.softmaxCrossEntropy(
@@ -82,6 +89,24 @@ export function stockDistillationLoss(
         return tf.mean(rows);
     }
   });
+}
+
+/**
+ * The Keras formula has forward KL, every row counted and one loss tensor: the options that ask
+ * for anything else are refused by name rather than ignored (a baseline that silently computed
+ * another loss than the one asked for would make every comparison with it wrong).
+ */
+function checkKerasOptions(cfg: ResolvedConfig, op: string): void {
+  const refuse = (what: string) =>
+    new Error(
+      `${op}: ${what} is not part of the Keras formula this baseline composes ` +
+        '(forward KL, every row counted, one loss tensor); distillationLoss computes it',
+    );
+  if (cfg.divergence !== 'forward-kl') {
+    throw refuse(`config.divergence '${cfg.divergence}'`);
+  }
+  if (cfg.hasIgnoreIndex) throw refuse(`config.ignoreIndex (${cfg.ignoreIndex})`);
+  if (cfg.returnComponents) throw refuse('config.returnComponents');
 }
 
 /** Keras' KLDivergence(softmax(t / T), softmax(s / T)), both clipped to [1e-7, 1]: per row. */

@@ -160,6 +160,25 @@ describe('bad input is rejected before anything is dispatched', () => {
     });
   }
 
+  // The Keras baseline composes forward KL over every row: asking it for more must not quietly
+  // return that loss instead (it would look like a valid baseline for another loss).
+  test.each([
+    [{ divergence: 'jsd' as const }, /config.divergence 'jsd' is not part of the Keras formula/],
+    [{ divergence: 'reverse-kl' as const }, /config.divergence 'reverse-kl' is not part/],
+    [{ ignoreIndex: -100 }, /config.ignoreIndex \(-100\) is not part of the Keras formula/],
+    [{ returnComponents: true }, /config.returnComponents is not part of the Keras formula/],
+  ])('stockDistillationLoss refuses %o before dispatching', (config, message) => {
+    const args = [y(), s(), t()] as const;
+    const before = tf.memory().numTensors;
+    let dispatches = -1;
+    expect(() => {
+      dispatches = countDispatches(() => stockDistillationLoss(...args, config));
+    }).toThrow(message);
+    expect(dispatches).toBe(-1);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([...args]);
+  });
+
   test('C above the supported maximum', () => {
     const big = tf.zeros([1, 262_145]);
     expect(() => distillationLoss(tf.tensor1d([0], 'int32'), big, big)).toThrow(
