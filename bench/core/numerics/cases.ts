@@ -111,11 +111,14 @@ export interface CaseSpec {
   beta?: number;
   /** −Infinity logits (see MaskKind); default none. */
   masks?: MaskKind;
-  /**
-   * Index labels only: the rows b ≡ 1 (mod 4) get this label and `ignoreIndex` is set to it
-   * (they add nothing, and 'mean' divides by the other rows). Default: none.
-   */
+  /** The config's `ignoreIndex` (rows whose label equals it add nothing). Default: none. */
   ignoreIndex?: number;
+  /**
+   * Index labels and `ignoreIndex` only: the rows b ≡ 1 (mod 4) get the ignored label ('mean'
+   * then divides by the other rows). Default false: the labels are left as generated (callers
+   * such as test/components.test.ts place their ignored rows themselves).
+   */
+  ignoreEveryFourthRow?: boolean;
   /** Edit the generated inputs (edge cases). */
   mutate?: (inputs: CaseInputs) => void;
 }
@@ -154,8 +157,10 @@ export function makeInputs(spec: CaseSpec): CaseInputs {
   }
   const inputs: CaseInputs = { student, teacher, labels };
   if (spec.masks) applyMasks(spec, inputs);
-  if (spec.ignoreIndex !== undefined) {
-    if (spec.labelKind !== 'index') throw new Error('ignoreIndex needs index labels');
+  if (spec.ignoreEveryFourthRow) {
+    if (spec.labelKind !== 'index' || spec.ignoreIndex === undefined) {
+      throw new Error('ignoreEveryFourthRow needs index labels and an ignoreIndex');
+    }
     for (let b = 1; b < spec.batch; b += 4) labels[b] = spec.ignoreIndex;
   }
   if (spec.sparse) {

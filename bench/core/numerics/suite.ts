@@ -481,7 +481,7 @@ export function divergenceCases(): NamedCase[] {
             plan,
             ...d,
             ...(mask ? { masks: mask } : {}),
-            ...(ignore ? { ignoreIndex: -100 } : {}),
+            ...(ignore ? { ignoreIndex: -100, ignoreEveryFourthRow: true } : {}),
           };
           const name =
             `${divergenceName(spec)} B=${batch} C=${classes} T=${temperature} ` +
