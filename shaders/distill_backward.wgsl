@@ -31,8 +31,8 @@
 // TILE_COLS · CHUNKS_PER_THREAD chunks. No reductions, no barriers: each element's gradient
 // needs only its row's statistics. Exponentials per element: σ, q and p, three (forward KL: two
 // where every lane of a chunk has q and p within e^±1, q − p then coming from p and a series;
-// one when only the teacher's gradient is written). A chunk whose logits are all finite (no
-// mask, NaN or infinity) takes the same formulas with the masks' selects folded away.
+// one when only the teacher's gradient is written). A row without a mask, NaN or infinity
+// (no FLAG_NONFINITE in its statistics) takes the same formulas without the masks' selects.
 // The components' gradients (returnComponents) are this kernel at α = 1 (hardLoss: klWeight 0)
 // and α = 0 (softLoss: klWeight k), as the composition and the reference define them.
 
@@ -71,6 +71,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     var label = -1;
     if (!DENSE_LABELS && WRITE_STUDENT_GRAD) { label = labelIndices[row]; }
     let base = params.headChunks + local * chunksPerRow;
+    // (a runtime choice here: the forward kernel's gradient sweep is the one specialised)
+    let general = (rs.flags & FLAG_NONFINITE) != 0u;
 
     for (var k = 0u; k < CHUNKS_PER_THREAD; k++) {
       let c = firstChunk + k * TILE_COLS;
@@ -85,10 +87,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         } else {
           y = chunkOneHot(c * CHUNK, label);
         }
-        gradStudent[e] = studentGradOutFor(w, studentGradFor(s, t, y, rs), rs, s);
+        gradStudent[e] = studentGradOutFor(w, studentGradFor(s, t, y, rs, general), rs, s);
       }
       if (WRITE_TEACHER_GRAD) {
-        gradTeacher[e] = teacherGradOutFor(w, teacherGradFor(s, t, rs), rs, t);
+        gradTeacher[e] = teacherGradOutFor(w, teacherGradFor(s, t, rs, general), rs, t);
       }
     }
   }

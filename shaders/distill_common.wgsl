@@ -47,7 +47,9 @@
 // column where the teacher does not); 16 = CE is +Infinity (label mass on a column the student
 // masks). Flag 1 also marks +Infinity logits and a row masked everywhere in either side;
 // 32 = the student's side of flag 1 alone (a NaN or +Infinity student logit, or a student row
-// masked everywhere): CE_b is NaN (a NaN teacher row leaves CE_b, the hard component, finite).
+// masked everywhere): CE_b is NaN (a NaN teacher row leaves CE_b, the hard component, finite);
+// 64 = the row holds a logit that is not a finite number (a mask, NaN or infinity): its sweeps
+// take the general form, with the masks' selects (distill_forward.wgsl, "Fast rows").
 //
 // −Infinity logits (masks, e.g. a padded vocabulary) are probability 0. They are recognised by
 // their bit pattern as they are read (chunkMasked), never through arithmetic on infinities,
@@ -117,6 +119,7 @@ const FLAG_IGNORED: u32 = 4u;
 const FLAG_KL_INF: u32 = 8u;
 const FLAG_CE_INF: u32 = 16u;
 const FLAG_STUDENT_NAN: u32 = 32u;
+const FLAG_NONFINITE: u32 = 64u;
 // The running maxima start here rather than at −∞, which WGSL lets an implementation assume
 // away; logits are expected above it.
 const LOWEST_LOGIT: f32 = -1.0e30;

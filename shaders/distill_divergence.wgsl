@@ -248,9 +248,11 @@ fn softTeacherGrad(e: Tempered, rs: RowStats) -> Chunk {
 
 // ∂ℓ/∂s of one chunk at unit upstream weight (callers multiply by w_b): forward KL's is
 // studentGradChunk (distill_common.wgsl); the others α (σ Σ y − y) + (1 − α)(k/T) ∂D/∂s · T.
-fn studentGradFor(s: Chunk, t: Chunk, y: Chunk, rs: RowStats) -> Chunk {
+// general: false only for a row whose logits are all finite (no FLAG_NONFINITE): forward KL's
+// masks are then constant false and their selects fold away (callers pass a constant).
+fn studentGradFor(s: Chunk, t: Chunk, y: Chunk, rs: RowStats, general: bool) -> Chunk {
   if (DIVERGENCE == DIVERGENCE_FORWARD_KL) {
-    if (chunkNonFinite(s) || chunkNonFinite(t)) {
+    if (general) {
       return studentGradChunk(s, t, y, rs, chunkMasked(s), chunkMasked(t));
     }
     return studentGradChunk(s, t, y, rs, ChunkMask(false), ChunkMask(false));
@@ -262,9 +264,9 @@ fn studentGradFor(s: Chunk, t: Chunk, y: Chunk, rs: RowStats) -> Chunk {
          (params.klWeight * params.invTemperature) * softStudentGrad(e, rs);
 }
 
-fn teacherGradFor(s: Chunk, t: Chunk, rs: RowStats) -> Chunk {
+fn teacherGradFor(s: Chunk, t: Chunk, rs: RowStats, general: bool) -> Chunk {
   if (DIVERGENCE == DIVERGENCE_FORWARD_KL) {
-    if (chunkNonFinite(s) || chunkNonFinite(t)) {
+    if (general) {
       return teacherGradChunk(s, t, rs, chunkMasked(s), chunkMasked(t));
     }
     return teacherGradChunk(s, t, rs, ChunkMask(false), ChunkMask(false));

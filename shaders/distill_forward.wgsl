@@ -36,10 +36,13 @@
 // e^u times a row constant, so they cost no exponential. Exponentials: three per element (exp d,
 // exp u, exp v), plus four per new running maximum or recentring. With gradients, a second
 // sweep over the row (still in cache: the row group has just read it) writes them, two or three
-// more exponentials per element; the backward pass then reads nothing of size B × C. Both sweeps
-// have a fast path: a chunk whose logits are all finite (the common case: no mask, NaN or
-// infinity, tested by exponent bits) runs the same formulas with the masks' selects folded away
-// and nothing to flag. Reverse KL and
+// more exponentials per element; the backward pass then reads nothing of size B × C. Fast rows:
+// sweep 1 first assumes every logit finite (the same formulas with the masks' selects folded
+// away and nothing to flag; it only tests exponent bits); a row that turns out to hold a mask,
+// NaN or infinity is swept again in the general form (one extra pass where masks are used,
+// nothing where they are not: a per-chunk choice would not do, since a CPU rasteriser runs both
+// sides of a branch its lanes disagree on), and its gradient sweep takes the general form too.
+// Reverse KL and
 // the JSD need log ZS and log ZT before their sums (distill_divergence.wgsl): the online sweep
 // keeps the maxima and log-sums only (the centred KL sums off), then a second sweep over the
 // row (still in cache) adds the divergence's terms, merged by the same kind of tree; without
@@ -92,6 +95,8 @@ var<workgroup> sharedState: array<RowState, WORKGROUP_SIZE>;
 var<workgroup> sharedFlags: array<u32, WORKGROUP_SIZE>;
 var<workgroup> sharedLoss: array<f32, WORKGROUP_SIZE>;
 var<workgroup> sharedCount: array<u32, WORKGROUP_SIZE>;
+// anyRowFlag's answer, read back as a uniform value
+var<workgroup> sharedAnyFlag: u32;
 // The tree of the divergence sums (reverse KL, JSD: distill_divergence.wgsl): a slot per
 // invocation where a row group has several, else one slot, never used (forward KL).
 override SUM_SLOTS: u32 = select(1u, WORKGROUP_SIZE,
@@ -343,8 +348,10 @@ fn rowStats(st: RowState, flags: u32) -> RowStats {
 }
 
 
-// Sweep 2 (only when a tape records the op): the row's gradients at upstream weight rowWeight.
-fn writeGradients(row: u32, base: u32, col: u32, chunksPerRow: u32, rs: RowStats, w: f32) {
+// Sweep 2 (only when a tape records the op): the row's gradients at upstream weight rowWeight,
+// in the general form or the fast one (general: a constant at each call, "Fast rows").
+fn writeGradients(row: u32, base: u32, col: u32, chunksPerRow: u32, rs: RowStats, w: f32,
+                  general: bool) {
   var label = -1;
   if (!DENSE_LABELS) { label = labelIndices[row]; }
   for (var c = col; c < chunksPerRow; c += TILE_COLS) {
@@ -357,12 +364,87 @@ fn writeGradients(row: u32, base: u32, col: u32, chunksPerRow: u32, rs: RowStats
       } else {
         y = chunkOneHot(c * CHUNK, label);
       }
-      gradStudent[base + c] = studentGradOutFor(w, studentGradFor(s, t, y, rs), rs, s);
+      gradStudent[base + c] = studentGradOutFor(w, studentGradFor(s, t, y, rs, general), rs, s);
     }
     if (WRITE_TEACHER_GRAD) {
-      gradTeacher[base + c] = teacherGradOutFor(w, teacherGradFor(s, t, rs), rs, t);
+      gradTeacher[base + c] = teacherGradOutFor(w, teacherGradFor(s, t, rs, general), rs, t);
     }
   }
+}
+
+// Sweep 1 over an invocation's share of a row (its chunks col, col + TILE_COLS, …). general
+// (a constant at each call): the masks' selects and the flags of NaN, infinities and masks;
+// otherwise the fast form, which only notes (FLAG_NONFINITE) whether a chunk holds a logit that
+// is not a finite number, in which case the row is swept again in the general form.
+fn sweepRow(base: u32, col: u32, chunksPerRow: u32, invT: f32, general: bool,
+            flags: ptr<function, u32>) -> RowState {
+  var st = emptyState();
+  for (var c = col; c < chunksPerRow; c += TILE_COLS) {
+    let s = student[base + c];
+    let t = teacher[base + c];
+    var y = Chunk(0.0);
+    if (DENSE_LABELS) {
+      y = denseLabels[base + c];
+      if (chunkHasNan(y)) { *flags = *flags | FLAG_BAD_LABEL; }
+    }
+    if (general) {
+      let maskS = chunkMasked(s);
+      let maskT = chunkMasked(t);
+      if (chunkNonFinite(s) || chunkNonFinite(t)) { *flags = *flags | FLAG_NONFINITE; }
+      if (DENSE_LABELS) {
+        // label mass where the student masks: CE_b = +Infinity (negative mass: unusable)
+        if (any(maskS & (y > Chunk(0.0)))) { *flags = *flags | FLAG_CE_INF; }
+        if (any(maskS & (y < Chunk(0.0)))) { *flags = *flags | FLAG_BAD_LABEL; }
+      }
+      if (chunkNanOrPosInf(s)) { *flags = *flags | FLAG_NAN | FLAG_STUDENT_NAN; }
+      if (chunkNanOrPosInf(t)) { *flags = *flags | FLAG_NAN; }
+      // a column where the divergence is infinite (forward KL: the student masks a column
+      // where the teacher has mass): D_b = +Infinity
+      if (divergenceInfinite(maskS, maskT)) { *flags = *flags | FLAG_KL_INF; }
+      st = addChunk(st, s, t, y, invT, maskS, maskT);
+    } else {
+      if (chunkNonFinite(s) || chunkNonFinite(t)) { *flags = *flags | FLAG_NONFINITE; }
+      st = addChunk(st, s, t, y, invT, ChunkMask(false), ChunkMask(false));
+    }
+  }
+  return st;
+}
+
+// The row group's states and flags merged in a shared-memory tree (TILE_COLS > 1; called in
+// uniform control flow): every invocation of the row gets the row's merged state and flags.
+fn mergeRow(lid: u32, r: u32, col: u32, st: RowState, flags: ptr<function, u32>,
+            invT: f32) -> RowState {
+  sharedState[lid] = st;
+  sharedFlags[lid] = *flags;
+  workgroupBarrier();
+  for (var stride = TILE_COLS / 2u; stride > 0u; stride = stride / 2u) {
+    if (col < stride) {
+      sharedState[lid] = mergeStates(sharedState[lid], sharedState[lid + stride], invT);
+      sharedFlags[lid] = sharedFlags[lid] | sharedFlags[lid + stride];
+    }
+    workgroupBarrier();
+  }
+  let merged = sharedState[r * TILE_COLS];
+  *flags = sharedFlags[r * TILE_COLS];
+  // The next use writes these arrays; every invocation must have read its row's slot.
+  workgroupBarrier();
+  return merged;
+}
+
+// Whether any row of the workgroup has `bit` in its merged flags (every invocation holds its
+// row's, after mergeRow), as a uniform value (called in uniform control flow; TILE_COLS > 1):
+// a tree over the rows' slots (strides ≥ TILE_COLS: none when a workgroup holds one row).
+fn anyRowFlag(lid: u32, flags: u32, bit: u32) -> bool {
+  sharedFlags[lid] = flags & bit;
+  workgroupBarrier();
+  for (var stride = WORKGROUP_SIZE / 2u; stride >= TILE_COLS; stride = stride / 2u) {
+    if (lid < stride) {
+      sharedFlags[lid] = sharedFlags[lid] | sharedFlags[lid + stride];
+    }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { sharedAnyFlag = sharedFlags[0]; }
+  return workgroupUniformLoad(&sharedAnyFlag) != 0u;
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -397,55 +479,39 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let row = params.firstRow + local;
     let base = params.headChunks + local * chunksPerRow;
 
-    var st = emptyState();
     var flags = 0u;
     let ignored = rowActive && isIgnored(row);
     if (ignored) { flags = FLAG_IGNORED; }
+    var st = emptyState();
     if (rowActive && !ignored) {
-      for (var c = col; c < chunksPerRow; c += TILE_COLS) {
-        let s = student[base + c];
-        let t = teacher[base + c];
-        var y = Chunk(0.0);
-        if (DENSE_LABELS) {
-          y = denseLabels[base + c];
-          if (chunkHasNan(y)) { flags = flags | FLAG_BAD_LABEL; }
-        }
-        if (chunkNonFinite(s) || chunkNonFinite(t)) {
-          // Masks, NaN or +Infinity somewhere in the chunk: flags and selected terms.
-          let maskS = chunkMasked(s);
-          let maskT = chunkMasked(t);
-          if (DENSE_LABELS) {
-            // label mass where the student masks: CE_b = +Infinity (negative mass: unusable)
-            if (any(maskS & (y > Chunk(0.0)))) { flags = flags | FLAG_CE_INF; }
-            if (any(maskS & (y < Chunk(0.0)))) { flags = flags | FLAG_BAD_LABEL; }
-          }
-          if (chunkNanOrPosInf(s)) { flags = flags | FLAG_NAN | FLAG_STUDENT_NAN; }
-          if (chunkNanOrPosInf(t)) { flags = flags | FLAG_NAN; }
-          // a column where the divergence is infinite (forward KL: the student masks a column
-          // where the teacher has mass): D_b = +Infinity
-          if (divergenceInfinite(maskS, maskT)) { flags = flags | FLAG_KL_INF; }
-          st = addChunk(st, s, t, y, invT, maskS, maskT);
-        } else {
-          // The fast path (every lane finite, the common case): the same sums with no masks.
-          st = addChunk(st, s, t, y, invT, ChunkMask(false), ChunkMask(false));
-        }
-      }
+      st = sweepRow(base, col, chunksPerRow, invT, false, &flags);
     }
     if (TILE_COLS > 1u) {
-      sharedState[lid] = st;
-      sharedFlags[lid] = flags;
-      workgroupBarrier();
-      for (var stride = TILE_COLS / 2u; stride > 0u; stride = stride / 2u) {
-        if (col < stride) {
-          sharedState[lid] = mergeStates(sharedState[lid], sharedState[lid + stride], invT);
-          sharedFlags[lid] = sharedFlags[lid] | sharedFlags[lid + stride];
+      st = mergeRow(lid, r, col, st, &flags, invT);
+    }
+    // Fast rows: the sweep above assumed every logit finite (no masks' selects, nothing to
+    // flag). A row that holds a mask, NaN or infinity (FLAG_NONFINITE) is swept again in the
+    // general form, its fast sums discarded: one extra pass for such rows, none for the others.
+    let general = (flags & FLAG_NONFINITE) != 0u;
+    if (TILE_COLS > 1u) {
+      // (the second sweep's tree needs uniform control flow: taken when any row of the
+      // workgroup needs it, each row keeping its first result unless it does)
+      if (anyRowFlag(lid, flags, FLAG_NONFINITE)) {
+        var again = 0u;
+        var st2 = emptyState();
+        if (general && rowActive && !ignored) {
+          st2 = sweepRow(base, col, chunksPerRow, invT, true, &again);
         }
-        workgroupBarrier();
+        st2 = mergeRow(lid, r, col, st2, &again, invT);
+        if (general) {
+          st = st2;
+          flags = again | FLAG_NONFINITE;
+        }
       }
-      st = sharedState[r * TILE_COLS];
-      flags = sharedFlags[r * TILE_COLS];
-      // The next row writes these arrays; every invocation must have read its row's slot.
-      workgroupBarrier();
+    } else if (general) {
+      flags = 0u;
+      st = sweepRow(base, col, chunksPerRow, invT, true, &flags);
+      flags = flags | FLAG_NONFINITE;
     }
 
     if (rowActive && !DENSE_LABELS && !ignored) {
@@ -482,7 +548,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       addRowLoss(row, finishRow(row, rs, st.labelDot, rowWeight), &lossAcc, &specials);
     }
     if (rowActive && (WRITE_STUDENT_GRAD || WRITE_TEACHER_GRAD)) {
-      writeGradients(row, base, col, chunksPerRow, rs, rowWeight);
+      if (general) {
+        writeGradients(row, base, col, chunksPerRow, rs, rowWeight, true);
+      } else {
+        writeGradients(row, base, col, chunksPerRow, rs, rowWeight, false);
+      }
     }
   }
 
