@@ -31,8 +31,9 @@
 // TILE_COLS · CHUNKS_PER_THREAD chunks. No reductions, no barriers: each element's gradient
 // needs only its row's statistics. Exponentials per element: σ, q and p, three (forward KL: two
 // where every lane of a chunk has q and p within e^±1, q − p then coming from p and a series;
-// one when only the teacher's gradient is written). A row without a mask, NaN or infinity
-// (no FLAG_NONFINITE in its statistics) takes the same formulas without the masks' selects.
+// one when only the teacher's gradient is written). A row without FLAG_NONFINITE in its
+// statistics (no mask, NaN or infinity; or ignored, its gradients selected to 0) takes the
+// same formulas without the masks' selects.
 // The components' gradients (returnComponents) are this kernel at α = 1 (hardLoss: klWeight 0)
 // and α = 0 (softLoss: klWeight k), as the composition and the reference define them.
 

@@ -19,7 +19,7 @@ fn chunkHasNan(x: Chunk) -> bool {
 }
 
 // Whether any lane is not a finite number (NaN, +Infinity or −Infinity), by its exponent bits:
-// the kernels' fast path (every lane finite: no masks, nothing to flag) is taken when false.
+// a row's first sweep notes it (FLAG_NONFINITE) and the row is then swept in the general form.
 fn chunkNonFinite(x: Chunk) -> bool {
   let e = vec4<u32>(0x7f800000u);
   return any((bitcast<vec4<u32>>(x) & e) == e);

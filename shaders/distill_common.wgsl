@@ -49,7 +49,9 @@
 // 32 = the student's side of flag 1 alone (a NaN or +Infinity student logit, or a student row
 // masked everywhere): CE_b is NaN (a NaN teacher row leaves CE_b, the hard component, finite);
 // 64 = the row holds a logit that is not a finite number (a mask, NaN or infinity): its sweeps
-// take the general form, with the masks' selects (distill_forward.wgsl, "Fast rows").
+// take the general form, with the masks' selects (distill_forward.wgsl, "Fast rows"). An
+// ignored row is never swept and never has it: its gradients are selected to 0 whatever the
+// fast form computes from its logits.
 //
 // −Infinity logits (masks, e.g. a padded vocabulary) are probability 0. They are recognised by
 // their bit pattern as they are read (chunkMasked), never through arithmetic on infinities,
@@ -229,7 +231,7 @@ fn klFromMoments(meanG: f32, meanX: f32) -> f32 {
 // beyond e^±1). Two exponentials for the student's gradient where every lane of the chunk is
 // near (σ and p: q is needed only for the plain difference), three elsewhere; one for the
 // teacher's (p is shared when both are written: the compiler sees the same pure expressions).
-// maskS, maskT: chunkMasked of s and t, or constant false on the fast path (no lane non-finite;
+// maskS, maskT: chunkMasked of s and t, or constant false for a fast row (no FLAG_NONFINITE;
 // the selects then fold away).
 fn studentGradChunk(s: Chunk, t: Chunk, y: Chunk, rs: RowStats, maskS: ChunkMask,
                     maskT: ChunkMask) -> Chunk {

@@ -248,8 +248,9 @@ fn softTeacherGrad(e: Tempered, rs: RowStats) -> Chunk {
 
 // ∂ℓ/∂s of one chunk at unit upstream weight (callers multiply by w_b): forward KL's is
 // studentGradChunk (distill_common.wgsl); the others α (σ Σ y − y) + (1 − α)(k/T) ∂D/∂s · T.
-// general: false only for a row whose logits are all finite (no FLAG_NONFINITE): forward KL's
-// masks are then constant false and their selects fold away (callers pass a constant).
+// general: false for a row without FLAG_NONFINITE (its logits all finite, or an ignored row,
+// whose gradients are selected to 0): forward KL's masks are then constant false and their
+// selects fold away (the forward kernel passes a constant).
 fn studentGradFor(s: Chunk, t: Chunk, y: Chunk, rs: RowStats, general: bool) -> Chunk {
   if (DIVERGENCE == DIVERGENCE_FORWARD_KL) {
     if (general) {

@@ -29,7 +29,8 @@
 // (small C, e.g. MNIST's 10) is a thread per row with no barrier inside a row; TILE_COLS = 256
 // (large C) is a workgroup per row whose invocations merge their partial states in a
 // shared-memory tree. One sweep over the row: the maxima are running maxima and the sums are
-// rescaled when a maximum grows (online softmax), so s and t are read once. The centred KL sums
+// rescaled when a maximum grows (online softmax), so s and t are read once (twice in a row that
+// holds a mask, NaN or infinity: "Fast rows" below). The centred KL sums
 // (Σ e^v x, Σ e^v g(x), x = δ − centre) ride along: the centre moves with the maxima (x never
 // changes) and is reset to the running mean of δ, with an exact recentring of the sums, when it
 // has drifted by a quarter of a standard deviation (rare after the first chunks); e^v e^−x is
@@ -38,7 +39,7 @@
 // sweep over the row (still in cache: the row group has just read it) writes them, two or three
 // more exponentials per element; the backward pass then reads nothing of size B × C. Fast rows:
 // sweep 1 first assumes every logit finite (the same formulas with the masks' selects folded
-// away and nothing to flag; it only tests exponent bits); a row that turns out to hold a mask,
+// away and no NaN/infinity/mask flags; it only tests exponent bits); a row that holds a mask,
 // NaN or infinity is swept again in the general form (one extra pass where masks are used,
 // nothing where they are not: a per-chunk choice would not do, since a CPU rasteriser runs both
 // sides of a branch its lanes disagree on), and its gradient sweep takes the general form too.
@@ -47,7 +48,8 @@
 // keeps the maxima and log-sums only (the centred KL sums off), then a second sweep over the
 // row (still in cache) adds the divergence's terms, merged by the same kind of tree; without
 // gradients that second statistics sweep is the price of those divergences (s and t read twice
-// instead of once), with them the gradient sweep is a third. The dispatches are the same. When
+// instead of once), with them the gradient sweep is a third (one more for a row with masks).
+// The dispatches are the same. When
 // BATCH_IN_WORKGROUP, one workgroup visits every row and reduces the losses itself: the
 // forward pass is one dispatch. Otherwise rows are spread over the grid's y dimension and
 // distill_reduce.wgsl sums the per-row losses when a scalar is asked for.
@@ -169,7 +171,7 @@ fn recentre(st0: RowState, w: f32, d: f32) -> RowState {
 // maximum (rare after the first chunks, so the branch's exponentials are rarely paid), then the
 // chunk's terms are added.
 // Masked (−Infinity) elements take part as finite stand-ins whose terms are selected to 0
-// (maskS, maskT: chunkMasked of s and t, or constant false on the fast path, where the selects
+// (maskS, maskT: chunkMasked of s and t, or constant false in a fast row's sweep, where the selects
 // fold away).
 fn addChunk(st0: RowState, s: Chunk, t: Chunk, y: Chunk, invT: f32, maskS: ChunkMask,
             maskT: ChunkMask) -> RowState {
@@ -374,8 +376,9 @@ fn writeGradients(row: u32, base: u32, col: u32, chunksPerRow: u32, rs: RowStats
 
 // Sweep 1 over an invocation's share of a row (its chunks col, col + TILE_COLS, …). general
 // (a constant at each call): the masks' selects and the flags of NaN, infinities and masks;
-// otherwise the fast form, which only notes (FLAG_NONFINITE) whether a chunk holds a logit that
-// is not a finite number, in which case the row is swept again in the general form.
+// otherwise the fast form, which notes (FLAG_NONFINITE) whether a chunk holds a logit that is
+// not a finite number, in which case the row is swept again in the general form (dense labels'
+// NaN is flagged in both forms).
 fn sweepRow(base: u32, col: u32, chunksPerRow: u32, invT: f32, general: bool,
             flags: ptr<function, u32>) -> RowState {
   var st = emptyState();
@@ -489,9 +492,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (TILE_COLS > 1u) {
       st = mergeRow(lid, r, col, st, &flags, invT);
     }
-    // Fast rows: the sweep above assumed every logit finite (no masks' selects, nothing to
-    // flag). A row that holds a mask, NaN or infinity (FLAG_NONFINITE) is swept again in the
-    // general form, its fast sums discarded: one extra pass for such rows, none for the others.
+    // Fast rows: the sweep above assumed every logit finite (no masks' selects, no flags of
+    // NaN, infinities or masks). A row that holds a mask, NaN or infinity (FLAG_NONFINITE) is
+    // swept again in the general form, its fast sums discarded: one extra pass for such rows
+    // (with a workgroup per row group, the workgroup's other rows wait through it), none for
+    // the others beyond anyRowFlag's barriers.
     let general = (flags & FLAG_NONFINITE) != 0u;
     if (TILE_COLS > 1u) {
       // (the second sweep's tree needs uniform control flow: taken when any row of the
