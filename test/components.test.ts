@@ -21,6 +21,7 @@ import {
   type AdapterClass,
 } from '../src/kernels/plan.js';
 import { countDispatches } from '../bench/core/lib/dispatch-counter.js';
+import { caseReferenceInput } from '../bench/core/numerics/cases.js';
 import { uncapturedGpuErrors, useWebGPU, withValidationScope } from './helpers/backend.js';
 import { makeInputs, tolerancesFor, type CaseInputs, type CaseSpec } from './helpers/cases.js';
 import { expectClose } from './helpers/compare.js';
@@ -137,17 +138,7 @@ async function fusedGrads(
 }
 
 function referenceOf(spec: ComponentCase, inputs: CaseInputs, alpha = spec.alpha) {
-  return referenceDistillationLoss(
-    {
-      batch: spec.batch,
-      classes: spec.classes,
-      student: inputs.student,
-      teacher: inputs.teacher,
-      labels: inputs.labels,
-      labelKind: spec.labelKind,
-    },
-    { ...configOf(spec), alpha },
-  );
+  return referenceDistillationLoss(caseReferenceInput(spec, inputs), { ...configOf(spec), alpha });
 }
 
 /** Derived tolerances of the loss at `alpha` (hardLoss: 1, softLoss: 0), 'mean' over N rows. */

@@ -18,9 +18,10 @@
  *   on terms of a known size: |fused − ref| ≤ 1e-5 · (|ref| + the size of the terms), as for the
  *   composition. The kernels' row sums (Z1, ZS, ZT, and the divergence's Σ w, Σ w x, Σ w g(x))
  *   run along a dependency chain of depth D (one invocation's sequential run, the vec4 lanes,
- *   the shared-memory tree: rowSumDepth below), each level adding ≤ u = 2⁻²⁴ relative to the sum
- *   of the terms' magnitudes; D enters through log Z (absolute) and the ratios Σ w g / Σ w,
- *   Σ w x / Σ w (two sums: relative), so the factor 1e-5 becomes ρ = 1e-5 + 2u (D + 2).
+ *   the shared-memory tree: rowSumDepth of bench/core/numerics/tolerance.ts), each level
+ *   adding ≤ u = 2⁻²⁴ relative to the sum of the terms' magnitudes; D enters through log Z
+ *   (absolute) and the ratios Σ w g / Σ w, Σ w x / Σ w (two sums: relative), so the factor 1e-5
+ *   becomes ρ = 1e-5 + 2u (D + 2).
  * - Value: ρ · (|ℓ| + α · 2L + (1 − α) k · min(L, |D| + 0.4 (2 · scale / T)²)), L = 2 · scale /
  *   T + log C the size of a log-probability. The divergence's sums are of terms ≥ 0 (its
  *   relative precision, the k|D| part) but for the rounding of x = log w − log m (≤ 8u · 2 ·
@@ -57,7 +58,6 @@ import { resolveConfig } from '../src/config.js';
 import { FUSED_DISTILLATION_LOSS } from '../src/kernels/names.js';
 import { DIVERGENCES, fusedSupports } from '../src/divergences.js';
 import {
-  choosePlan,
   overrideAdapterClassForTesting,
   overrideBindingLimitForTesting,
   rowChunks,
@@ -67,6 +67,7 @@ import { deviceLimit } from '../src/tfjs_internals.js';
 import { rowsOfShape, type ReferenceResult } from '../src/reference.js';
 import { uncapturedGpuErrors, useWebGPU, withValidationScope } from './helpers/backend.js';
 import { compareElements } from '../bench/core/numerics/compare.js';
+import { rowSumDepth, U } from '../bench/core/numerics/tolerance.js';
 import { expectClose } from './helpers/compare.js';
 
 beforeAll(useWebGPU);
@@ -75,8 +76,6 @@ afterEach(() => {
   overrideAdapterClassForTesting(null);
 });
 afterAll(() => expect(uncapturedGpuErrors()).toEqual([]));
-
-const U = 2 ** -24;
 
 interface FusedCase {
   divergence: Divergence;
@@ -256,7 +255,13 @@ function referenceOf(c: FusedCase, x: Inputs, dy: Float32Array | null, alpha = c
 
 /** 1e-5 plus the row sums' 2u (D + 2): the factor of every bound (header). */
 function rhoOf(c: FusedCase, B: number, C: number): number {
-  return 1e-5 + 2 * U * (rowSumDepth(c, B, C) + 2);
+  const depth = rowSumDepth({
+    batch: B,
+    classes: C,
+    reduceToScalar: c.reduction !== 'none',
+    adapter: c.plan,
+  });
+  return 1e-5 + 2 * U * (depth + 2);
 }
 
 /** softmax of one row of `x / T` in float64 (0 where −Infinity; NaN rows give NaN). */
@@ -266,13 +271,6 @@ function softmax64(x: ArrayLike<number>, T: number): Float64Array {
   const e = Float64Array.from(x, (v) => Math.exp((v - m) / T));
   const z = e.reduce((a, b) => a + b, 0);
   return e.map((v) => v / z);
-}
-
-/** The longest dependency chain of a row sum in the case's plan (tree and vec4 lanes included). */
-function rowSumDepth(c: FusedCase, B: number, C: number): number {
-  const plan = choosePlan(B, C, c.reduction !== 'none', c.plan);
-  const perThread = Math.ceil(C / plan.chunk / plan.tileCols);
-  return perThread + (plan.chunk === 4 ? 2 : 0) + Math.log2(plan.tileCols);
 }
 
 interface Bounds {

@@ -9,7 +9,7 @@
  * reference (α off by 1e-3 in every case; T × 1.001, β off by 1e-3, another divergence in
  * named cases).
  */
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import * as numerics from '../bench/core/numerics/index.js';
 import {
   DIVERGENCE_FAMILY,
@@ -21,11 +21,10 @@ import {
   type NamedCase,
 } from '../bench/core/numerics/suite.js';
 import { choosePlan } from '../src/kernels/plan.js';
-import { uncapturedGpuErrors, useWebGPU } from './helpers/backend.js';
+import { useCheckedWebGPU } from './helpers/checked-webgpu.js';
 import { expectReportPasses } from './helpers/cases.js';
 
-beforeAll(useWebGPU);
-afterAll(() => expect(uncapturedGpuErrors()).toEqual([]));
+useCheckedWebGPU();
 
 const cases = divergenceCases();
 

@@ -4,7 +4,7 @@
  * axis, the runner, and that the tests and the app use the same cases and tolerances.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import * as numerics from '../bench/core/numerics/index.js';
 import {
   COVERAGE_AXES,
@@ -24,12 +24,12 @@ import {
 } from '../bench/core/numerics/suite.js';
 import { rowBounds } from '../bench/core/numerics/tolerance.js';
 import { MAX_CLASSES } from '../src/index.js';
-import { uncapturedGpuErrors, useWebGPU } from './helpers/backend.js';
+import { useWebGPU } from './helpers/backend.js';
+import { useCheckedWebGPU } from './helpers/checked-webgpu.js';
 import * as helpers from './helpers/cases.js';
 import { expectReportPasses } from './helpers/cases.js';
 
-beforeAll(useWebGPU);
-afterAll(() => expect(uncapturedGpuErrors()).toEqual([]));
+useCheckedWebGPU();
 
 const spec: numerics.CaseSpec = {
   batch: 4,

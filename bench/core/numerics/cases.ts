@@ -35,16 +35,16 @@ import {
 import { mulberry32 } from '../lib/random.js';
 import { compareElements, type Comparison } from './compare.js';
 import { captureValidationError } from './gpu-scope.js';
-import { divergenceTolerances } from './tolerance-divergence.js';
-import { sparseEntries, sparseTolerances } from './tolerance-sparse.js';
+import { divergenceTolerances, type DivergenceToleranceInput } from './tolerance-divergence.js';
+import { sparseEntries, sparseTolerances, type SparseToleranceInput } from './tolerance-sparse.js';
 import {
   reducedLossTolerance,
   rowBounds,
   studentGradTolerance,
   teacherGradTolerance,
+  toleranceContext,
   type RowBounds,
   type RowInputs,
-  type ToleranceContext,
 } from './tolerance.js';
 
 export interface CaseInputs {
@@ -308,6 +308,32 @@ export async function runFused(
   }
 }
 
+/** A dense-teacher case's inputs as the reference and the tolerances take them (no dy). */
+export function caseReferenceInput(spec: CaseSpec, inputs: CaseInputs): DivergenceToleranceInput {
+  return {
+    batch: spec.batch,
+    classes: spec.classes,
+    student: inputs.student,
+    teacher: inputs.teacher,
+    labels: inputs.labels,
+    labelKind: spec.labelKind,
+  };
+}
+
+/** A top-K teacher case's inputs as the sparse reference and tolerances take them (no dy). */
+function sparseReferenceInput(spec: CaseSpec, inputs: CaseInputs): SparseToleranceInput {
+  return {
+    batch: spec.batch,
+    classes: spec.classes,
+    topK: spec.sparse!.topK,
+    student: inputs.student,
+    indices: inputs.indices!,
+    logProbs: inputs.logProbs!,
+    labels: inputs.labels,
+    labelKind: spec.labelKind,
+  };
+}
+
 /** Overrides of the reference's configuration (tests: a deliberately wrong reference). */
 export interface ReferenceConfig {
   alpha?: number;
@@ -326,31 +352,13 @@ export function referenceFor(
 ): ReferenceResult {
   if (spec.sparse) {
     const r = referenceSparseDistillationLoss(
-      {
-        batch: spec.batch,
-        classes: spec.classes,
-        topK: spec.sparse.topK,
-        student: inputs.student,
-        indices: inputs.indices!,
-        logProbs: inputs.logProbs!,
-        labels: inputs.labels,
-        labelKind: spec.labelKind,
-        ...(dyValues ? { dy: dyValues } : {}),
-      },
+      { ...sparseReferenceInput(spec, inputs), ...(dyValues ? { dy: dyValues } : {}) },
       { alpha: spec.alpha, temperature: spec.temperature, reduction: spec.reduction, ...config },
     );
     return { ...r, gradTeacher: new Float64Array(0) }; // constants: no teacher gradient
   }
   return referenceDistillationLoss(
-    {
-      batch: spec.batch,
-      classes: spec.classes,
-      student: inputs.student,
-      teacher: inputs.teacher,
-      labels: inputs.labels,
-      labelKind: spec.labelKind,
-      ...(dyValues ? { dy: dyValues } : {}),
-    },
+    { ...caseReferenceInput(spec, inputs), ...(dyValues ? { dy: dyValues } : {}) },
     caseConfig(spec, config),
   );
 }
@@ -370,16 +378,7 @@ export function tolerancesFor(
 ): CaseTolerances {
   if (spec.sparse) {
     const t = sparseTolerances(
-      {
-        batch: spec.batch,
-        classes: spec.classes,
-        topK: spec.sparse.topK,
-        student: inputs.student,
-        indices: inputs.indices!,
-        logProbs: inputs.logProbs!,
-        labels: inputs.labels,
-        labelKind: spec.labelKind,
-      },
+      sparseReferenceInput(spec, inputs),
       { alpha: spec.alpha, temperature: spec.temperature, reduction: spec.reduction },
       dyValues,
       adapter,
@@ -389,14 +388,7 @@ export function tolerancesFor(
   const divergence = spec.divergence ?? 'forward-kl';
   if (divergence !== 'forward-kl') {
     return divergenceTolerances(
-      {
-        batch: spec.batch,
-        classes: spec.classes,
-        student: inputs.student,
-        teacher: inputs.teacher,
-        labels: inputs.labels,
-        labelKind: spec.labelKind,
-      },
+      caseReferenceInput(spec, inputs),
       {
         alpha: spec.alpha,
         temperature: spec.temperature,
@@ -423,15 +415,7 @@ export function tolerancesFor(
     temperature: spec.temperature,
     reduction: spec.reduction,
   });
-  const ctx: ToleranceContext = {
-    batch: spec.batch,
-    classes: spec.classes,
-    alpha: spec.alpha,
-    temperature: spec.temperature,
-    klWeight: (1 - spec.alpha) * klFactor(cfg),
-    reduceToScalar: spec.reduction !== 'none',
-    adapter,
-  };
+  const ctx = toleranceContext(spec.batch, spec.classes, spec, klFactor(cfg), adapter);
   const rowWeight = spec.reduction === 'mean' ? 1 / spec.batch : 1;
   const C = spec.classes;
   const bounds: RowBounds[] = [];

@@ -58,6 +58,7 @@
  */
 import { jsdMixture64 } from '../../../src/divergences.js';
 import type { AdapterClass } from '../../../src/kernels/plan.js';
+import type { ReferenceInput } from '../../../src/reference.js';
 import {
   batchSumDepth,
   centredKlError,
@@ -68,28 +69,20 @@ import {
   rescaleCount,
   rowSumDepth,
   SAFETY,
+  toleranceContext,
   U,
   type KlTermsBound,
+  type LossToleranceConfig,
   type ToleranceContext,
 } from './tolerance.js';
 
 /** The divergences this module bounds (forward KL's are tolerance.ts's). */
 export type BoundedDivergence = 'reverse-kl' | 'jsd';
 
-/** A dense case's inputs, row-major (as the reference takes them). */
-export interface DivergenceToleranceInput {
-  readonly batch: number;
-  readonly classes: number;
-  readonly student: ArrayLike<number>;
-  readonly teacher: ArrayLike<number>;
-  readonly labels: ArrayLike<number>;
-  readonly labelKind: 'index' | 'dense';
-}
+/** A dense case's inputs, row-major (as the reference takes them, without dy). */
+export type DivergenceToleranceInput = Omit<ReferenceInput, 'dy'>;
 
-export interface DivergenceToleranceConfig {
-  readonly alpha: number;
-  readonly temperature: number;
-  readonly reduction: 'mean' | 'sum' | 'none';
+export interface DivergenceToleranceConfig extends LossToleranceConfig {
   readonly divergence: BoundedDivergence;
   /** β of 'jsd' (default 0.5). */
   readonly beta?: number;
@@ -465,15 +458,7 @@ export function divergenceTolerances(
   const B = x.batch;
   const C = x.classes;
   const k = config.temperature ** 2;
-  const ctx: ToleranceContext = {
-    batch: B,
-    classes: C,
-    alpha: config.alpha,
-    temperature: config.temperature,
-    klWeight: (1 - config.alpha) * k,
-    reduceToScalar: config.reduction !== 'none',
-    adapter,
-  };
+  const ctx = toleranceContext(B, C, config, k, adapter);
   const ignored = (b: number) =>
     config.ignoreIndex !== undefined &&
     x.labelKind === 'index' &&

@@ -36,29 +36,26 @@
  * exactly; compare.ts never lets a special value pass on a tolerance).
  */
 import { choosePlan, type AdapterClass } from '../../../src/kernels/plan.js';
-import { batchSumDepth, rescaleCount, rowSumDepth, type ToleranceContext } from './tolerance.js';
+import type { SparseReferenceInput } from '../../../src/reference-sparse.js';
+import {
+  batchSumDepth,
+  EPS,
+  expSumError,
+  FTZ_FLOOR,
+  logError,
+  rescaleCount,
+  rowSumDepth,
+  SAFETY,
+  toleranceContext,
+  U,
+  type LossToleranceConfig,
+  type ToleranceContext,
+} from './tolerance.js';
 
-const U = 2 ** -24;
-const EPS = 2 ** -23;
-const SAFETY = 2;
-const FTZ_FLOOR = 1.2e-38;
+/** A sparse case's inputs, row-major (as the reference takes them, without dy). */
+export type SparseToleranceInput = Omit<SparseReferenceInput, 'dy'>;
 
-/** A sparse case's inputs, row-major (as the reference takes them). */
-export interface SparseToleranceInput {
-  readonly batch: number;
-  readonly classes: number;
-  readonly topK: number;
-  readonly student: ArrayLike<number>;
-  readonly indices: ArrayLike<number>;
-  readonly logProbs: ArrayLike<number>;
-  readonly labels: ArrayLike<number>;
-  readonly labelKind: 'index' | 'dense';
-}
-
-export interface SparseToleranceConfig {
-  readonly alpha: number;
-  readonly temperature: number;
-  readonly reduction: 'mean' | 'sum' | 'none';
+export interface SparseToleranceConfig extends LossToleranceConfig {
   readonly temperatureSquared?: boolean;
 }
 
@@ -97,10 +94,6 @@ export function sparseEntries(
     logProbs.set(lp, b * K);
   }
   return { indices, logProbs };
-}
-
-function logError(x: number): number {
-  return x >= 0.5 && x <= 2 ? 2 ** -21 : 3 * EPS * Math.abs(Math.log(x));
 }
 
 interface RowBound {
@@ -154,10 +147,8 @@ function rowBound(x: SparseToleranceInput, b: number, ctx: ToleranceContext): Ro
   }
   const D = rowSumDepth(ctx);
   const kS = rescaleCount(s, ctx);
-  const sumErr = (wArg: number, rescales: number, r: number) =>
-    EPS * (3 + 2 * wArg + 3 * rescales + 2 * r) + U * (D + 2);
-  const dLogZ1 = sumErr(wD, kS, range) + logError(z1);
-  const dLogZS = sumErr(wU, kS, range / T) + logError(zs);
+  const dLogZ1 = expSumError(wD, kS, range, D) + logError(z1);
+  const dLogZS = expSumError(wU, kS, range / T, D) + logError(zs);
 
   // the listed entries
   const plan = choosePlan(ctx.batch, C, ctx.reduceToScalar, ctx.adapter);
@@ -313,15 +304,7 @@ export function sparseTolerances(
   const B = x.batch;
   const C = x.classes;
   const k = config.temperatureSquared === false ? 1 : config.temperature ** 2;
-  const ctx: ToleranceContext = {
-    batch: B,
-    classes: C,
-    alpha: config.alpha,
-    temperature: config.temperature,
-    klWeight: (1 - config.alpha) * k,
-    reduceToScalar: config.reduction !== 'none',
-    adapter,
-  };
+  const ctx = toleranceContext(B, C, config, k, adapter);
   const isCounted = (b: number) => (counted ? counted[b] !== 0 : true);
   let n = 0;
   for (let b = 0; b < B; b++) if (isCounted(b)) n++;

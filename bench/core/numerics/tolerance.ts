@@ -54,8 +54,40 @@ export interface ToleranceContext {
   readonly adapter: AdapterClass;
 }
 
+/** What choosePlan reads of a {@link ToleranceContext}: enough for the plan's sums alone. */
+export type PlanContext = Pick<
+  ToleranceContext,
+  'batch' | 'classes' | 'reduceToScalar' | 'adapter'
+>;
+
+/** A case's loss configuration, as the tolerance modules take it. */
+export interface LossToleranceConfig {
+  readonly alpha: number;
+  readonly temperature: number;
+  readonly reduction: 'mean' | 'sum' | 'none';
+}
+
+/** The context of `batch` rows of `classes` under `config`, with the soft term's factor k. */
+export function toleranceContext(
+  batch: number,
+  classes: number,
+  config: LossToleranceConfig,
+  k: number,
+  adapter: AdapterClass,
+): ToleranceContext {
+  return {
+    batch,
+    classes,
+    alpha: config.alpha,
+    temperature: config.temperature,
+    klWeight: (1 - config.alpha) * k,
+    reduceToScalar: config.reduction !== 'none',
+    adapter,
+  };
+}
+
 /** The longest dependency chain of a row sum in the kernel's plan. */
-export function rowSumDepth(ctx: ToleranceContext): number {
+export function rowSumDepth(ctx: PlanContext): number {
   const plan = choosePlan(ctx.batch, ctx.classes, ctx.reduceToScalar, ctx.adapter);
   const chunks = ctx.classes / plan.chunk;
   const perThread = Math.ceil(chunks / plan.tileCols);
@@ -68,7 +100,7 @@ export function rowSumDepth(ctx: ToleranceContext): number {
  * scan: invocation j of the row group visits chunks j, j + tileCols, …, then log2(tileCols)
  * merges. Returns the worst invocation's count for the logits x.
  */
-export function rescaleCount(x: ArrayLike<number>, ctx: ToleranceContext): number {
+export function rescaleCount(x: ArrayLike<number>, ctx: PlanContext): number {
   const plan = choosePlan(ctx.batch, ctx.classes, ctx.reduceToScalar, ctx.adapter);
   const chunks = ctx.classes / plan.chunk;
   let worst = 0;
@@ -93,7 +125,7 @@ export function rescaleCount(x: ArrayLike<number>, ctx: ToleranceContext): numbe
  * workgroup) each row group's leader adds ⌈B / tileRows⌉ losses before the log₂ tree over the
  * workgroup; distill_reduce.wgsl adds ⌈B / 256⌉ per invocation before its 8-level tree.
  */
-export function batchSumDepth(ctx: ToleranceContext): number {
+export function batchSumDepth(ctx: PlanContext): number {
   const plan = choosePlan(ctx.batch, ctx.classes, ctx.reduceToScalar, ctx.adapter);
   return plan.batchInWorkgroup
     ? Math.ceil(ctx.batch / plan.tileRows) + Math.log2(plan.workgroupSize)
