@@ -98,7 +98,9 @@ export function rowSumDepth(ctx: PlanContext): number {
 /**
  * How many times the kernel rescales a row's partial sums (new running maxima), replaying its
  * scan: invocation j of the row group visits chunks j, j + tileCols, …, then log2(tileCols)
- * merges. Returns the worst invocation's count for the logits x.
+ * merges. Returns the worst invocation's count for the logits x. (The forward kernel folds its
+ * chunks in pairs and rescales at most once per pair: its count is at most this one, so the
+ * bound built on it stays valid.)
  */
 export function rescaleCount(x: ArrayLike<number>, ctx: PlanContext): number {
   const plan = choosePlan(ctx.batch, ctx.classes, ctx.reduceToScalar, ctx.adapter);
