@@ -492,11 +492,11 @@ fn chunkLabels(at: u32, flags: ptr<function, u32>) -> Chunk {
   return y;
 }
 
-// The general form's flags of one chunk: non-finite logits, NaN and +Infinity, label mass on a
-// masked column, and a column where the divergence is infinite.
+// The general form's flags of one chunk: NaN and +Infinity, label mass on a masked column, and
+// a column where the divergence is infinite (FLAG_NONFINITE is already known: the row is in the
+// general form because it has it).
 fn flagChunk(s: Chunk, t: Chunk, y: Chunk, maskS: ChunkMask, maskT: ChunkMask,
              flags: ptr<function, u32>) {
-  if (chunkNonFinite(s) || chunkNonFinite(t)) { *flags = *flags | FLAG_NONFINITE; }
   if (DENSE_LABELS) {
     // label mass where the student masks: CE_b = +Infinity (negative mass: unusable)
     if (any(maskS & (y > Chunk(0.0)))) { *flags = *flags | FLAG_CE_INF; }

@@ -17,9 +17,9 @@
  *
  * The soft term's divergence (`divergence`: forward KL by default, reverse KL, or the JSD with
  * its β) is the same on both sides. The stock side of forward KL is stockDistillationLoss (the
- * Keras formula); that function has no other divergence (it computes the Keras forward KL
- * whatever the config says), so reverse KL and the JSD are timed against the exact composition
- * from stock ops instead (src/composed.ts: what distillationLoss runs off WebGPU). The report
+ * Keras formula); that function has no other divergence (it refuses one by name), so reverse
+ * KL and the JSD are timed against the exact composition from stock ops instead
+ * (src/composed.ts: what distillationLoss runs off WebGPU). The report
  * says which ({@link KernelBenchSettings.stockBaseline}). Top-K teachers are forward KL only.
  *
  * Two clocks (bench/core/lib/loss-timing.ts), and every figure says which:
@@ -41,7 +41,7 @@ import {
 // stockDistillationLoss lacks. Imported by path; it holds only stock ops and a custom gradient,
 // no state shared with the package's instance.
 import { composedDistillationLoss } from '../../src/composed.js';
-import { resolveConfig } from '../../src/config.js';
+import { DIVERGENCE_NAMES, resolveConfig } from '../../src/config.js';
 import {
   GPU_CLOCK,
   GPU_CLOCK_TEXT,
@@ -87,8 +87,8 @@ export function parseShapes(list: string): [number, number][] {
   });
 }
 
-/** The divergences `--divergence` accepts (the package's, src/divergences.ts). */
-export const KERNEL_DIVERGENCES: readonly Divergence[] = ['forward-kl', 'reverse-kl', 'jsd'];
+/** The divergences `--divergence` accepts: the package's own list (src/config.ts). */
+export const KERNEL_DIVERGENCES: readonly Divergence[] = DIVERGENCE_NAMES;
 
 /**
  * The stock side of the benchmark: `keras`, stockDistillationLoss (the Keras formula from stock
