@@ -13,7 +13,10 @@ export default defineConfig({
     // setting known to be stable with it (worker threads have crashed it).
     pool: 'forks',
     setupFiles: ['test/setup/webgpu.ts'],
-    testTimeout: 120_000,
-    hookTimeout: 120_000,
+    // A fresh machine starts with an empty Mesa shader cache: lavapipe then compiles each
+    // pipeline specialisation in seconds (a test that walks 24 of them took 56 s cold on a quiet
+    // machine and passed 120 s with another job on the 2 cores), so the limit leaves room.
+    testTimeout: 300_000,
+    hookTimeout: 300_000,
   },
 });
