@@ -5,7 +5,16 @@ export default defineConfig({
   resolve: {
     // Benchmarks and tests import the package by its name, as an app would; under vitest that
     // name is the TypeScript source (WGSL inlined through `?raw`), under Node it is dist/.
-    alias: { 'tfjs-fused-distill': fileURLToPath(new URL('./src/index.ts', import.meta.url)) },
+    alias: [
+      {
+        find: /^tfjs-fused-distill\/validation$/,
+        replacement: fileURLToPath(new URL('./src/validation/index.ts', import.meta.url)),
+      },
+      {
+        find: /^tfjs-fused-distill$/,
+        replacement: fileURLToPath(new URL('./src/index.ts', import.meta.url)),
+      },
+    ],
   },
   test: {
     include: ['test/**/*.test.ts'],

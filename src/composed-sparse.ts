@@ -195,7 +195,7 @@ export function composedSparseDistillationLoss(
   teacher: SparseTeacher,
   shapes: CheckedShapes,
   cfg: ResolvedConfig,
-): tf.Tensor {
+): tf.Tensor | DistillationLossComponents {
   const { batch: rows, classes } = shapes;
   const topK = teacher.indices.shape[teacher.indices.rank - 1]!;
   return tf.tidy(() => {
@@ -213,11 +213,10 @@ export function composedSparseDistillationLoss(
     };
     const loss = lossAt(studentLogits, r, cfg, 'loss');
     if (!cfg.returnComponents) return loss;
-    const components: DistillationLossComponents = {
+    return {
       loss,
       hardLoss: lossAt(studentLogits, r, cfg, 'hard'),
       softLoss: lossAt(studentLogits, r, cfg, 'soft'),
     };
-    return components as unknown as tf.Tensor;
   });
 }

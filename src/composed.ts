@@ -1,7 +1,7 @@
 /**
  * The exact loss composed from stock tfjs ops, with one custom gradient holding the exact
  * gradients: what `distillationLoss` runs on backends without the fused kernels (cpu, webgl,
- * wasm) and for configs the kernels cannot run (see `fusedSupports` in src/divergences.ts).
+ * wasm).
  * Unlike the Keras formula in stock.ts it has no clip, so it computes the same function as the
  * kernels and the float64 reference (up to float32 rounding), with every option: the
  * divergences (their float32 forms are in src/divergences.ts), ignoreIndex, −Infinity masks,
@@ -24,14 +24,17 @@ export function oneHotFloat(indices: tf.Tensor, classes: number): tf.Tensor {
   );
 }
 
-/** The loss and its components, each reduced like the loss (`returnComponents: true`). */
-export interface DistillationLossComponents {
+/**
+ * The loss and its components, each reduced like the loss (`returnComponents: true`): scalars
+ * for 'mean' / 'sum', the per-row losses ({@link RowLosses}) for 'none'.
+ */
+export interface DistillationLossComponents<T extends tf.Tensor = tf.Tensor> {
   /** α · hardLoss + (1 − α) · softLoss (a zero weight drops its term, even an infinite one). */
-  readonly loss: tf.Tensor;
+  readonly loss: T;
   /** The cross-entropy with the labels, unweighted. */
-  readonly hardLoss: tf.Tensor;
+  readonly hardLoss: T;
   /** k · D, the divergence times k (T² under temperatureSquared), unweighted by 1 − α. */
-  readonly softLoss: tf.Tensor;
+  readonly softLoss: T;
 }
 
 /** Rows with a NaN, a +Infinity or no finite entry at all (masked everywhere), `[R, 1]`. */

@@ -24,7 +24,7 @@ export const DIVERGENCE_NAMES: readonly Divergence[] = ['forward-kl', 'reverse-k
 /** β of 'jsd' when none is given: the classical, symmetric Jensen–Shannon divergence. */
 export const DEFAULT_JSD_BETA = 0.5;
 
-/** Options of {@link distillationLoss} and {@link stockDistillationLoss}. */
+/** Options of {@link distillationLoss}. */
 export interface DistillationLossConfig {
   /** Weight of the hard-label cross-entropy, in [0, 1]. Default 0.1 (Keras example). */
   alpha?: number;
@@ -51,7 +51,28 @@ export interface DistillationLossConfig {
   returnComponents?: boolean;
 }
 
-/** A config with every field filled in and checked. */
+/**
+ * The options of {@link stockDistillationLoss}: the Keras formula's. The other fields of
+ * {@link DistillationLossConfig} may appear only with the values that formula has (forward KL,
+ * every row counted, the loss alone), so that `{ ...DEFAULT_CONFIG, alpha: 0.5 }` fits and a
+ * config asking for anything else does not compile.
+ */
+export interface StockDistillationLossConfig {
+  alpha?: number;
+  temperature?: number;
+  temperatureSquared?: boolean;
+  reduction?: Reduction;
+  divergence?: 'forward-kl';
+  beta?: undefined;
+  ignoreIndex?: undefined;
+  returnComponents?: false;
+}
+
+/**
+ * A config with every field filled in and checked: the kernels' attributes. Internal: users
+ * pass a {@link DistillationLossConfig}; `hasIgnoreIndex` is not a config field and is refused
+ * there, so no internal flag can ride in a user's config.
+ */
 export interface ResolvedConfig {
   readonly alpha: number;
   readonly temperature: number;
@@ -67,17 +88,19 @@ export interface ResolvedConfig {
   readonly returnComponents: boolean;
 }
 
-export const DEFAULT_CONFIG: ResolvedConfig = {
+/**
+ * The defaults, as a user would write them (the Keras example's α and T). A plain config:
+ * `{ ...DEFAULT_CONFIG, ignoreIndex: -100 }` or `{ ...DEFAULT_CONFIG, divergence: 'jsd' }` is
+ * a valid config. `beta` has its own default, {@link DEFAULT_JSD_BETA}; `ignoreIndex` none.
+ */
+export const DEFAULT_CONFIG = Object.freeze({
   alpha: 0.1,
   temperature: 10,
   temperatureSquared: true,
   reduction: 'mean',
   divergence: 'forward-kl',
-  beta: DEFAULT_JSD_BETA,
-  hasIgnoreIndex: false,
-  ignoreIndex: 0,
   returnComponents: false,
-};
+} as const satisfies DistillationLossConfig);
 
 /** The public fields of {@link DistillationLossConfig}, in order. */
 export const CONFIG_FIELDS = [
@@ -110,8 +133,7 @@ export function resolveConfig(
   if (config === null || typeof config !== 'object') {
     throw new TypeError(`${op}: config must be an object, got ${String(config)}`);
   }
-  // ResolvedConfig's own flags are accepted too, so that a resolved config resolves to itself.
-  const known = new Set<string>([...CONFIG_FIELDS, 'hasIgnoreIndex']);
+  const known = new Set<string>(CONFIG_FIELDS);
   for (const key of Object.keys(config)) {
     if (!known.has(key)) {
       throw new Error(
@@ -158,14 +180,10 @@ export function resolveConfig(
   let beta = DEFAULT_JSD_BETA;
   if (config.beta !== undefined) {
     if (divergence !== 'jsd') {
-      // a resolved config carries the unused default: let it resolve to itself
-      const internal = 'hasIgnoreIndex' in config && config.beta === DEFAULT_JSD_BETA;
-      if (!internal) {
-        throw new Error(
-          `${op}: config.beta applies to divergence 'jsd' only, got beta = ${String(config.beta)} ` +
-            `with divergence '${divergence}'`,
-        );
-      }
+      throw new Error(
+        `${op}: config.beta applies to divergence 'jsd' only, got beta = ${String(config.beta)} ` +
+          `with divergence '${divergence}'`,
+      );
     }
     beta = config.beta;
     if (typeof beta !== 'number' || !Number.isFinite(beta) || beta <= 0 || beta >= 1) {
@@ -175,9 +193,7 @@ export function resolveConfig(
       );
     }
   }
-  // hasIgnoreIndex: false (from a resolved config) means none, whatever ignoreIndex holds
-  const internalNone = (config as { hasIgnoreIndex?: unknown }).hasIgnoreIndex === false;
-  const given = internalNone ? undefined : config.ignoreIndex;
+  const given = config.ignoreIndex;
   if (
     given !== undefined &&
     (typeof given !== 'number' ||

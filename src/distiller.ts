@@ -19,7 +19,12 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel, Logs } from '@tensorflow/tfjs-layers';
-import { resolveConfig, type DistillationLossConfig, type ResolvedConfig } from './config.js';
+import {
+  DEFAULT_JSD_BETA,
+  resolveConfig,
+  type DistillationLossConfig,
+  type Divergence,
+} from './config.js';
 import {
   checkBatchIndices,
   checkData,
@@ -38,10 +43,13 @@ import { topKTeacher } from './topk.js';
 import { isTensorLike } from './validate.js';
 
 /** Where a step's teacher logits come from. */
-export type TeacherLogitsMode = 'per-step' | 'cached';
+export type DistillerTeacherLogits = 'per-step' | 'cached';
 
-/** Options of the {@link Distiller} constructor. */
-export interface DistillerOptions extends Omit<DistillationLossConfig, 'reduction'> {
+/** What {@link DistillerOptions} share, whichever loss the steps use. */
+interface DistillerCommonOptions extends Pick<
+  DistillationLossConfig,
+  'alpha' | 'temperature' | 'temperatureSquared'
+> {
   /** The trained model: `x` → `[B, C]` logits (no final softmax). */
   student: LayersModel;
   /** The frozen model, same input and `[B, C]` logits; its weights are never updated. */
@@ -52,32 +60,61 @@ export interface DistillerOptions extends Omit<DistillationLossConfig, 'reductio
    */
   optimizer?: tf.Optimizer;
   /**
-   * 'fused' (default): the library's {@link distillationLoss} (the WGSL kernels on webgpu, the
-   * exact stock-op composition elsewhere). 'stock': {@link stockDistillationLoss}, the Keras
-   * formula from stock ops (clip included), e.g. as a baseline.
-   */
-  loss?: 'fused' | 'stock';
-  /**
    * 'per-step' (default): the teacher runs on every batch, as in Keras. 'cached': `fit` runs
    * the teacher once over its whole `x` (in batches of `batchSize`) and every step gathers the
    * rows of its batch — the teacher is frozen and in inference mode, so the logits are the
    * same. Memory: N × C × 4 bytes on the backend for the length of `fit` (60,000 × 10 logits:
    * 2.4 MB), against one teacher forward per step saved; see `teacherTopK` to keep less.
    */
-  teacherLogits?: TeacherLogitsMode;
+  teacherLogits?: DistillerTeacherLogits;
   /**
    * With `teacherLogits: 'cached'`: keep only the teacher's K most likely classes per example,
    * as a sparse teacher `{ indices, logProbs }` ({@link topKTeacher}, built one batch of logits
    * at a time, so the `[N, C]` logits never exist at once), and distil from it (the loss
-   * renormalises the teacher over its K entries: README, "Top-K teachers"). Memory: N × K × 8
-   * bytes instead of N × C × 4 ({@link Distiller.cachedTeacherBytes}). An integer in [1, C];
-   * K = C keeps the whole distribution.
+   * renormalises the teacher over its K entries; forward KL only). Memory: N × K × 8 bytes
+   * instead of N × C × 4 ({@link Distiller.teacherCache}). An integer in [1, C]; K = C keeps
+   * the whole distribution.
    */
   teacherTopK?: number;
 }
 
+/** The fused loss ({@link distillationLoss}): the WGSL kernels on webgpu, every divergence. */
+export interface DistillerFusedLossOptions extends DistillerCommonOptions {
+  /** 'fused' (default). */
+  loss?: 'fused';
+  /** The soft term's divergence. Default 'forward-kl'; a top-K teacher takes forward KL only. */
+  divergence?: Divergence;
+  /** β of 'jsd', in (0, 1). Default 0.5. Only with `divergence: 'jsd'`. */
+  beta?: number;
+}
+
+/**
+ * The Keras formula from stock ops ({@link stockDistillationLoss}, clip included), e.g. as a
+ * baseline: forward KL only.
+ */
+export interface DistillerStockLossOptions extends DistillerCommonOptions {
+  loss: 'stock';
+  divergence?: 'forward-kl';
+  beta?: undefined;
+}
+
+/** Options of the {@link Distiller} constructor: exactly what it accepts. */
+export type DistillerOptions = DistillerFusedLossOptions | DistillerStockLossOptions;
+
+/** The loss configuration of every step: the options' values with the defaults filled in. */
+export interface DistillerLossConfig {
+  readonly alpha: number;
+  readonly temperature: number;
+  readonly temperatureSquared: boolean;
+  /** The batch mean, as `model.fit` reports it. */
+  readonly reduction: 'mean';
+  readonly divergence: Divergence;
+  /** β of 'jsd'; absent for the other divergences. */
+  readonly beta?: number;
+}
+
 /** Options of {@link Distiller.trainStep}. */
-export interface StepOptions {
+export interface DistillerStepOptions {
   /**
    * Teacher logits float32 `[B, C]` for this batch, computed by the caller, or a sparse
    * teacher `{ indices, logProbs }` int32 / float32 `[B, K]` (e.g. an inference server's
@@ -98,7 +135,7 @@ export interface StepOptions {
  * What a step returns. The caller owns the tensors: read them when convenient (`await
  * loss.data()`), then dispose them. Nothing is read back inside the step.
  */
-export interface StepResult {
+export interface DistillerStepResult {
   /** The batch loss (mean over the batch, plus regularization penalties), float32 scalar. */
   loss: tf.Scalar;
   /** The student's accuracy on the batch in [0, 1], when `accuracy: true` was asked. */
@@ -106,7 +143,7 @@ export interface StepResult {
 }
 
 /** What {@link Distiller.computeGradients} returns; the caller owns every tensor. */
-export interface GradientsResult extends StepResult {
+export interface DistillerGradients extends DistillerStepResult {
   /** Gradients keyed by variable name: the student's trainable variables, and only those. */
   grads: tf.NamedTensorMap;
 }
@@ -187,6 +224,8 @@ const OPTION_KEYS = new Set([
   'alpha',
   'temperature',
   'temperatureSquared',
+  'divergence',
+  'beta',
   'loss',
   'teacherLogits',
   'teacherTopK',
@@ -303,15 +342,16 @@ export class Distiller {
   readonly optimizer: tf.Optimizer;
   /** Which loss the steps use. */
   readonly loss: 'fused' | 'stock';
-  /** The loss configuration: the library's defaults filled in, reduction 'mean'. */
-  readonly lossConfig: Readonly<ResolvedConfig>;
-  readonly teacherLogitsMode: TeacherLogitsMode;
+  /** The loss configuration of every step: the library's defaults filled in. */
+  readonly lossConfig: DistillerLossConfig;
+  readonly teacherLogitsMode: DistillerTeacherLogits;
   /** K when the cache keeps the teacher's top-K per example (`teacherTopK`), else null. */
   readonly teacherTopK: number | null;
   /** Set to true (e.g. in a callback) to make {@link fit} stop after the current batch. */
   stopTraining = false;
   private readonly shapes: ModelShapes;
-  private readonly lossFn: typeof distillationLoss;
+  /** The step's loss, its config bound: a scalar (the batch mean). */
+  private readonly lossOf: (y: tf.Tensor, s: tf.Tensor, t: tf.Tensor | SparseTeacher) => tf.Scalar;
   private readonly ownsOptimizer: boolean;
   private cache: TeacherCache | null = null;
   /** The cache of the running fit (freed when it returns), for {@link cachedTeacherBytes}. */
@@ -329,14 +369,30 @@ export class Distiller {
         );
       }
     }
-    const { student, teacher, alpha, temperature, temperatureSquared } = options;
+    const { student, teacher, alpha, temperature, temperatureSquared, divergence, beta } = options;
     this.shapes = checkModels(student, teacher);
-    const resolved = resolveConfig({ alpha, temperature, temperatureSquared }, 'Distiller');
-    this.lossConfig = Object.freeze({ ...resolved, reduction: 'mean' });
     const loss = options.loss ?? 'fused';
     if (loss !== 'fused' && loss !== 'stock') {
       throw new Error(`Distiller: loss must be 'fused' or 'stock', got ${String(loss)}`);
     }
+    const resolved = resolveConfig(
+      { alpha, temperature, temperatureSquared, divergence, beta },
+      'Distiller',
+    );
+    if (loss === 'stock' && resolved.divergence !== 'forward-kl') {
+      throw new Error(
+        `Distiller: loss 'stock' is the Keras formula (forward KL); divergence ` +
+          `'${resolved.divergence}' needs loss 'fused'`,
+      );
+    }
+    this.lossConfig = Object.freeze({
+      alpha: resolved.alpha,
+      temperature: resolved.temperature,
+      temperatureSquared: resolved.temperatureSquared,
+      reduction: 'mean',
+      divergence: resolved.divergence,
+      ...(resolved.divergence === 'jsd' ? { beta: beta ?? DEFAULT_JSD_BETA } : {}),
+    });
     const mode = options.teacherLogits ?? 'per-step';
     if (mode !== 'per-step' && mode !== 'cached') {
       throw new Error(
@@ -344,6 +400,12 @@ export class Distiller {
       );
     }
     const topK = checkTeacherTopK(options.teacherTopK, mode, this.shapes.classes);
+    if (topK !== null && resolved.divergence !== 'forward-kl') {
+      throw new Error(
+        `Distiller: a top-K teacher (teacherTopK) takes divergence 'forward-kl' only, got ` +
+          `'${resolved.divergence}'`,
+      );
+    }
     // Duck-typed: an optimizer from another copy of tfjs-core would fail an instanceof.
     const optimizer = options.optimizer as { applyGradients?: unknown } | undefined;
     if (optimizer !== undefined && typeof optimizer?.applyGradients !== 'function') {
@@ -352,7 +414,18 @@ export class Distiller {
     this.student = student;
     this.teacher = teacher;
     this.loss = loss;
-    this.lossFn = loss === 'fused' ? distillationLoss : stockDistillationLoss;
+    const config = this.lossConfig;
+    const { alpha: a, temperature: T, temperatureSquared: squared } = config;
+    const keras = {
+      alpha: a,
+      temperature: T,
+      temperatureSquared: squared,
+      reduction: 'mean',
+    } as const;
+    this.lossOf =
+      loss === 'fused'
+        ? (y, s, t) => distillationLoss(y, s, t, config)
+        : (y, s, t) => stockDistillationLoss(y, s, t, keras);
     this.teacherLogitsMode = mode;
     this.teacherTopK = topK;
     this.ownsOptimizer = options.optimizer === undefined;
@@ -635,7 +708,7 @@ export class Distiller {
     y: tf.Tensor,
     teacherLogits: tf.Tensor | SparseTeacher,
     opts: { accuracy?: boolean } = {},
-  ): GradientsResult {
+  ): DistillerGradients {
     const op = 'Distiller.computeGradients';
     const { batch, labelKind } = checkData(x, y, this.shapes, op);
     this.checkTeacherLogits(teacherLogits, batch, op);
@@ -647,7 +720,7 @@ export class Distiller {
           // Kept out of variableGrads' tidy; not on the loss path, so no gradient flows.
           accuracy = tf.keep(tf.div<tf.Scalar>(correctCount(y, labelKind, studentLogits), batch));
         }
-        let loss = this.lossFn(y, studentLogits, teacherLogits, this.lossConfig) as tf.Scalar;
+        let loss = this.lossOf(y, studentLogits, teacherLogits);
         for (const penalty of regularizationPenalties(this.student)) {
           loss = tf.add(loss, penalty);
         }
@@ -677,7 +750,7 @@ export class Distiller {
    * @param y int32 `[B]` class indices or float32 `[B, C]` one-hot / soft labels.
    * @returns the loss (and accuracy), owned by the caller; nothing else survives the step.
    */
-  trainStep(x: tf.Tensor, y: tf.Tensor, opts: StepOptions = {}): StepResult {
+  trainStep(x: tf.Tensor, y: tf.Tensor, opts: DistillerStepOptions = {}): DistillerStepResult {
     const op = 'Distiller.trainStep';
     const { batch } = checkData(x, y, this.shapes, op);
     let teacherLogits: tf.Tensor | SparseTeacher;

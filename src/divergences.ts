@@ -473,44 +473,11 @@ export function divergenceOf(config: Pick<ResolvedConfig, 'divergence'>): Diverg
 /**
  * The override constants of shaders/distill_divergence.wgsl for a config (its divergence's
  * `kernel`): DIVERGENCE and the divergence's parameters. Throws for a divergence without a
- * kernel ({@link fusedSupports} routes those to the composition first).
+ * kernel.
  */
 export function divergenceConstants(config: ResolvedConfig): Record<string, number> {
   const spec = DIVERGENCES[config.divergence] as DivergenceSpec | undefined;
   if (!spec) throw new Error(`unknown divergence '${String(config.divergence)}'`);
   if (!spec.kernel) throw new Error(`divergence '${spec.name}' has no fused kernel`);
   return { DIVERGENCE: spec.kernel.id, ...spec.kernel.constants(config) };
-}
-
-/**
- * The options other than the divergence that the fused kernels implement. The kernel side sets
- * these to true as it adds them; until then {@link fusedSupports} routes such configs to the
- * composed path.
- */
-export const FUSED_OPTIONS = {
-  ignoreIndex: true,
-  returnComponents: true,
-  /**
-   * −Infinity logits (masks, padded vocabularies) with every divergence: data, not config, so
-   * never a routing decision; the kernels implement them as the reference does
-   * (shaders/distill_common.wgsl, shaders/distill_divergence.wgsl).
-   */
-  masks: true,
-} as const;
-
-/**
- * null when the fused WGSL kernels can run this config, else why not (for a message or a
- * routing decision): configs they cannot run go to the exact composition (src/composed.ts).
- * Data-dependent cases (−Infinity masks, rank > 2) are not decided here: the kernels run both.
- */
-export function fusedSupports(config: ResolvedConfig): string | null {
-  const spec = divergenceOf(config);
-  if (!spec.kernel) return `divergence '${spec.name}' has no fused kernel yet`;
-  if (config.hasIgnoreIndex && !FUSED_OPTIONS.ignoreIndex) {
-    return 'ignoreIndex has no fused kernel yet';
-  }
-  if (config.returnComponents && !FUSED_OPTIONS.returnComponents) {
-    return 'returnComponents has no fused kernel yet';
-  }
-  return null;
 }

@@ -2,55 +2,47 @@
  * tfjs-fused-distill: the knowledge-distillation loss and its gradient as fused WGSL kernels
  * on TensorFlow.js' WebGPU backend. Importing this module registers the kernels and their
  * gradient; it touches no `window` or `document`, so it imports cleanly in Node and browsers.
+ * The float64 references and the numerics suite are in `tfjs-fused-distill/validation`.
  */
 import { registerFusedDistillation } from './kernels/register.js';
 
 registerFusedDistillation();
 
-export { distillationLoss, type RowLosses } from './op.js';
+// The losses
+export { distillationLoss, type DistillationLossComponents, type RowLosses } from './op.js';
 export { stockDistillationLoss, KERAS_EPSILON } from './stock.js';
-export {
-  referenceSparseDistillationLoss,
-  type SparseReferenceInput,
-  type SparseReferenceResult,
-} from './reference-sparse.js';
-export {
-  referenceDistillationLoss,
-  type ReferenceInput,
-  type ReferenceResult,
-} from './reference.js';
+export { topKTeacher } from './topk.js';
+export { isSparseTeacher, type SparseTeacher } from './sparse-teacher.js';
+
+// Their configuration and defaults
 export {
   DEFAULT_CONFIG,
   DEFAULT_JSD_BETA,
-  TESTED_TEMPERATURE_RANGE,
+  DIVERGENCE_NAMES,
   type DistillationLossConfig,
   type Divergence,
   type Reduction,
-  type ResolvedConfig,
+  type StockDistillationLossConfig,
 } from './config.js';
-export {
-  DIVERGENCES,
-  fusedSupports,
-  type DivergenceParameter,
-  type DivergenceRow64,
-  type DivergenceSpec,
-  type TemperedRow64,
-} from './divergences.js';
-export { type DistillationLossComponents } from './composed.js';
+
+// Limits
+export { TESTED_TEMPERATURE_RANGE } from './config.js';
+export { MAX_CLASSES } from './validate.js';
+export { MAX_TOP_K } from './sparse-teacher.js';
+
+// Training
 export {
   Distiller,
   type DistillerCallbacks,
   type DistillerEvaluation,
   type DistillerFitArgs,
+  type DistillerGradients,
   type DistillerHistory,
   type DistillerOptions,
-  type GradientsResult,
-  type StepOptions,
-  type StepResult,
-  type TeacherLogitsMode,
+  type DistillerStepOptions,
+  type DistillerStepResult,
+  type DistillerTeacherLogits,
 } from './distiller.js';
-export { MAX_CLASSES } from './validate.js';
-export { MAX_TOP_K, isSparseTeacher, type SparseTeacher } from './sparse-teacher.js';
-export { topKTeacher } from './topk.js';
-export { choosePlan, type DistillPlan } from './kernels/plan.js';
-export { FUSED_DISTILLATION_LOSS, FUSED_DISTILLATION_LOSS_GRAD } from './kernels/names.js';
+
+// Which plan the kernels take on an adapter (software rasterisers vs hardware GPUs)
+export { classifyAdapter, type AdapterClass, type AdapterInfoLike } from './kernels/plan.js';

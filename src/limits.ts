@@ -8,25 +8,6 @@ import { deviceLimit, maxStorageBufferBindingSize } from './tfjs_internals.js';
 import type { CheckedShapes } from './validate.js';
 
 /**
- * The composition on WebGPU is made of tfjs' own programs, which bind whole tensors: past
- * maxStorageBufferBindingSize a binding fails validation and tfjs returns zeros without an
- * error. A loss must never be silently wrong, so such inputs are refused here, before anything
- * is dispatched, with the reason they are not fused.
- */
-export function checkCompositionFits(shapes: CheckedShapes, unfused: string, op: string): void {
-  const bytes = shapes.batch * shapes.classes * 4;
-  const limit = maxStorageBufferBindingSize();
-  if (bytes > limit) {
-    throw new RangeError(
-      `${op}: inputs of shape [${[...shapes.leadingShape, shapes.classes].join(', ')}] need ` +
-        `${bytes}-byte buffers, more than this adapter's maxStorageBufferBindingSize (${limit}); ` +
-        `this config runs on the stock-op composition (${unfused}), which cannot split them. ` +
-        'Split the rows, or use a config the fused kernels run (fusedSupports(config) === null)',
-    );
-  }
-}
-
-/**
  * What the device must allow, checked before anything is dispatched (a RangeError that says
  * which limit and by how much). Inputs larger than one storage binding are split into row
  * chunks (src/kernels/plan.ts, rowChunks), so the binding limit constrains only a single row

@@ -4,17 +4,25 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { checkConfigForLabels, resolveConfig, type DistillationLossConfig } from './config.js';
-import { composedDistillationLoss, composedDistillationLossComponents } from './composed.js';
-import { fusedSupports } from './divergences.js';
+import {
+  composedDistillationLoss,
+  composedDistillationLossComponents,
+  type DistillationLossComponents,
+} from './composed.js';
 import { FUSED_DISTILLATION_LOSS, type DistillAttrs } from './kernels/names.js';
 import { runFusedForward } from './kernels/run.js';
 import { activeTape } from './tfjs_internals.js';
-import { checkCompositionFits, checkDeviceLimits } from './limits.js';
+import { checkDeviceLimits } from './limits.js';
 import { isSparseTeacher, type SparseTeacher } from './sparse-teacher.js';
 import { sparseDistillationLoss } from './sparse-op.js';
 import { checkInputs, MAX_CLASSES } from './validate.js';
 
 export type { DistillationLossComponents } from './composed.js';
+
+/** A config that asks for `{ loss, hardLoss, softLoss }`. */
+type ComponentsConfig = DistillationLossConfig & { returnComponents: true };
+/** A config that asks for the loss alone (the default). */
+type LossOnlyConfig = DistillationLossConfig & { returnComponents?: false };
 
 /**
  * The per-row losses of 'none' for student logits of type S: the leading shape, `tf.Tensor1D`
@@ -65,7 +73,7 @@ function gradientsToWrite(teacherLogits: tf.Tensor): DistillAttrs['writeGradient
  *   −Infinity logits); or a sparse (top-K) teacher `{ indices, logProbs }`, int32 and float32
  *   `[..., K]`: the teacher's K most likely ids and their log-probabilities at temperature 1
  *   (src/sparse-teacher.ts; forward KL only; a constant, no gradient flows into it).
- * @param config `{alpha = 0.1, temperature = 10, temperatureSquared = true, reduction = 'mean'}`.
+ * @param config {@link DistillationLossConfig}; defaults in {@link DEFAULT_CONFIG}.
  * @returns a scalar for 'mean' / 'sum', the per-row losses in the leading shape for 'none'
  *   (typed by the student's rank: {@link RowLosses}).
  *   With `returnComponents: true`, `{ loss, hardLoss, softLoss }` (DistillationLossComponents):
@@ -77,26 +85,44 @@ export function distillationLoss(
   labels: tf.Tensor,
   studentLogits: tf.Tensor,
   teacher: tf.Tensor | SparseTeacher,
-  config?: DistillationLossConfig & { reduction?: 'mean' | 'sum' },
+  config: ComponentsConfig & { reduction?: 'mean' | 'sum' },
+): DistillationLossComponents<tf.Scalar>;
+export function distillationLoss<S extends tf.Tensor>(
+  labels: tf.Tensor,
+  studentLogits: S,
+  teacher: tf.Tensor | SparseTeacher,
+  config: ComponentsConfig & { reduction: 'none' },
+): DistillationLossComponents<RowLosses<S>>;
+export function distillationLoss(
+  labels: tf.Tensor,
+  studentLogits: tf.Tensor,
+  teacher: tf.Tensor | SparseTeacher,
+  config?: LossOnlyConfig & { reduction?: 'mean' | 'sum' },
 ): tf.Scalar;
 export function distillationLoss<S extends tf.Tensor>(
   labels: tf.Tensor,
   studentLogits: S,
   teacher: tf.Tensor | SparseTeacher,
-  config: DistillationLossConfig & { reduction: 'none' },
+  config: LossOnlyConfig & { reduction: 'none' },
 ): RowLosses<S>;
 export function distillationLoss(
   labels: tf.Tensor,
   studentLogits: tf.Tensor,
   teacher: tf.Tensor | SparseTeacher,
-  config?: DistillationLossConfig,
+  config?: LossOnlyConfig,
 ): tf.Tensor;
 export function distillationLoss(
   labels: tf.Tensor,
   studentLogits: tf.Tensor,
   teacher: tf.Tensor | SparseTeacher,
   config?: DistillationLossConfig,
-): tf.Tensor {
+): tf.Tensor | DistillationLossComponents;
+export function distillationLoss(
+  labels: tf.Tensor,
+  studentLogits: tf.Tensor,
+  teacher: tf.Tensor | SparseTeacher,
+  config?: DistillationLossConfig,
+): tf.Tensor | DistillationLossComponents {
   if (isSparseTeacher(teacher)) {
     return sparseDistillationLoss(labels, studentLogits, teacher, config);
   }
@@ -105,22 +131,10 @@ export function distillationLoss(
   const shapes = checkInputs(labels, studentLogits, teacherLogits, op, MAX_CLASSES);
   const cfg = resolveConfig(config, op);
   checkConfigForLabels(cfg, shapes.labelKind, op);
-  const backendName = tf.getBackend();
-  const unfused = tf.getKernel(FUSED_DISTILLATION_LOSS, backendName) ? fusedSupports(cfg) : null;
-  if (!tf.getKernel(FUSED_DISTILLATION_LOSS, backendName) || unfused !== null) {
-    if (unfused !== null) checkCompositionFits(shapes, unfused, op);
-    // The exact composition (src/composed.ts) takes [..., C] rows itself.
-    // returnComponents: `{ loss, hardLoss, softLoss }` at run time. The overloads above are
-    // unchanged (stockDistillationLoss must stay assignable to `typeof distillationLoss`):
-    // callers cast, until both ops' signatures gain the components overload together.
+  if (!tf.getKernel(FUSED_DISTILLATION_LOSS, tf.getBackend())) {
+    // Backends without the kernels: the exact composition (src/composed.ts), [..., C] rows.
     return cfg.returnComponents
-      ? (composedDistillationLossComponents(
-          labels,
-          studentLogits,
-          teacherLogits,
-          shapes,
-          cfg,
-        ) as unknown as tf.Tensor)
+      ? composedDistillationLossComponents(labels, studentLogits, teacherLogits, shapes, cfg)
       : composedDistillationLoss(labels, studentLogits, teacherLogits, shapes, cfg);
   }
   checkDeviceLimits(shapes, op);

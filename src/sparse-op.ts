@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { checkConfigForLabels, resolveConfig, type DistillationLossConfig } from './config.js';
 import { composedSparseDistillationLoss } from './composed-sparse.js';
+import type { DistillationLossComponents } from './composed.js';
 import { FUSED_SPARSE_DISTILLATION_LOSS, type DistillAttrs } from './kernels/names.js';
 import { runFusedForward } from './kernels/run.js';
 import { checkDeviceLimits } from './limits.js';
@@ -19,7 +20,7 @@ export function sparseDistillationLoss(
   studentLogits: tf.Tensor,
   teacher: SparseTeacher,
   config: DistillationLossConfig | undefined,
-): tf.Tensor {
+): tf.Tensor | DistillationLossComponents {
   const op = 'distillationLoss';
   const shapes = checkInputs(labels, studentLogits, null, op, MAX_CLASSES);
   const { topK } = checkSparseTeacher(teacher, studentLogits.shape, op);

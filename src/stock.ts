@@ -20,7 +20,7 @@ import {
   klFactor,
   resolveConfig,
   type DistillationLossConfig,
-  type ResolvedConfig,
+  type StockDistillationLossConfig,
 } from './config.js';
 import { oneHotFloat } from './composed.js';
 import type { RowLosses } from './op.js';
@@ -42,32 +42,32 @@ export function stockDistillationLoss(
   labels: tf.Tensor,
   studentLogits: tf.Tensor,
   teacher: tf.Tensor | SparseTeacher,
-  config?: DistillationLossConfig & { reduction?: 'mean' | 'sum' },
+  config?: StockDistillationLossConfig & { reduction?: 'mean' | 'sum' },
 ): tf.Scalar;
 export function stockDistillationLoss<S extends tf.Tensor>(
   labels: tf.Tensor,
   studentLogits: S,
   teacher: tf.Tensor | SparseTeacher,
-  config: DistillationLossConfig & { reduction: 'none' },
+  config: StockDistillationLossConfig & { reduction: 'none' },
 ): RowLosses<S>;
 export function stockDistillationLoss(
   labels: tf.Tensor,
   studentLogits: tf.Tensor,
   teacher: tf.Tensor | SparseTeacher,
-  config?: DistillationLossConfig,
+  config?: StockDistillationLossConfig,
 ): tf.Tensor;
 export function stockDistillationLoss(
   labels: tf.Tensor,
   studentLogits: tf.Tensor,
   teacher: tf.Tensor | SparseTeacher,
-  config?: DistillationLossConfig,
+  config?: StockDistillationLossConfig,
 ): tf.Tensor {
   const op = 'stockDistillationLoss';
   const sparse = isSparseTeacher(teacher);
   const shapes = checkInputs(labels, studentLogits, sparse ? null : teacher, op);
   if (sparse) checkSparseTeacher(teacher, studentLogits.shape, op);
+  checkKerasOptions(config, op);
   const cfg = resolveConfig(config, op);
-  checkKerasOptions(cfg, op);
   return tf.tidy(() => {
     const dense = shapes.labelKind === 'index' ? oneHotFloat(labels, shapes.classes) : labels;
     const ce = tf.losses.softmaxCrossEntropy(
@@ -92,21 +92,27 @@ export function stockDistillationLoss(
 }
 
 /**
- * The Keras formula has forward KL, every row counted and one loss tensor: the options that ask
- * for anything else are refused by name rather than ignored (a baseline that silently computed
- * another loss than the one asked for would make every comparison with it wrong).
+ * The Keras formula has forward KL, every row counted and one loss tensor. The config type
+ * admits nothing else; a caller past the types (plain JavaScript, a cast) who asks for more
+ * gets it refused by name rather than ignored (a baseline that silently computed another loss
+ * would make every comparison with it wrong). Unknown fields are resolveConfig's to refuse.
  */
-function checkKerasOptions(cfg: ResolvedConfig, op: string): void {
+function checkKerasOptions(config: StockDistillationLossConfig | undefined, op: string): void {
+  if (config === null || typeof config !== 'object') return; // resolveConfig says why
   const refuse = (what: string) =>
     new Error(
       `${op}: ${what} is not part of the Keras formula this baseline composes ` +
         '(forward KL, every row counted, one loss tensor); distillationLoss computes it',
     );
-  if (cfg.divergence !== 'forward-kl') {
-    throw refuse(`config.divergence '${cfg.divergence}'`);
+  const { divergence, beta, ignoreIndex, returnComponents } = config as DistillationLossConfig;
+  if (divergence !== undefined && divergence !== 'forward-kl') {
+    throw refuse(`config.divergence '${String(divergence)}'`);
   }
-  if (cfg.hasIgnoreIndex) throw refuse(`config.ignoreIndex (${cfg.ignoreIndex})`);
-  if (cfg.returnComponents) throw refuse('config.returnComponents');
+  if (beta !== undefined) throw refuse(`config.beta (${String(beta)})`);
+  if (ignoreIndex !== undefined) throw refuse(`config.ignoreIndex (${String(ignoreIndex)})`);
+  if (returnComponents !== undefined && returnComponents !== false) {
+    throw refuse('config.returnComponents');
+  }
 }
 
 /** Keras' KLDivergence(softmax(t / T), softmax(s / T)), both clipped to [1e-7, 1]: per row. */

@@ -16,7 +16,7 @@ import {
   type DistillationLossConfig,
 } from '../src/index.js';
 import { countDispatches } from '../bench/core/lib/dispatch-counter.js';
-import { mulberry32 } from '../bench/core/lib/random.js';
+import { mulberry32 } from '../src/validation/random.js';
 import { uncapturedGpuErrors, useCpu, useWebGPU } from './helpers/backend.js';
 import { expectClose } from './helpers/compare.js';
 

@@ -184,7 +184,7 @@ describe('forced small chunks (test-only binding limit): every adapter, both pla
     ['none', 'index', 'lazy', 'random'],
     ['mean', 'dense', 'none', 'random'],
   ];
-  for (const plan of ['cpu', 'gpu'] as const) {
+  for (const plan of ['software', 'hardware'] as const) {
     for (const [name, leading, classes, bindingLimit] of shapes) {
       test.each(variants)(
         `${plan} plan, ${name}: %s %s teacher=%s dy=%s`,
@@ -297,7 +297,7 @@ describe('real chunks past maxStorageBufferBindingSize', () => {
         labelKind,
         teacherGrad,
         upstream: reduction === 'none' ? 'random' : 'unit',
-        plan: 'cpu',
+        plan: 'software',
         seed: 99,
       });
     },
@@ -305,7 +305,7 @@ describe('real chunks past maxStorageBufferBindingSize', () => {
   );
 
   test('[3, 50, 32768] (rank 3, one chunk) on both plans', async () => {
-    for (const plan of ['cpu', 'gpu'] as const) {
+    for (const plan of ['software', 'hardware'] as const) {
       await checkChunked({
         ...base,
         batch: 150,

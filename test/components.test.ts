@@ -21,7 +21,7 @@ import {
   type AdapterClass,
 } from '../src/kernels/plan.js';
 import { countDispatches } from '../bench/core/lib/dispatch-counter.js';
-import { caseReferenceInput } from '../bench/core/numerics/cases.js';
+import { caseReferenceInput } from '../src/validation/cases.js';
 import { uncapturedGpuErrors, useWebGPU, withValidationScope } from './helpers/backend.js';
 import { makeInputs, tolerancesFor, type CaseInputs, type CaseSpec } from './helpers/cases.js';
 import { expectClose } from './helpers/compare.js';
@@ -216,7 +216,7 @@ function paddedAndIgnored(pad: number) {
 const reductions: Reduction[] = ['none', 'mean', 'sum'];
 
 describe('components vs the float64 reference', () => {
-  for (const plan of ['cpu', 'gpu'] as const) {
+  for (const plan of ['software', 'hardware'] as const) {
     test(`${plan} plan: every reduction, both label kinds, masks and ignored rows, gradients`, async () => {
       for (const reduction of reductions) {
         for (const labelKind of ['index', 'dense'] as const) {
@@ -329,7 +329,7 @@ describe('special rows: each component NaN / +Infinity / 0 as the reference has 
     inputs.teacher[6 * C + 1] = NaN;
     for (let c = 0; c < C; c++) inputs.teacher[7 * C + c] = -Infinity;
   };
-  for (const plan of ['cpu', 'gpu'] as const) {
+  for (const plan of ['software', 'hardware'] as const) {
     test(`${plan} plan: 'none' values and the components' gradients`, async () => {
       for (const alpha of [0.3, 0, 1]) {
         const spec: ComponentCase = {

@@ -1,7 +1,7 @@
 /**
  * Reverse KL and the JSD in the fused kernels (shaders/distill_divergence.wgsl), against the
  * float64 reference (src/reference.ts) element by element: values, ∂/∂student and ∂/∂teacher,
- * on both plans ('cpu': a thread per row; 'gpu': a workgroup per row for C > 64, its trees),
+ * on both plans ('software': a thread per row; 'hardware': a workgroup per row for C > 64, its trees),
  * with both label kinds, every reduction, returnComponents, ignoreIndex, −Infinity masks
  * (one-sided ones where the divergence stays finite, and where it is +Infinity), logits of rank
  * 3 and 4, row chunks forced past a small binding limit and real ones past lavapipe's 128 MiB
@@ -46,7 +46,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { countDispatches } from '../bench/core/lib/dispatch-counter.js';
-import { mulberry32 } from '../bench/core/lib/random.js';
+import { mulberry32 } from '../src/validation/random.js';
 import {
   distillationLoss,
   referenceDistillationLoss,
@@ -66,8 +66,8 @@ import {
 import { deviceLimit } from '../src/tfjs_internals.js';
 import { rowsOfShape, type ReferenceResult } from '../src/reference.js';
 import { uncapturedGpuErrors, useWebGPU, withValidationScope } from './helpers/backend.js';
-import { compareElements } from '../bench/core/numerics/compare.js';
-import { rowSumDepth, U } from '../bench/core/numerics/tolerance.js';
+import { compareElements } from '../src/validation/compare.js';
+import { rowSumDepth, U } from '../src/validation/tolerance.js';
 import { expectClose } from './helpers/compare.js';
 
 beforeAll(useWebGPU);
@@ -404,7 +404,7 @@ const SHAPES = [
 ];
 
 const cases: FusedCase[] = [];
-for (const plan of ['cpu', 'gpu'] as const) {
+for (const plan of ['software', 'hardware'] as const) {
   for (const d of FUSED_DIVS) {
     for (const T of [1, 4, 10, 1000]) {
       for (const reduction of ['mean', 'sum', 'none'] as Reduction[]) {
@@ -449,7 +449,7 @@ describe('reverse KL and the JSD in the fused kernels vs the float64 reference',
     // At large T, D ~ Var(s − t) / (2T²) is kept to its relative precision (k = T² magnifies
     // any cancellation); at small T the distributions are one-hot and D ~ |s − t| / T.
     let i = 0;
-    for (const plan of ['cpu', 'gpu'] as const) {
+    for (const plan of ['software', 'hardware'] as const) {
       for (const d of FUSED_DIVS.slice(0, 3)) {
         for (const T of [1e-4, 0.05, 1e4, 1e8]) {
           await fusedVsReference(
@@ -481,7 +481,7 @@ describe('reverse KL and the JSD in the fused kernels vs the float64 reference',
 
   test('tiny rows and batches: C = 1, 2, 3, 4 and B = 1, both plans', async () => {
     let i = 0;
-    for (const plan of ['cpu', 'gpu'] as const) {
+    for (const plan of ['software', 'hardware'] as const) {
       for (const d of FUSED_DIVS.slice(0, 2)) {
         for (const shape of [
           [5, 1],
@@ -513,7 +513,7 @@ describe('reverse KL and the JSD in the fused kernels vs the float64 reference',
     }
   });
 
-  for (const plan of ['cpu', 'gpu'] as const) {
+  for (const plan of ['software', 'hardware'] as const) {
     test(`${plan} plan: row chunks forced past a small binding limit, masks, ignored rows`, async () => {
       let i = 0;
       for (const d of FUSED_DIVS.slice(0, 2)) {
@@ -617,7 +617,7 @@ describe('reverse KL and the JSD in the fused kernels vs the float64 reference',
           masks: 'finite',
           ignore: true,
           components: false,
-          plan: 'cpu',
+          plan: 'software',
           teacher,
           upstream: reduction === 'none' ? 'random' : 'unit',
         },
@@ -644,7 +644,7 @@ describe('reverse KL and the JSD in the fused kernels vs the float64 reference',
         masks: 'none',
         ignore: false,
         components: false,
-        plan: 'cpu',
+        plan: 'software',
         teacher: 'tape',
         upstream: 'unit',
       },
@@ -656,7 +656,7 @@ describe('reverse KL and the JSD in the fused kernels vs the float64 reference',
     x.t.fill(-Infinity, 3 * C, 4 * C);
     x.s[4 * C + 2] = NaN;
     x.labels.set([0, 0, 0, 0, -100, 1]);
-    for (const plan of ['cpu', 'gpu'] as const) {
+    for (const plan of ['software', 'hardware'] as const) {
       for (const d of FUSED_DIVS.slice(0, 2)) {
         for (const alpha of [0, 0.5, 1]) {
           for (const teacher of ['tape', 'lazy'] as const) {

@@ -21,7 +21,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { mulberry32 } from '../bench/core/lib/random.js';
+import { mulberry32 } from '../src/validation/random.js';
 import { composedDistillationLoss, composedDistillationLossComponents } from '../src/composed.js';
 import {
   resolveConfig,

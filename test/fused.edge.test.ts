@@ -10,7 +10,7 @@ import {
   FUSED_DISTILLATION_LOSS_GRAD,
 } from '../src/index.js';
 import { overrideAdapterClassForTesting } from '../src/kernels/plan.js';
-import { edgeCases, largestCases, type EdgeKind } from '../bench/core/numerics/suite.js';
+import { edgeCases, largestCases, type EdgeKind } from '../src/validation/suite.js';
 import { uncapturedGpuErrors, useWebGPU, withValidationScope } from './helpers/backend.js';
 import {
   adapterOf,
@@ -37,7 +37,7 @@ const base: CaseSpec = {
   teacherGrad: 'tape',
   upstream: 'random',
 };
-const plans = ['cpu', 'gpu'] as const;
+const plans = ['software', 'hardware'] as const;
 
 /** What some edge cases check beyond the comparison with the reference. */
 const beyondTheReference: Partial<Record<EdgeKind, (spec: CaseSpec) => Promise<void>>> = {

@@ -6,7 +6,7 @@
  * bench/core/numerics/tolerance.ts.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { gpuPlanGridCases, gridCases } from '../bench/core/numerics/suite.js';
+import { gpuPlanGridCases, gridCases } from '../src/validation/suite.js';
 import { uncapturedGpuErrors, useWebGPU } from './helpers/backend.js';
 import { checkCase } from './helpers/cases.js';
 
@@ -20,7 +20,7 @@ describe('fused vs float64 reference (adapter plan)', () => {
   });
 });
 
-describe("fused vs float64 reference ('gpu' plan: workgroup per row, shared-memory trees)", () => {
+describe("fused vs float64 reference ('hardware' plan: workgroup per row, shared-memory trees)", () => {
   // The hardware plan, forced on the software adapter so that CI proves it too (of the
   // 300 × 32768 cases, T = 10 only).
   test.each(gpuPlanGridCases().map((c) => [c.name, c.spec] as const))('%s', async (_name, spec) => {

@@ -123,7 +123,7 @@ describe('ignored rows add nothing and are not counted', () => {
     ['sum', 'tape', 'random'],
     ['none', 'lazy', 'random'],
   ];
-  for (const plan of ['cpu', 'gpu'] as const) {
+  for (const plan of ['software', 'hardware'] as const) {
     for (const [batch, classes] of shapes) {
       test.each(variants)(
         `${plan} plan, [${batch}, ${classes}]: %s teacher=%s dy=%s`,
@@ -144,7 +144,7 @@ describe('ignored rows add nothing and are not counted', () => {
     }
   }
 
-  test.each(['cpu', 'gpu'] as const)(
+  test.each(['software', 'hardware'] as const)(
     '%s plan: every row ignored: mean 0 with zero gradients',
     async (plan) => {
       for (const [batch, classes] of [
@@ -171,12 +171,12 @@ describe('ignored rows add nothing and are not counted', () => {
       classes: 4096,
       reduction: 'mean',
       teacherGrad: 'tape',
-      plan: 'gpu',
+      plan: 'hardware',
       ignored: (b) => b % 5 === 2,
     });
   });
 
-  test.each(['cpu', 'gpu'] as const)(
+  test.each(['software', 'hardware'] as const)(
     '%s plan: forced small row chunks, the count spans them',
     async (plan) => {
       overrideBindingLimitForTesting(4096);

@@ -180,7 +180,7 @@ function paddedAndOneSided(pad: number) {
 const base = { temperature: 4, alpha: 0.3, seed: 5 } as const;
 
 describe('−Infinity masks in the fused kernels match the reference', () => {
-  for (const plan of ['cpu', 'gpu'] as const) {
+  for (const plan of ['software', 'hardware'] as const) {
     test(`${plan} plan: padded vocabulary 10 → 16, every reduction, both label kinds`, async () => {
       for (const labelKind of ['index', 'dense'] as const) {
         for (const reduction of ['none', 'mean', 'sum'] as Reduction[]) {

@@ -10,7 +10,7 @@
  * named cases).
  */
 import { describe, expect, test } from 'vitest';
-import * as numerics from '../bench/core/numerics/index.js';
+import * as numerics from '../src/validation/index.js';
 import {
   DIVERGENCE_FAMILY,
   DIVERGENCE_TEMPERATURES,
@@ -19,7 +19,7 @@ import {
   sharedCases,
   validationSuite,
   type NamedCase,
-} from '../bench/core/numerics/suite.js';
+} from '../src/validation/suite.js';
 import { choosePlan } from '../src/kernels/plan.js';
 import { useCheckedWebGPU } from './helpers/checked-webgpu.js';
 import { expectReportPasses } from './helpers/cases.js';
@@ -39,7 +39,7 @@ describe('the divergence family', () => {
     for (const d of DIVERGENCE_FAMILY) {
       const name = d.divergence === 'jsd' ? `jsd β=${d.beta}` : d.divergence;
       for (const T of DIVERGENCE_TEMPERATURES) {
-        for (const plan of ['cpu', 'gpu'] as const) {
+        for (const plan of ['software', 'hardware'] as const) {
           expect(
             has(
               (c) =>
@@ -53,7 +53,7 @@ describe('the divergence family', () => {
       const split = (c: NamedCase) =>
         choosePlan(c.spec.batch, c.spec.classes, c.spec.reduction !== 'none', c.spec.plan).tileCols;
       const mine = cases.filter((c) => divergenceName(c.spec) === name);
-      expect(new Set(mine.filter((c) => c.spec.plan === 'gpu').map((c) => split(c) > 1))).toEqual(
+      expect(new Set(mine.filter((c) => c.spec.plan === 'hardware').map((c) => split(c) > 1))).toEqual(
         new Set([false, true]),
       );
       expect(new Set(mine.map((c) => c.spec.masks ?? 'none'))).toEqual(
@@ -89,7 +89,7 @@ describe('the divergence family', () => {
     const c = cases[0]!;
     const spec = { ...c.spec, divergence: undefined, masks: 'both' as const };
     const inputs = numerics.makeInputs(spec);
-    expect(() => numerics.tolerancesFor(spec, inputs, null, 'cpu')).toThrow(
+    expect(() => numerics.tolerancesFor(spec, inputs, null, 'software')).toThrow(
       /masks have derived tolerances for 'reverse-kl' and 'jsd' only/,
     );
   });

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, test } from 'vitest';
-import * as numerics from '../bench/core/numerics/index.js';
+import * as numerics from '../src/validation/index.js';
 import {
   COVERAGE_AXES,
   EXTREME_TEMPERATURES,
@@ -21,8 +21,8 @@ import {
   sharedCases,
   validationSuite,
   type NamedCase,
-} from '../bench/core/numerics/suite.js';
-import { rowBounds } from '../bench/core/numerics/tolerance.js';
+} from '../src/validation/suite.js';
+import { rowBounds } from '../src/validation/tolerance.js';
 import { MAX_CLASSES } from '../src/index.js';
 import { useWebGPU } from './helpers/backend.js';
 import { useCheckedWebGPU } from './helpers/checked-webgpu.js';
@@ -166,7 +166,7 @@ describe('the quick suite', () => {
       ['labelKind', GRID_LABEL_KINDS],
       ['teacherGrad', ['none', 'tape', 'lazy']],
       ['upstream', ['unit', 'random']],
-      ['plan', ['adapter', 'cpu', 'gpu']],
+      ['plan', ['adapter', 'software', 'hardware']],
       ['divergence', ['forward-kl', 'reverse-kl', 'jsd β=0.5', 'jsd β=0.2']],
       ['masks', ['none', 'both', 'one-sided', 'infinite']],
       ['ignoreIndex', ['no', 'yes']],

@@ -13,7 +13,7 @@ import { referenceDistillationLoss, stockDistillationLoss, type Reduction } from
 import { composedDistillationLoss } from '../src/composed.js';
 import { resolveConfig } from '../src/config.js';
 import { checkInputs } from '../src/validate.js';
-import { mulberry32 } from '../bench/core/lib/random.js';
+import { mulberry32 } from '../src/validation/random.js';
 import { useCpu } from './helpers/backend.js';
 import { expectClose } from './helpers/compare.js';
 

@@ -21,7 +21,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers'; // registers the stock ops' gradients (sum, addN, mul in the checks)
 import { afterAll, afterEach, describe, expect, test } from 'vitest';
 import { countDispatches } from '../bench/core/lib/dispatch-counter.js';
-import { mulberry32 } from '../bench/core/lib/random.js';
+import { mulberry32 } from '../src/validation/random.js';
 import {
   distillationLoss,
   stockDistillationLoss,
@@ -176,7 +176,7 @@ const CASES: Case[] = [
 ];
 
 describe('fused sparse teacher (webgpu) against the composition (cpu)', () => {
-  for (const plan of ['gpu', 'cpu'] as AdapterClass[]) {
+  for (const plan of ['hardware', 'software'] as AdapterClass[]) {
     for (const [i, c] of CASES.entries()) {
       test(`${plan} plan: [${c.leading}, ${c.classes}] K=${c.topK} ${c.labels ?? 'index'} ${JSON.stringify(c.config)}${c.special ? ' padding/duplicates/−∞' : ''}`, async () => {
         const x = makeInputs(c, 11 + i);
@@ -198,7 +198,7 @@ describe('fused sparse teacher (webgpu) against the composition (cpu)', () => {
     await useCpu();
     const want = await run(c, x);
     await useWebGPU();
-    overrideAdapterClassForTesting(() => 'gpu');
+    overrideAdapterClassForTesting(() => 'hardware');
     expectAgree(await run(c, x), want, (v) => 1e-4 * (1 + Math.abs(v)));
   });
 
@@ -208,7 +208,7 @@ describe('fused sparse teacher (webgpu) against the composition (cpu)', () => {
     await useCpu();
     const want = await run(c, x);
     await useWebGPU();
-    for (const plan of ['gpu', 'cpu'] as AdapterClass[]) {
+    for (const plan of ['hardware', 'software'] as AdapterClass[]) {
       overrideAdapterClassForTesting(() => plan);
       overrideBindingLimitForTesting(4096);
       expectAgree(await run(c, x), want, (v) => 1e-4 * (1 + Math.abs(v)));

@@ -18,7 +18,7 @@
  * - Closed forms: the same float64 expression by hand, ≤ 1e-13 · (1 + |x|).
  */
 import { describe, expect, test } from 'vitest';
-import { mulberry32 } from '../bench/core/lib/random.js';
+import { mulberry32 } from '../src/validation/random.js';
 import type { DistillationLossConfig, Reduction } from '../src/config.js';
 import { referenceDistillationLoss } from '../src/reference.js';
 import {

@@ -1,13 +1,13 @@
 /**
  * The fused op with a sparse (top-K) teacher `{ indices, logProbs }` (shaders/distill_sparse.wgsl)
  * against the float64 reference (src/reference-sparse.ts), element by element: the loss value
- * (and its components) and the student's gradient, on both plans ('gpu': a workgroup per row
- * with shared-memory trees; 'cpu': a thread per row), over K ∈ {1, 5, 32, 256}, C up to 262,144,
+ * (and its components) and the student's gradient, on both plans ('hardware': a workgroup per row
+ * with shared-memory trees; 'software': a thread per row), over K ∈ {1, 5, 32, 256}, C up to 262,144,
  * T ∈ {0.5, 1, 4, 10}, α ∈ {0, 0.1, 1}, every reduction and both label kinds; then the special
  * entries and rows of src/sparse-teacher.ts, ignoreIndex, rank-3 inputs, row chunks past the
- * binding limit, K = C against the dense fused op ('cpu' plan), the components' own gradients,
+ * binding limit, K = C against the dense fused op ('software' plan), the components' own gradients,
  * the numerics suite's top-K family, the stock-op composition that other backends run
- * (src/composed-sparse.ts, on tfjs' cpu backend), leaks, and the named errors of bad inputs. Which combinations run on the 'gpu' plan is chosen for CI time (see "CI time"
+ * (src/composed-sparse.ts, on tfjs' cpu backend), leaks, and the named errors of bad inputs. Which combinations run on the 'hardware' plan is chosen for CI time (see "CI time"
  * below: every combination of the kernel's overrides is a pipeline compiled on lavapipe).
  *
  * Tolerances: derived per element for the kernel's own forms (float32 WGSL vs float64 truth)
@@ -44,16 +44,16 @@ import {
   referenceSparseDistillationLoss,
   type SparseReferenceResult,
 } from '../src/reference-sparse.js';
-import { mulberry32 } from '../bench/core/lib/random.js';
+import { mulberry32 } from '../src/validation/random.js';
 import { countDispatches } from '../bench/core/lib/dispatch-counter.js';
 import {
   sparseEntries,
   sparseTolerances,
   type SparseTolerances,
-} from '../bench/core/numerics/tolerance-sparse.js';
+} from '../src/validation/tolerance-sparse.js';
 import { uncapturedGpuErrors, useCpu, useWebGPU, withValidationScope } from './helpers/backend.js';
 import { checkCase, evaluateCase, tolerancesFor } from './helpers/cases.js';
-import { sparseCases } from '../bench/core/numerics/suite.js';
+import { sparseCases } from '../src/validation/suite.js';
 import { expectClose } from './helpers/compare.js';
 
 beforeAll(useWebGPU);
@@ -293,12 +293,12 @@ async function checkSparse(c: SparseCase): Promise<{ fused: Fused; ref: SparseRe
 //
 // CI time. Every combination of the kernel's WGSL overrides (K, label kind, plan, C's tiling,
 // the in-workgroup batch reduction, ignoreIndex, …) is its own pipeline, and on lavapipe with a
-// cold shader cache a 'gpu'-plan pipeline (256 invocations per workgroup) takes ~3–15 s to
-// compile, a 'cpu'-plan one ~1–3 s. So the 'gpu' plan runs four pipelines in all, each with a
+// cold shader cache a 'hardware'-plan pipeline (256 invocations per workgroup) takes ~3–15 s to
+// compile, a 'software'-plan one ~1–3 s. So the 'hardware' plan runs four pipelines in all, each with a
 // workgroup of 256 per row (C ≥ 4096) and rows enough that the batch is reduced across
 // workgroups (B · C > 2¹⁸): K = 1 (index labels) and K = 256 (dense labels) in the grid, K = 32
 // with index labels (the grid, special entries, components, rank 3), and K = 32 with
-// ignoreIndex. The 'cpu' plan takes every other combination (the in-workgroup reduction
+// ignoreIndex. The 'software' plan takes every other combination (the in-workgroup reduction
 // included: the same WGSL with a workgroup of 64).
 
 const GRID_K = [1, 5, 32, 256] as const;
@@ -312,7 +312,7 @@ const GRID_C: readonly [number, number][] = [
 const GRID_T = [0.5, 1, 4, 10] as const;
 const ALPHAS = [0, 0.1, 1] as const;
 const REDUCTIONS: readonly Reduction[] = ['mean', 'sum', 'none'];
-/** The label kind of each K on the 'gpu' plan (the 'cpu' plan takes the other one); none for K = 5. */
+/** The label kind of each K on the 'hardware' plan (the 'software' plan takes the other one); none for K = 5. */
 const GPU_LABELS = ['index', null, 'index', 'dense'] as const;
 
 function gridCases(): [string, SparseCase][] {
@@ -322,11 +322,11 @@ function gridCases(): [string, SparseCase][] {
       const i = cases.length;
       const [classes, rows] = GRID_C[(ki + ti) % GRID_C.length]!;
       const gpuLabels = GPU_LABELS[ki]!;
-      const plan: AdapterClass = (ki + ti) % 2 === 1 && gpuLabels !== null ? 'gpu' : 'cpu';
+      const plan: AdapterClass = (ki + ti) % 2 === 1 && gpuLabels !== null ? 'hardware' : 'software';
       const labelKind =
         gpuLabels === null
           ? (['index', 'dense'] as const)[ti % 2]!
-          : plan === 'gpu'
+          : plan === 'hardware'
             ? gpuLabels
             : gpuLabels === 'index'
               ? 'dense'
@@ -363,15 +363,15 @@ describe('fused sparse teacher vs float64 reference: K × T grid, both plans', (
       expect(new Set(mine.map((c) => c.labelKind))).toEqual(new Set(['index', 'dense']));
       expect(new Set(mine.map((c) => c.classes)).size).toBe(GRID_C.length);
       expect(new Set(mine.map((c) => c.temperature)).size).toBe(GRID_T.length);
-      if (K !== 5) expect(new Set(mine.map((c) => c.plan))).toEqual(new Set(['cpu', 'gpu']));
+      if (K !== 5) expect(new Set(mine.map((c) => c.plan))).toEqual(new Set(['software', 'hardware']));
     }
     for (const T of GRID_T) {
       expect(new Set(cases.filter((c) => c.temperature === T).map((c) => c.plan)).size).toBe(2);
     }
-    // the 'gpu' plan's cases: a workgroup per row, the batch reduced across workgroups
-    for (const c of cases.filter((x) => x.plan === 'gpu')) {
+    // the 'hardware' plan's cases: a workgroup per row, the batch reduced across workgroups
+    for (const c of cases.filter((x) => x.plan === 'hardware')) {
       expect(c.classes * rowsOf(c)).toBeGreaterThan(2 ** 18);
-      expect(choosePlan(rowsOf(c), c.classes, true, 'gpu').tileCols).toBe(256);
+      expect(choosePlan(rowsOf(c), c.classes, true, 'hardware').tileCols).toBe(256);
     }
   });
 
@@ -501,14 +501,14 @@ describe('special entries and rows, both plans', () => {
   const cases: [string, SparseCase, (typeof SPECIALS)[number][2]][] = [];
   SPECIALS.forEach(([name, mutate, expectRef], si) => {
     for (const [classes, topK, plans] of [
-      [10, 5, ['cpu']],
-      [4096, 32, ['cpu']],
-      // (the 'gpu' plan: index labels, the batch reduced across workgroups; see "CI time")
-      [65_536, 32, ['gpu']],
+      [10, 5, ['software']],
+      [4096, 32, ['software']],
+      // (the 'hardware' plan: index labels, the batch reduced across workgroups; see "CI time")
+      [65_536, 32, ['hardware']],
     ] as const) {
       for (const plan of plans) {
         const i = cases.length;
-        const labelKind = plan === 'gpu' ? 'index' : i % 4 < 2 ? 'dense' : 'index';
+        const labelKind = plan === 'hardware' ? 'index' : i % 4 < 2 ? 'dense' : 'index';
         const c: SparseCase = {
           leading: [6],
           classes,
@@ -550,13 +550,13 @@ describe('ignoreIndex: ignored rows add nothing (whatever their entries hold) an
     x.student[3 * c.classes + 1] = NaN;
   };
   for (const reduction of REDUCTIONS) {
-    // 'cpu' plan: the batch reduced in the workgroup (7 · 300 ≤ 2¹⁸; 'mean' and 'sum' only);
-    // 'gpu' plan: a workgroup per row (C = 65536, the batch reduced across workgroups)
+    // 'software' plan: the batch reduced in the workgroup (7 · 300 ≤ 2¹⁸; 'mean' and 'sum' only);
+    // 'hardware' plan: a workgroup per row (C = 65536, the batch reduced across workgroups)
     for (const [plan, classes, topK] of [
-      ['cpu', 300, 16],
-      ['gpu', 65_536, 32],
+      ['software', 300, 16],
+      ['hardware', 65_536, 32],
     ] as const) {
-      if (plan === 'cpu' && reduction === 'none') continue; // the 'gpu' plan's pipeline: CI time
+      if (plan === 'software' && reduction === 'none') continue; // the 'hardware' plan's pipeline: CI time
       cases.push([
         `${reduction} ${plan} plan C=${classes} K=${topK}`,
         {
@@ -577,10 +577,10 @@ describe('ignoreIndex: ignored rows add nothing (whatever their entries hold) an
       ]);
     }
     for (const [plan, classes, topK] of [
-      ['cpu', 300, 16],
-      ['gpu', 65_536, 32],
+      ['software', 300, 16],
+      ['hardware', 65_536, 32],
     ] as const) {
-      if (plan === 'cpu' && reduction === 'none') continue;
+      if (plan === 'software' && reduction === 'none') continue;
       cases.push([
         `${reduction} ${plan} plan C=${classes} K=${topK}, every row ignored`,
         {
@@ -621,14 +621,14 @@ describe('returnComponents: loss, hardLoss and softLoss from the same pass, and 
         `${reduction} ${labelKind}`,
         {
           leading: [5],
-          // the 'gpu' plan (index labels) at B · C > 2¹⁸: see "CI time" above
+          // the 'hardware' plan (index labels) at B · C > 2¹⁸: see "CI time" above
           classes: labelKind === 'index' ? 65_536 : 4096,
           topK: 32,
           temperature: [1, 4, 10][i % 3]!,
           alpha: 0.1,
           reduction,
           labelKind,
-          plan: labelKind === 'index' ? 'gpu' : 'cpu',
+          plan: labelKind === 'index' ? 'hardware' : 'software',
           upstream: i % 3 === 0 ? 'random' : 'unit',
           components: true,
           sorted: true,
@@ -644,7 +644,7 @@ describe('returnComponents: loss, hardLoss and softLoss from the same pass, and 
 
 describe("the components' own gradients: the backward kernel at α = 1 (hardLoss) and α = 0 (softLoss)", () => {
   // d/ds of (w_h · Σ hardLoss + w_s · Σ softLoss): the reference at α = 1 and α = 0 with those
-  // upstream weights, within the sum of their derived bounds ('cpu' plan: see "CI time" above)
+  // upstream weights, within the sum of their derived bounds ('software' plan: see "CI time" above)
   const cases: [string, SparseCase][] = REDUCTIONS.map((reduction, i) => [
     `${reduction} ${i % 2 === 0 ? 'index' : 'dense'}`,
     {
@@ -655,7 +655,7 @@ describe("the components' own gradients: the backward kernel at α = 1 (hardLoss
       alpha: 0.1,
       reduction,
       labelKind: i % 2 === 0 ? 'index' : 'dense',
-      plan: 'cpu',
+      plan: 'software',
       seed: 8350 + i,
       mutate: (x, c) => {
         x.indices[c.topK + 1] = x.indices[c.topK]!; // a duplicate
@@ -705,15 +705,15 @@ describe("the components' own gradients: the backward kernel at α = 1 (hardLoss
 
 describe('rank-3 inputs [batch, seq, C] with entries [batch, seq, K]', () => {
   const cases: [string, SparseCase][] = [];
-  for (const plan of ['cpu', 'gpu'] as const) {
+  for (const plan of ['software', 'hardware'] as const) {
     for (const reduction of REDUCTIONS) {
-      const labelKind = plan === 'cpu' && reduction === 'sum' ? 'dense' : 'index';
+      const labelKind = plan === 'software' && reduction === 'sum' ? 'dense' : 'index';
       cases.push([
         `${plan} plan ${reduction} ${labelKind}`,
         {
           leading: [2, 3],
-          // the 'gpu' plan at B · C > 2¹⁸: see "CI time" above
-          classes: plan === 'gpu' ? 65_536 : 4096,
+          // the 'hardware' plan at B · C > 2¹⁸: see "CI time" above
+          classes: plan === 'hardware' ? 65_536 : 4096,
           topK: 32,
           temperature: 4,
           alpha: 0.1,
@@ -743,9 +743,9 @@ describe('row chunks past the binding limit (test-only limit), both plans at C =
     ['C=4096 K=256 (vec4 rows, 48 KiB bindings)', [13], 4096, 256, 3 * 4 * 4096, 'dense'],
   ];
   const cases: [string, SparseCase, number][] = [];
-  for (const plan of ['cpu', 'gpu'] as const) {
+  for (const plan of ['software', 'hardware'] as const) {
     for (const [name, leading, classes, topK, limit, labelKind] of shapes) {
-      if (plan === 'gpu' && classes <= 64) continue; // see "CI time" above
+      if (plan === 'hardware' && classes <= 64) continue; // see "CI time" above
       const i = cases.length;
       cases.push([
         `${plan} plan, ${name}`,
@@ -781,10 +781,10 @@ describe('row chunks past the binding limit (test-only limit), both plans at C =
 
 describe('K = C with every index listed once equals the dense fused op (teacher logits = ℓ)', () => {
   const cases: [number, number, number, Reduction, 'index' | 'dense', AdapterClass][] = [
-    // (the 'cpu' plan: K = C is a new pipeline of each op; see "CI time" above)
-    [7, 10, 0.5, 'none', 'index', 'cpu'],
-    [6, 64, 4, 'mean', 'dense', 'cpu'],
-    [3, 4096, 1, 'sum', 'index', 'cpu'],
+    // (the 'software' plan: K = C is a new pipeline of each op; see "CI time" above)
+    [7, 10, 0.5, 'none', 'index', 'software'],
+    [6, 64, 4, 'mean', 'dense', 'software'],
+    [3, 4096, 1, 'sum', 'index', 'software'],
   ];
   test.each(cases)(
     'B=%s C=%s T=%s %s %s labels, %s plan',
@@ -938,7 +938,7 @@ describe("other backends: the composition on tfjs' cpu backend vs the reference"
         alpha: ALPHAS[si % 3]!,
         reduction: REDUCTIONS[si % 3]!,
         labelKind: si % 2 === 0 ? 'index' : 'dense',
-        plan: 'cpu',
+        plan: 'software',
         upstream: si % 2 === 0 ? 'random' : 'unit',
         seed: 9500 + i,
         mutate,
@@ -955,7 +955,7 @@ describe("other backends: the composition on tfjs' cpu backend vs the reference"
       alpha: 0.1,
       reduction: 'mean',
       labelKind: 'index',
-      plan: 'cpu',
+      plan: 'software',
       ignoreIndex: IGNORE,
       components: true,
       seed: 9600,
@@ -979,7 +979,7 @@ describe("other backends: the composition on tfjs' cpu backend vs the reference"
         alpha: 0.1,
         reduction,
         labelKind,
-        plan: 'cpu',
+        plan: 'software',
         upstream: 'random',
         components: true,
         seed: 9700 + topK,

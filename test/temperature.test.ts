@@ -9,11 +9,11 @@ import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { distillationLoss, referenceDistillationLoss } from '../src/index.js';
-import { mulberry32 } from '../bench/core/lib/random.js';
+import { mulberry32 } from '../src/validation/random.js';
 import { uncapturedGpuErrors, useWebGPU } from './helpers/backend.js';
 import { checkCase } from './helpers/cases.js';
-import { temperatureCases } from '../bench/core/numerics/suite.js';
-import { CENTRE_LIMIT } from '../bench/core/numerics/tolerance.js';
+import { temperatureCases } from '../src/validation/suite.js';
+import { CENTRE_LIMIT } from '../src/validation/tolerance.js';
 
 beforeAll(useWebGPU);
 afterAll(() => expect(uncapturedGpuErrors()).toEqual([]));

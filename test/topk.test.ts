@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { mulberry32 } from '../bench/core/lib/random.js';
+import { mulberry32 } from '../src/validation/random.js';
 import { topKTeacher } from '../src/index.js';
 import { uncapturedGpuErrors, useCpu, useWebGPU } from './helpers/backend.js';
 import { expectClose } from './helpers/compare.js';

@@ -66,7 +66,7 @@ import {
   type StepFailure,
 } from './lib/gpu-memory.js';
 import { measureMemoryCeiling } from './lib/memory-ceiling.js';
-import { labelArray, mulberry32, uniformArray } from './lib/random.js';
+import { labelArray, mulberry32, uniformArray } from 'tfjs-fused-distill/validation';
 import { formatBytes, formatMs, spread, type Spread } from './lib/stats.js';
 import type { AdapterDescription } from './protocol/report.js';
 import { textTable } from './protocol/report-output.js';

@@ -79,7 +79,12 @@ export function appViteConfig(options: AppConfigOptions = {}): InlineConfig {
     base: options.base ?? process.env.APP_BASE ?? './',
     logLevel: 'info',
     publicDir: false,
-    resolve: { alias: { 'tfjs-fused-distill': at('src/index.ts') } },
+    resolve: {
+      alias: [
+        { find: /^tfjs-fused-distill\/validation$/, replacement: at('src/validation/index.ts') },
+        { find: /^tfjs-fused-distill$/, replacement: at('src/index.ts') },
+      ],
+    },
     define: { __APP_BUILD__: JSON.stringify(appBuildInfo()) },
     plugins: [datasetServerPlugin({ dirs })],
     server: {

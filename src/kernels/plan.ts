@@ -3,10 +3,10 @@
  * the forward and backward kernels (see the headers of shaders/distill_forward.wgsl and
  * shaders/distill_backward.wgsl).
  *
- * - 'gpu' (hardware adapters): parallelism first. Small C (≤ 64, MNIST's 10) is a thread per
+ * - 'hardware' (hardware adapters): parallelism first. Small C (≤ 64, MNIST's 10) is a thread per
  *   row; larger C gives each row up to a whole workgroup of 256 invocations that merge their
  *   partial sums in shared memory, so even B = 1 keeps the GPU busy.
- * - 'cpu' (software rasterisers: lavapipe, SwiftShader): a workgroup runs on one CPU thread,
+ * - 'software' (software rasterisers: lavapipe, SwiftShader): a workgroup runs on one CPU thread,
  *   SIMD across invocations, and barriers are costly; the fastest plan measured there is a
  *   thread per row at every C, 64 invocations per workgroup (so that rows spread over cores),
  *   and long runs of chunks per backward invocation (bench/README section "Plans").
@@ -19,7 +19,7 @@ export const MAX_WORKGROUPS_PER_DIMENSION = 65_535;
 /** Up to this many elements one workgroup runs the whole forward pass, reduction included. */
 export const BATCH_IN_WORKGROUP_MAX_ELEMENTS = 1 << 18;
 
-export type AdapterClass = 'gpu' | 'cpu';
+export type AdapterClass = 'hardware' | 'software';
 
 export interface DistillPlan {
   readonly adapterClass: AdapterClass;
@@ -64,7 +64,7 @@ export function choosePlan(
   batch: number,
   classes: number,
   reduceToScalar: boolean,
-  adapter: AdapterClass = 'gpu',
+  adapter: AdapterClass = 'hardware',
 ): DistillPlan {
   const adapterClass = adapterClassOverride?.(batch, classes, reduceToScalar) ?? adapter;
   const chunk = classes % 4 === 0 ? 4 : 1;
@@ -72,7 +72,7 @@ export function choosePlan(
   let workgroupSize: number;
   let tileCols: number;
   let chunksPerThread: number;
-  if (adapterClass === 'cpu') {
+  if (adapterClass === 'software') {
     workgroupSize = 64;
     tileCols = 1;
     chunksPerThread = 16;
@@ -183,10 +183,27 @@ export function rowChunks(
   return chunks;
 }
 
-/** Software rasterisers report themselves in the adapter's vendor / architecture strings. */
-export function classifyAdapter(
-  info: { vendor?: string; architecture?: string } | undefined,
-): AdapterClass {
-  const text = `${info?.vendor ?? ''} ${info?.architecture ?? ''}`.toLowerCase();
-  return /software|swiftshader|llvmpipe|lavapipe|cpu/.test(text) ? 'cpu' : 'gpu';
+/** The fields of a `GPUAdapterInfo` the classification reads, all optional. */
+export interface AdapterInfoLike {
+  readonly vendor?: string;
+  readonly architecture?: string;
+  readonly device?: string;
+  readonly description?: string;
+  /** A browser's own mark for a software fallback adapter. */
+  readonly isFallbackAdapter?: boolean;
+}
+
+/**
+ * 'software' for software rasterisers (SwiftShader, lavapipe/llvmpipe, WARP-like "cpu"
+ * adapters, a browser's fallback adapter), which report themselves in the adapter's strings;
+ * 'hardware' otherwise. The one classifier: the kernels' plan and the benchmarks' presets both
+ * use it.
+ */
+export function classifyAdapter(info: AdapterInfoLike | undefined): AdapterClass {
+  if (info?.isFallbackAdapter === true) return 'software';
+  const text = [info?.vendor, info?.architecture, info?.device, info?.description]
+    .filter(Boolean)
+    .join(' ')
+    .toLowerCase();
+  return /software|swiftshader|llvmpipe|lavapipe|cpu/.test(text) ? 'software' : 'hardware';
 }

@@ -7,10 +7,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-webgpu';
 import { describeAdapter } from '../../tools/webgpu-node.js';
-import { tfDevice } from '../../bench/core/numerics/gpu-scope.js';
+import { tfDevice } from '../../src/validation/gpu-scope.js';
 
 // Host-neutral (the app uses them too): tfjs' device and a validation error scope on it.
-export { tfDevice, withValidationScope } from '../../bench/core/numerics/gpu-scope.js';
+export { tfDevice, withValidationScope } from '../../src/validation/gpu-scope.js';
 
 let printed = false;
 const recordedGpuErrors: string[] = [];

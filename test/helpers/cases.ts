@@ -5,8 +5,8 @@
  * failure with the case's context and the table of the first mismatches.
  */
 import { expect } from 'vitest';
-import { evaluateCase, type CaseReport, type CaseSpec } from '../../bench/core/numerics/cases.js';
-import { formatMismatches } from '../../bench/core/numerics/compare.js';
+import { evaluateCase, type CaseReport, type CaseSpec } from '../../src/validation/cases.js';
+import { formatMismatches } from '../../src/validation/compare.js';
 
 export {
   adapterOf,
@@ -22,7 +22,7 @@ export {
   type CaseResult,
   type CaseSpec,
   type CaseTolerances,
-} from '../../bench/core/numerics/cases.js';
+} from '../../src/validation/cases.js';
 
 /** Fails the test on a failed report: exception, validation error, leak, then each output. */
 export function expectReportPasses(report: CaseReport): void {

@@ -4,9 +4,9 @@
  * separately) and prints the first ones as an aligned actual / expected / |diff| / tolerance
  * table.
  */
-import { compareElements, formatMismatches } from '../../bench/core/numerics/compare.js';
+import { compareElements, formatMismatches } from '../../src/validation/compare.js';
 
-export { findMismatches, type Mismatch } from '../../bench/core/numerics/compare.js';
+export { findMismatches, type Mismatch } from '../../src/validation/compare.js';
 
 /** Throws with a readable report when any element is out of tolerance. */
 export function expectClose(

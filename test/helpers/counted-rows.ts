@@ -3,7 +3,7 @@
  * −Infinity (derived on a finite stand-in), 'mean' over the counted rows, and the three
  * element-wise checks of a fused result against the float64 reference.
  */
-import type { CaseInputs, CaseSpec } from '../../bench/core/numerics/cases.js';
+import type { CaseInputs, CaseSpec } from '../../src/validation/cases.js';
 import { expectClose } from './compare.js';
 
 /** Per-element values or bounds of a loss and its two gradients. */

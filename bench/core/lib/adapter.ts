@@ -3,15 +3,8 @@
  * (`navigator.gpu`): a short description, and whether it is a software rasteriser (those get
  * the reduced presets, and the app warns that their figures say nothing about a real GPU).
  */
+import { classifyAdapter, type AdapterInfoLike } from 'tfjs-fused-distill';
 import type { AdapterDescription } from '../protocol/report.js';
-
-/** Adapter fields as WebGPU reports them (`GPUAdapterInfo`), all optional. */
-export interface AdapterInfoLike {
-  vendor?: string;
-  architecture?: string;
-  device?: string;
-  description?: string;
-}
 
 /**
  * The adapter's description: "SwiftShader (google, swiftshader, …)", "lavapipe (mesa, …)" or
@@ -34,16 +27,14 @@ export function describeAdapterInfo(
   return { description, vendor, architecture, device, icd };
 }
 
-/**
- * True for software rasterisers (SwiftShader, lavapipe/llvmpipe, WARP-like "cpu" adapters, and
- * any adapter the browser marks as a fallback adapter).
- */
+/** True for software rasterisers: the package's {@link classifyAdapter} on what was described. */
 export function isSoftwareAdapter(
   description: AdapterDescription,
   info?: AdapterInfoLike & { isFallbackAdapter?: boolean },
 ): boolean {
-  if (info?.isFallbackAdapter === true) return true;
-  return /swiftshader|lavapipe|llvmpipe|software|cpu/i.test(
-    `${description.description} ${description.architecture} ${description.device}`,
+  const { vendor, architecture, device } = description;
+  const fallback = info?.isFallbackAdapter === true;
+  return (
+    classifyAdapter({ vendor, architecture, device, isFallbackAdapter: fallback }) === 'software'
   );
 }

@@ -7,7 +7,7 @@
  * 128 MiB a storage buffer may hold on many adapters.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { mulberry32 } from '../lib/random.js';
+import { mulberry32 } from 'tfjs-fused-distill/validation';
 
 /** Floats per MNIST image (28 × 28 × 1). */
 const PIXELS = 28 * 28;

@@ -5,7 +5,11 @@
  * hold on their hardware. Pass/fail per case, with the worst element's error against its
  * tolerance.
  */
-import { runValidationSuite, validationSuite, type CaseReport } from '../../core/numerics/index.js';
+import {
+  runValidationSuite,
+  validationSuite,
+  type CaseReport,
+} from 'tfjs-fused-distill/validation';
 import { emit, type ValidationSummary } from '../automation.js';
 import { runButtons, type PageContext } from '../context.js';
 import { download, el, errorText, setStatus } from '../ui.js';

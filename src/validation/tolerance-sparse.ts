@@ -35,8 +35,8 @@
  * minimum (the reference itself sees −Infinity: its exact zeros, +Infinity and NaN must match
  * exactly; compare.ts never lets a special value pass on a tolerance).
  */
-import { choosePlan, type AdapterClass } from '../../../src/kernels/plan.js';
-import type { SparseReferenceInput } from '../../../src/reference-sparse.js';
+import { choosePlan, type AdapterClass } from '../kernels/plan.js';
+import type { SparseReferenceInput } from '../reference-sparse.js';
 import {
   batchSumDepth,
   EPS,

@@ -56,9 +56,9 @@
  * elements; references with α off by 1e-3, T × 1.001, β off by 1e-3 or another divergence are
  * rejected (test/numerics-divergences.test.ts), so the bounds are not vacuous.
  */
-import { jsdMixture64 } from '../../../src/divergences.js';
-import type { AdapterClass } from '../../../src/kernels/plan.js';
-import type { ReferenceInput } from '../../../src/reference.js';
+import { jsdMixture64 } from '../divergences.js';
+import type { AdapterClass } from '../kernels/plan.js';
+import type { ReferenceInput } from '../reference.js';
 import {
   batchSumDepth,
   centredKlError,

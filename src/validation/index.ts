@@ -1,8 +1,25 @@
 /**
- * The numerics suite, host-neutral: the fused kernels against the float64 reference with the
- * derived per-element tolerances. The tests (test/helpers/cases.ts) assert on its reports; the
- * app's "Validate kernels" panel runs `validationSuite(level)` with `runValidationSuite`.
+ * `tfjs-fused-distill/validation`: what it takes to check the fused kernels on a user's own GPU.
+ * The float64 references (the truth), the exact stock-op composition, and the numerics suite:
+ * its cases, the per-element tolerances derived for them, and the runner the app's "Validate
+ * kernels" panel uses:
+ *
+ *   const { passed, failed } = await runValidationSuite(validationSuite('quick'));
+ *
+ * Host-neutral (no Node or DOM API); it imports the main entry, so the kernels are registered.
  */
+export {
+  referenceDistillationLoss,
+  type ReferenceInput,
+  type ReferenceResult,
+} from '../reference.js';
+export {
+  referenceSparseDistillationLoss,
+  type SparseReferenceInput,
+  type SparseReferenceResult,
+} from '../reference-sparse.js';
+export { exactStockOpsDistillationLoss } from './composition.js';
+export { labelArray, mulberry32, uniformArray } from './random.js';
 export {
   adapterOf,
   adapterPlan,

@@ -26,8 +26,8 @@
  *
  * `validationSuite('quick')` is a documented subset; see QUICK_MAX_ELEMENTS and quickCases().
  */
-import type { Divergence, Reduction } from '../../../src/config.js';
-import { choosePlan, type AdapterClass } from '../../../src/kernels/plan.js';
+import type { Divergence, Reduction } from '../config.js';
+import { choosePlan, type AdapterClass } from '../kernels/plan.js';
 import type { CaseInputs, CaseSpec, MaskKind } from './cases.js';
 
 export type CaseFamily =
@@ -100,14 +100,14 @@ export function gpuPlanGridCases(): NamedCase[] {
       name: `${gridName(c)}, gpu plan`,
       family: 'grid, gpu plan',
       kind: 'grid',
-      spec: { ...c, plan: 'gpu' },
+      spec: { ...c, plan: 'hardware' },
     }));
 }
 
 // ---------------------------------------------------------------------------------------------
 // Edge cases (test/fused.edge.test.ts)
 
-export const PLANS: readonly AdapterClass[] = ['cpu', 'gpu'];
+export const PLANS: readonly AdapterClass[] = ['software', 'hardware'];
 export const EDGE_BASE: Readonly<CaseSpec> = {
   batch: 7,
   classes: 10,
@@ -397,7 +397,7 @@ export function sparseCases(): NamedCase[] {
     reduction: 'none',
     labelKind: 'index',
     upstream: 'random',
-    plan: 'gpu',
+    plan: 'hardware',
     seed: 3105,
   });
   add({
@@ -409,7 +409,7 @@ export function sparseCases(): NamedCase[] {
     alpha: 0.1,
     reduction: 'mean',
     labelKind: 'index',
-    plan: 'cpu',
+    plan: 'software',
     sorted: true,
     seed: 3106,
   });
@@ -466,7 +466,8 @@ export function divergenceCases(): NamedCase[] {
           const [batch, classes] = DIVERGENCE_SHAPES[large ? 1 + (ti % 2) : 0]!;
           const ignore = i % 3 !== 1;
           const list = d.divergence === 'jsd' ? jsdMasks : masks;
-          const mask = list[(2 * ti + (large ? 1 : 0) + (plan === 'gpu' ? 2 : 0)) % list.length];
+          const mask =
+            list[(2 * ti + (large ? 1 : 0) + (plan === 'hardware' ? 2 : 0)) % list.length];
           const spec: CaseSpec = {
             batch,
             classes,
@@ -538,7 +539,7 @@ export const COVERAGE_AXES = {
   upstream: (c: NamedCase) => c.spec.upstream ?? 'unit',
   /** 'dense' logits, or a top-K teacher ('top-K', K its entries per row). */
   teacher: (c: NamedCase) => (c.spec.sparse ? `top-${c.spec.sparse.topK}` : 'dense'),
-  /** 'adapter' (the running adapter's own), 'cpu' or 'gpu' (forced). */
+  /** 'adapter' (the running adapter's own), 'software' or 'hardware' (forced). */
   plan: (c: NamedCase) => c.spec.plan ?? 'adapter',
   /** The soft term's divergence, with β for the JSD ('forward-kl' by default). */
   divergence: (c: NamedCase) => divergenceName(c.spec),

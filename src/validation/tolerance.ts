@@ -23,7 +23,7 @@
  * The bounds are first order; the final factor SAFETY = 2 covers the second-order terms and
  * the roundings of the few scalar operations not itemised (each ≤ u relative).
  */
-import { choosePlan, type AdapterClass } from '../../../src/kernels/plan.js';
+import { choosePlan, type AdapterClass } from '../kernels/plan.js';
 
 /** u = 2⁻²⁴, the unit roundoff of float32. */
 export const U = 2 ** -24;

@@ -19,20 +19,19 @@ import '@tensorflow/tfjs-layers';
 // The package's entry (it registers the kernels) and two of its internal modules.
 import {
   distillationLoss,
-  referenceDistillationLoss,
-  referenceSparseDistillationLoss,
   type DistillationLossConfig,
   type Divergence,
   type Reduction,
-  type ReferenceResult,
-} from '../../../src/index.js';
-import { klFactor, resolveConfig } from '../../../src/config.js';
+} from '../index.js';
+import { referenceDistillationLoss, type ReferenceResult } from '../reference.js';
+import { referenceSparseDistillationLoss } from '../reference-sparse.js';
+import { klFactor, resolveConfig } from '../config.js';
 import {
   classifyAdapter,
   overrideAdapterClassForTesting,
   type AdapterClass,
-} from '../../../src/kernels/plan.js';
-import { mulberry32 } from '../lib/random.js';
+} from '../kernels/plan.js';
+import { mulberry32 } from './random.js';
 import { compareElements, type Comparison } from './compare.js';
 import { captureValidationError } from './gpu-scope.js';
 import { divergenceTolerances, type DivergenceToleranceInput } from './tolerance-divergence.js';
@@ -215,7 +214,7 @@ function applyMasks(spec: CaseSpec, { student, teacher, labels }: CaseInputs): v
 export function caseConfig(
   spec: CaseSpec,
   overrides: ReferenceConfig = {},
-): DistillationLossConfig {
+): DistillationLossConfig & { returnComponents?: false } {
   const divergence = overrides.divergence ?? spec.divergence ?? 'forward-kl';
   const beta = overrides.beta ?? spec.beta;
   return {
@@ -436,7 +435,7 @@ export function tolerancesFor(
   return { value, gradStudent, gradTeacher };
 }
 
-/** The plan class of the adapter tfjs runs on ('gpu' when tfjs' backend has no adapter info). */
+/** The plan class of the adapter tfjs runs on ('hardware' when tfjs' backend has no adapter info). */
 export function adapterPlan(): AdapterClass {
   const info = (
     tf.backend() as unknown as { adapterInfo?: { vendor?: string; architecture?: string } }
@@ -503,7 +502,7 @@ export async function evaluateCase(
     name: options.name ?? context,
     spec: specData(spec),
     context,
-    plan: 'gpu',
+    plan: 'hardware',
     pass: false,
     leakedTensors: 0,
     checks: [],

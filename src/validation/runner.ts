@@ -4,7 +4,7 @@
  * responsive), and an AbortSignal to stop between cases.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { AdapterClass } from '../../../src/kernels/plan.js';
+import type { AdapterClass } from '../kernels/plan.js';
 import { adapterPlan, evaluateCase, type CaseReport } from './cases.js';
 import type { NamedCase } from './suite.js';
 
