@@ -14,6 +14,9 @@ export default defineConfig({
     emptyOutDir: true,
     sourcemap: true,
     minify: false,
-    rollupOptions: { external: [/^@tensorflow\//] },
+    rollupOptions: {
+      external: [/^@tensorflow\//],
+      output: { chunkFileNames: 'fused-distill-[hash].js' },
+    },
   },
 });

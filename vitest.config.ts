@@ -21,7 +21,7 @@ export default defineConfig({
     // Dawn (the `webgpu` package) is a native addon: one process per test file is the
     // setting known to be stable with it (worker threads have crashed it).
     pool: 'forks',
-    setupFiles: ['test/setup/webgpu.ts'],
+    setupFiles: ['test/setup/webgpu.ts', 'test/setup/assertions.ts'],
     // A fresh machine starts with an empty Mesa shader cache: lavapipe then compiles each
     // pipeline specialisation in seconds (a test that walks 24 of them took 56 s cold on a quiet
     // machine and passed 120 s with another job on the 2 cores), so the limit leaves room.

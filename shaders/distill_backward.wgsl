@@ -42,7 +42,7 @@
 @group(0) @binding(2) var<storage, read> labelIndices: array<i32>;
 @group(0) @binding(3) var<storage, read> denseLabels: array<Chunk>;
 @group(0) @binding(4) var<uniform> params: Params;
-@group(0) @binding(5) var<storage, read> stats: array<f32>;
+@group(0) @binding(5) var<storage, read> stats: array<StoredRowStats>;
 @group(0) @binding(6) var<storage, read> dy: array<f32>;
 @group(0) @binding(7) var<storage, read_write> gradStudent: array<Chunk>;
 @group(0) @binding(8) var<storage, read_write> gradTeacher: array<Chunk>;
@@ -63,12 +63,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   for (var local = wg.y * tileRows + lid / TILE_COLS; local < params.rows;
        local += params.gridRows * tileRows) {
     let row = params.firstRow + local;
-    let at = row * STATS_STRIDE;
-    let rs = RowStats(stats[at + 0u], stats[at + 1u], stats[at + 2u], stats[at + 3u],
-                      stats[at + 4u], stats[at + 5u], stats[at + 6u], u32(stats[at + 7u]),
-                      stats[at + 8u], stats[at + 9u]);
+    let stored = stats[row];
+    let rs = loadRowStats(stored);
     // w_b as the forward pass weighted the row (0 when ignored, 1/N over the counted rows).
-    let w = stats[at + 10u] * dy[select(0u, row, params.dyPerRow != 0u)];
+    let w = stored.weight * dy[select(0u, row, params.dyPerRow != 0u)];
     var label = -1;
     if (!DENSE_LABELS && WRITE_STUDENT_GRAD) { label = labelIndices[row]; }
     let base = params.headChunks + local * chunksPerRow;

@@ -28,8 +28,8 @@
 // Gradients use the same quantities: log p − log q − KL = x − E_p[x], and
 // q − p = p · expm1(E_p[x] − x − KL) (a series where the argument is below 1 in magnitude).
 //
-// Row statistics (12 floats per row), written by the forward kernel, read by the backward one
-// and (returnComponents) by distill_components.wgsl:
+// Row statistics (12 floats per row: struct StoredRowStats below), written by the forward
+// kernel, read by the backward one and (returnComponents) by distill_components.wgsl:
 //   [m_s, m_t, log Z1, log ZS, log ZT, KL_b, Σ_c y_c, flags, c, E_p[x], w_b, CE_b]
 // w_b: the row's weight in the op's output (rowWeight; 1/max(N, 1) over the counted rows N for
 // 'mean' with an ignore index; 0 for an ignored row; counted only when the forward kernel
@@ -114,7 +114,6 @@ struct Params {
 // by the global row. Inputs that fit one binding are a single chunk: firstRow = 0,
 // rows = batch, headChunks = 0.
 
-const STATS_STRIDE: u32 = 12u;
 const FLAG_NAN: u32 = 1u;
 const FLAG_BAD_LABEL: u32 = 2u;
 const FLAG_IGNORED: u32 = 4u;
@@ -170,6 +169,40 @@ struct RowStats {
   // The centre the KL sums were kept around (within ¼ σ of E_p[δ]), and E_p[x] = E_p[δ] − centre.
   centre: f32,
   meanX: f32,
+}
+
+// A row's statistics as stored, in the layout above: every kernel binds the statistics as
+// array<StoredRowStats> and moves whole rows (f32 fields only: 48 bytes a row, no padding;
+// ROW_STATS_WIDTH in src/kernels/names.ts counts them).
+struct StoredRowStats {
+  ms: f32,
+  mt: f32,
+  logZ1: f32,
+  logZS: f32,
+  logZT: f32,
+  // KL_b (or D_b) as reported: 0, NaN or +Infinity already selected (finishRow)
+  kl: f32,
+  labelSum: f32,
+  // the flags as a float (exact: they stay far below 2^24)
+  flags: f32,
+  centre: f32,
+  meanX: f32,
+  // w_b, the row's weight in the op's output
+  weight: f32,
+  // CE_b, the hard component
+  ce: f32,
+}
+
+// The statistics the gradient formulas need, from a stored row.
+fn loadRowStats(stored: StoredRowStats) -> RowStats {
+  return RowStats(stored.ms, stored.mt, stored.logZ1, stored.logZS, stored.logZT, stored.kl,
+                  stored.labelSum, u32(stored.flags), stored.centre, stored.meanX);
+}
+
+// A row as stored: rs, with the reported KL_b and CE_b and the row's weight w_b.
+fn storeRowStats(rs: RowStats, kl: f32, weight: f32, ce: f32) -> StoredRowStats {
+  return StoredRowStats(rs.ms, rs.mt, rs.logZ1, rs.logZS, rs.logZT, kl, rs.labelSum,
+                        f32(rs.flags), rs.centre, rs.meanX, weight, ce);
 }
 
 // g(x) = e^−x − 1 + x for |x| < 1: x² Σ_{k=0..9} (−x)^k / (k + 2)!, truncation below

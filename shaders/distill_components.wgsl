@@ -2,9 +2,10 @@
 // statistics that distill_forward.wgsl wrote in the same forward pass: one dispatch writes both.
 //
 // Forward, per row b (distill_common.wgsl, row statistics; src/reference.ts):
-//   hard_b = CE_b                (stats[11]: 0 if ignored, NaN / +Infinity already selected)
-//   soft_b = k · D_b             (stats[5], the divergence: KL_b for forward KL; NaN / +Infinity
-//                                 kept as they are, k > 0)
+//   hard_b = CE_b                (StoredRowStats.ce: 0 if ignored, NaN / +Infinity already
+//                                 selected)
+//   soft_b = k · D_b             (StoredRowStats.kl, the divergence: KL_b for forward KL;
+//                                 NaN / +Infinity kept as they are, k > 0)
 //   output: hard_b and soft_b per row ('none'), or each reduced like the loss: rowWeight · Σ_b
 //   ('mean': 1/B; 'sum': 1), or Σ_b / max(N, 1) for 'mean' with an ignore index (N counted here
 //   from the labels, as distill_reduce.wgsl does). NaN wins over +Infinity in a sum.
@@ -20,7 +21,7 @@
 // per pass. Reduced: one workgroup of 256 invocations, each summing rows i, i + 256, …, then a
 // shared-memory tree (fixed order: the same result on every run).
 
-@group(0) @binding(0) var<storage, read> stats: array<f32>;
+@group(0) @binding(0) var<storage, read> stats: array<StoredRowStats>;
 @group(0) @binding(1) var<uniform> params: Params;
 @group(0) @binding(2) var<storage, read_write> hardOut: array<f32>;
 @group(0) @binding(3) var<storage, read_write> softOut: array<f32>;
@@ -36,12 +37,12 @@ var<workgroup> hardSpecials: array<u32, WORKGROUP_SIZE>;
 var<workgroup> softSpecials: array<u32, WORKGROUP_SIZE>;
 
 fn hardOf(b: u32) -> f32 {
-  return stats[b * STATS_STRIDE + 11u];
+  return stats[b].ce;
 }
 
 // k · KL_b, with NaN and +Infinity selected through (never multiplied).
 fn softOf(b: u32) -> f32 {
-  let d = stats[b * STATS_STRIDE + 5u];
+  let d = stats[b].kl;
   return select(params.klFactor * d, d, lossSpecial(d) != 0u);
 }
 

@@ -52,9 +52,9 @@
 // it masks (no limit). JSD: never infinite (M > 0 wherever p or q is); a one-sided mask adds M's
 // mass to the other KL's sums, δ = −log β or −log(1 − β) on the unmasked side.
 //
-// Row statistics (distill_common.wgsl) of these divergences: [5] D_b; [8] (RowStats.centre)
-// reverse KL: log ZS − log ZT, the constant of x; JSD: E_p[log p − log M]; [9] (RowStats.meanX)
-// reverse KL: E_q[x]; JSD: E_q[log q − log M]. Forward KL's are as distill_common.wgsl says.
+// Row statistics (distill_common.wgsl) of these divergences: kl holds D_b; centre reverse KL:
+// log ZS − log ZT, the constant of x; JSD: E_p[log p − log M]; meanX reverse KL: E_q[x]; JSD:
+// E_q[log q − log M]. Forward KL's are as distill_common.wgsl says.
 
 override DIVERGENCE: u32 = 0u;
 // 'jsd' only: β, log β and log(1 − β) (src/divergences.ts passes all three).

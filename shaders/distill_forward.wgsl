@@ -60,7 +60,7 @@
 @group(0) @binding(3) var<storage, read> denseLabels: array<Chunk>;
 @group(0) @binding(4) var<uniform> params: Params;
 @group(0) @binding(5) var<storage, read_write> losses: array<f32>;
-@group(0) @binding(6) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(6) var<storage, read_write> stats: array<StoredRowStats>;
 @group(0) @binding(7) var<storage, read_write> gradStudent: array<Chunk>;
 @group(0) @binding(8) var<storage, read_write> gradTeacher: array<Chunk>;
 

@@ -65,19 +65,8 @@ fn finishRow(row: u32, rs: RowStats, labelDot: f32, w: f32) -> f32 {
     klOut = 0.0;
     ceOut = 0.0;
   }
-  let base = row * STATS_STRIDE;
-  stats[base + 0u] = rs.ms;
-  stats[base + 1u] = rs.mt;
-  stats[base + 2u] = rs.logZ1;
-  stats[base + 3u] = rs.logZS;
-  stats[base + 4u] = rs.logZT;
-  stats[base + 5u] = klOut;
-  stats[base + 6u] = rs.labelSum;
-  stats[base + 7u] = f32(rs.flags);
-  stats[base + 8u] = rs.centre;
-  stats[base + 9u] = rs.meanX;
-  stats[base + 10u] = select(w, 0.0, (rs.flags & FLAG_IGNORED) != 0u);
-  stats[base + 11u] = ceOut;
+  let weight = select(w, 0.0, (rs.flags & FLAG_IGNORED) != 0u);
+  stats[row] = storeRowStats(rs, klOut, weight, ceOut);
   return loss;
 }
 

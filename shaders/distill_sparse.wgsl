@@ -2,7 +2,7 @@
 // (or their reduction over the batch), row statistics, and the student's gradient; also the
 // backward pass (BACKWARD) that rewrites that gradient for an upstream dy from the statistics.
 //
-// Maths, per row b (src/sparse-teacher.ts; README, "Top-K teachers"), with s the student's
+// Maths, per row b (src/sparse-teacher.ts; docs/top-k-teachers.md), with s the student's
 // logits over all C classes, entries k = 1 … K of ids i_k and teacher log-probabilities ℓ_k
 // (temperature 1), T the temperature, m_s = max_c s_c, d_c = s_c − m_s, u_c = d_c / T:
 //   listed entries: i_k ≠ −1 (padding) and ℓ_k ≠ −Infinity (probability 0)
@@ -60,7 +60,7 @@
 @group(0) @binding(4) var<storage, read> denseLabels: array<Chunk>;
 @group(0) @binding(5) var<uniform> params: Params;
 @group(0) @binding(6) var<storage, read_write> losses: array<f32>;
-@group(0) @binding(7) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(7) var<storage, read_write> stats: array<StoredRowStats>;
 @group(0) @binding(8) var<storage, read_write> gradStudent: array<Chunk>;
 
 override TILE_COLS: u32 = 256u;
@@ -170,15 +170,6 @@ fn studentAt(base: u32, id: u32) -> f32 {
   return chunkLane(student[e / CHUNK], e % CHUNK);
 }
 
-// The row's statistics, from the statistics buffer (BACKWARD) as the forward pass wrote them.
-fn loadStats(row: u32) -> RowStats {
-  let base = row * STATS_STRIDE;
-  return RowStats(stats[base + 0u], stats[base + 1u], stats[base + 2u], stats[base + 3u],
-                  stats[base + 4u], stats[base + 5u], stats[base + 6u], u32(stats[base + 7u]),
-                  0.0, 0.0);
-}
-
-
 // Sweep 2: the row's gradient at weight w (rowWeight, times dy in BACKWARD): the dense part over
 // the Chunks this invocation owns, then −(1 − α)(k/T) p_k at the listed ids inside them.
 fn writeGradient(row: u32, base: u32, col: u32, chunksPerRow: u32, rs: RowStats, w: f32) {
@@ -263,7 +254,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         // (binding 6 holds dy in the backward pass)
         var dyRow = losses[0];
         if (params.dyPerRow != 0u) { dyRow = losses[row]; }
-        writeGradient(row, base, col, chunksPerRow, loadStats(row), rowWeight * dyRow);
+        // (the statistics' weight is not used: rowWeight is the one this dispatch counted)
+        let rs = loadRowStats(stats[row]);
+        writeGradient(row, base, col, chunksPerRow, rs, rowWeight * dyRow);
       }
       continue;
     }

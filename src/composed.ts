@@ -26,16 +26,17 @@ export function oneHotFloat(indices: tf.Tensor, classes: number): tf.Tensor {
 
 /**
  * The loss and its components, each reduced like the loss (`returnComponents: true`): scalars
- * for 'mean' / 'sum', the per-row losses ({@link RowLosses}) for 'none'.
+ * for 'mean' / 'sum', the per-row losses ({@link RowLosses}) for 'none'. A type alias rather
+ * than an interface, so that it is a `tf.TensorContainer` (`tf.dispose(components)` works).
  */
-export interface DistillationLossComponents<T extends tf.Tensor = tf.Tensor> {
+export type DistillationLossComponents<T extends tf.Tensor = tf.Tensor> = {
   /** α · hardLoss + (1 − α) · softLoss (a zero weight drops its term, even an infinite one). */
   readonly loss: T;
   /** The cross-entropy with the labels, unweighted. */
   readonly hardLoss: T;
   /** k · D, the divergence times k (T² under temperatureSquared), unweighted by 1 − α. */
   readonly softLoss: T;
-}
+};
 
 /** Rows with a NaN, a +Infinity or no finite entry at all (masked everywhere), `[R, 1]`. */
 function badRows(x: tf.Tensor): tf.Tensor {

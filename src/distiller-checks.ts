@@ -4,6 +4,7 @@
  */
 import type { Tensor } from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { checkSparseTeacher, isSparseTeacher, type SparseTeacher } from './sparse-teacher.js';
 import { isTensorLike } from './validate.js';
 
 /** What the Distiller knows about its models once they are checked. */
@@ -114,6 +115,22 @@ export function checkModels(student: LayersModel, teacher: LayersModel): ModelSh
 /** How labels are given: int32 `[B]` class indices or float32 `[B, C]` one-hot / soft labels. */
 export type LabelKind = 'index' | 'dense';
 
+/** Checks that `x` is a live tensor of the models' input shape with at least one example. */
+export function checkInputs(x: unknown, shapes: ModelShapes, op: string, name = 'x'): Tensor {
+  const xs = checkTensor(x, name, op);
+  const expected = [null, ...shapes.input];
+  const fits =
+    xs.rank === expected.length &&
+    shapes.input.every((d, i) => d === null || xs.shape[i + 1] === d);
+  if (!fits) {
+    throw new Error(
+      `${op}: ${name} must have the models' input shape ${shapeText(expected)}, got ${describe(xs)}`,
+    );
+  }
+  if (xs.shape[0]! < 1) throw new Error(`${op}: ${name} has no examples (${describe(xs)})`);
+  return xs;
+}
+
 /**
  * Checks a batch (or a data set) `x`, `y` against the models' shapes.
  *
@@ -127,18 +144,8 @@ export function checkData(
   names: readonly [string, string] = ['x', 'y'],
 ): { batch: number; labelKind: LabelKind } {
   const [xName, yName] = names;
-  const xs = checkTensor(x, xName, op);
-  const expected = [null, ...shapes.input];
-  const fits =
-    xs.rank === expected.length &&
-    shapes.input.every((d, i) => d === null || xs.shape[i + 1] === d);
-  if (!fits) {
-    throw new Error(
-      `${op}: ${xName} must have the models' input shape ${shapeText(expected)}, got ${describe(xs)}`,
-    );
-  }
+  const xs = checkInputs(x, shapes, op, xName);
   const batch = xs.shape[0]!;
-  if (batch < 1) throw new Error(`${op}: ${xName} has no examples (${describe(xs)})`);
   const ys = checkTensor(y, yName, op);
   if (ys.shape[0] !== batch) {
     throw new Error(
@@ -227,4 +234,33 @@ export function checkBatchIndices(
     throw new RangeError(`${op}: batch index ${bad} is outside the cache's [0, ${rows})`);
   }
   return list;
+}
+
+/**
+ * Checks a step's teacher: float32 `[B, C]` logits, or a sparse teacher `{ indices, logProbs }`
+ * int32 / float32 `[B, K]`.
+ */
+export function checkStepTeacher(
+  teacher: unknown,
+  batch: number,
+  classes: number,
+  op: string,
+): Tensor | SparseTeacher {
+  if (isSparseTeacher(teacher)) {
+    checkSparseTeacher(teacher, [batch, classes], op);
+    return teacher;
+  }
+  const logits = checkTensor(teacher, 'teacherLogits', op);
+  if (
+    logits.dtype !== 'float32' ||
+    logits.rank !== 2 ||
+    logits.shape[0] !== batch ||
+    logits.shape[1] !== classes
+  ) {
+    throw new Error(
+      `${op}: teacherLogits must be float32 [${batch}, ${classes}], got ${describe(logits)} ` +
+        `(or a sparse teacher { indices, logProbs } [${batch}, K])`,
+    );
+  }
+  return logits;
 }

@@ -38,10 +38,13 @@ export {
   type DistillerFitArgs,
   type DistillerGradients,
   type DistillerHistory,
+  type DistillerLossConfig,
   type DistillerOptions,
   type DistillerStepOptions,
   type DistillerStepResult,
+  type DistillerTeacherCache,
   type DistillerTeacherLogits,
+  type DistillerTeacherValue,
 } from './distiller.js';
 
 // Which plan the kernels take on an adapter (software rasterisers vs hardware GPUs)

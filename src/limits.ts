@@ -4,7 +4,7 @@
  */
 import { ROW_STATS_WIDTH } from './kernels/names.js';
 import { effectiveBindingLimit, rowChunks } from './kernels/plan.js';
-import { deviceLimit, maxStorageBufferBindingSize } from './tfjs_internals.js';
+import { deviceLimit, maxStorageBufferBindingSize } from './tfjs-internals.js';
 import type { CheckedShapes } from './validate.js';
 
 /**

@@ -11,7 +11,7 @@ import {
 } from './composed.js';
 import { FUSED_DISTILLATION_LOSS, type DistillAttrs } from './kernels/names.js';
 import { runFusedForward } from './kernels/run.js';
-import { activeTape } from './tfjs_internals.js';
+import { activeTape } from './tfjs-internals.js';
 import { checkDeviceLimits } from './limits.js';
 import { isSparseTeacher, type SparseTeacher } from './sparse-teacher.js';
 import { sparseDistillationLoss } from './sparse-op.js';

@@ -37,7 +37,16 @@ import {
   resolveConfig,
   type DistillationLossConfig,
 } from './config.js';
-import { logSumExp, reduce, term, upstreamFor, type ReferenceResult } from './reference.js';
+import {
+  hardLabelGradient,
+  hardLabelTerm,
+  isIgnoredRow,
+  logSumExp,
+  reduce,
+  term,
+  upstreamFor,
+  type ReferenceResult,
+} from './reference.js';
 
 export interface SparseReferenceInput {
   readonly batch: number;
@@ -165,8 +174,7 @@ export function referenceSparseDistillationLoss(
   const s = new Float64Array(C);
   const sT = new Float64Array(C);
   const y = new Float64Array(C);
-  const skipped = (b: number) =>
-    input.labelKind === 'index' && cfg.hasIgnoreIndex && input.labels[b] === cfg.ignoreIndex;
+  const skipped = (b: number) => isIgnoredRow(input.labels, input.labelKind, cfg, b);
   let count = 0;
   for (let b = 0; b < B; b++) if (!skipped(b)) count++;
 
@@ -177,32 +185,16 @@ export function referenceSparseDistillationLoss(
       s[c] = input.student[b * C + c]!;
       sT[c] = s[c]! / T;
     }
-    let labelValid = true;
-    y.fill(0);
-    if (input.labelKind === 'index') {
-      const label = input.labels[b]!;
-      labelValid = Number.isInteger(label) && label >= 0 && label < C;
-      if (labelValid) y[label] = 1;
-    } else {
-      for (let c = 0; c < C; c++) y[c] = input.labels[b * C + c]!;
-    }
-    const lse1 = logSumExp(s);
+    // (NaN, +Infinity or a row masked everywhere: lse is NaN, as in src/reference.ts)
+    const hard = hardLabelTerm(s, input.labels, input.labelKind, b, y);
     const lseS = logSumExp(sT);
-    let ySum = 0;
-    let ce = 0;
-    for (let c = 0; c < C; c++) {
-      ySum += y[c]!;
-      if (y[c] !== 0) ce -= y[c]! * (s[c]! - lse1);
-    }
-    // NaN, +Infinity or a row masked everywhere: lse is NaN (as in src/reference.ts)
-    const hardBad = !labelValid || Number.isNaN(lse1) || Number.isNaN(ySum);
     const logQ = sT.map((x) => x - lseS);
     const row = sparseRow(input.indices, input.logProbs, b * K, K, C, T, logQ);
     const softBad = Number.isNaN(lseS) || row.bad;
-    crossEntropy[b] = hardBad ? NaN : ce;
+    crossEntropy[b] = hard.bad ? NaN : hard.ce;
     kl[b] = softBad ? NaN : row.kl;
     softRows[b] = softBad ? NaN : k * row.kl;
-    rowLosses[b] = term(alpha, ce, hardBad) + term(softWeight, row.kl, softBad);
+    rowLosses[b] = term(alpha, hard.ce, hard.bad) + term(softWeight, row.kl, softBad);
 
     // (q − P) / T: the dense part, then each listed entry's p subtracted at its id
     const qMinusP = logQ.map(Math.exp);
@@ -210,9 +202,8 @@ export function referenceSparseDistillationLoss(
     const dy = upstreamFor(input.dy, b, B, OP);
     const w = cfg.reduction === 'mean' ? dy / Math.max(count, 1) : dy;
     for (let c = 0; c < C; c++) {
-      const sigma = Math.exp(s[c]! - lse1);
-      const hard = term(alpha, sigma * ySum - y[c]!, hardBad);
-      gradStudent[b * C + c] = w * (hard + term(softWeight, qMinusP[c]! / T, softBad));
+      const hardGrad = term(alpha, hardLabelGradient(hard, s[c]!, y[c]!), hard.bad);
+      gradStudent[b * C + c] = w * (hardGrad + term(softWeight, qMinusP[c]! / T, softBad));
     }
   }
 

@@ -39,6 +39,7 @@ import {
   klFactor,
   resolveConfig,
   type DistillationLossConfig,
+  type ResolvedConfig,
 } from './config.js';
 import { divergenceOf } from './divergences.js';
 
@@ -118,6 +119,70 @@ export function reduce(rows: Float64Array, reduction: string, count: number): Fl
   return Float64Array.of(reduction === 'mean' ? sum / Math.max(count, 1) : sum);
 }
 
+/** Whether row b is ignored: int32 labels, an ignore index in force, and b's label equal to it. */
+export function isIgnoredRow(
+  labels: ArrayLike<number>,
+  labelKind: 'index' | 'dense',
+  cfg: ResolvedConfig,
+  b: number,
+): boolean {
+  return labelKind === 'index' && cfg.hasIgnoreIndex && labels[b] === cfg.ignoreIndex;
+}
+
+/** A row's hard-label term: CE_b and what its gradient needs (see {@link hardLabelGradient}). */
+export interface HardLabelTerm {
+  /** CE_b = −Σ_c y_c log σ(s)_c (0 · log 0 = 0); the row's CE is NaN instead where `bad`. */
+  readonly ce: number;
+  /**
+   * An integer label outside [0, C) (or not an integer), a NaN in the dense labels, or logits
+   * with no finite log-sum-exp (a NaN, +Infinity or a row masked everywhere): CE_b, ℓ_b and the
+   * row's student gradient are NaN, even where a zero weight would hide the term.
+   */
+  readonly bad: boolean;
+  /** lse(s). */
+  readonly lse: number;
+  /** Σ_c y_c. */
+  readonly ySum: number;
+}
+
+/**
+ * Row b's hard-label cross-entropy in float64, from its logits `s` (length C) and the labels
+ * (`[B]` indices or row-major `[B, C]` dense); the row's labels are written to `y` (length C):
+ * one-hot for a valid integer label, all 0 for an invalid one, the dense row as given.
+ */
+export function hardLabelTerm(
+  s: Float64Array,
+  labels: ArrayLike<number>,
+  labelKind: 'index' | 'dense',
+  b: number,
+  y: Float64Array,
+): HardLabelTerm {
+  const C = s.length;
+  let labelValid = true;
+  y.fill(0);
+  if (labelKind === 'index') {
+    const label = labels[b]!;
+    labelValid = Number.isInteger(label) && label >= 0 && label < C;
+    if (labelValid) y[label] = 1;
+  } else {
+    for (let c = 0; c < C; c++) y[c] = labels[b * C + c]!;
+  }
+  const lse = logSumExp(s);
+  let ySum = 0;
+  let ce = 0;
+  for (let c = 0; c < C; c++) {
+    ySum += y[c]!;
+    if (y[c] !== 0) ce -= y[c]! * (s[c]! - lse);
+  }
+  const bad = !labelValid || Number.isNaN(lse) || Number.isNaN(ySum);
+  return { ce, bad, lse, ySum };
+}
+
+/** ∂CE_b/∂s_c = σ(s)_c · Σ_j y_j − y_c, from the row's term, its logit s_c and label y_c. */
+export function hardLabelGradient(hard: HardLabelTerm, sc: number, yc: number): number {
+  return Math.exp(sc - hard.lse) * hard.ySum - yc;
+}
+
 /**
  * `{ batch, classes }` of row-major inputs of shape `[..., C]`: every leading index is a row
  * (labels then have the leading shape, or `[..., C]` when dense).
@@ -153,8 +218,7 @@ export function referenceDistillationLoss(
   const sT = new Float64Array(C);
   const tT = new Float64Array(C);
   const y = new Float64Array(C);
-  const skipped = (b: number) =>
-    input.labelKind === 'index' && cfg.hasIgnoreIndex && input.labels[b] === cfg.ignoreIndex;
+  const skipped = (b: number) => isIgnoredRow(input.labels, input.labelKind, cfg, b);
   let count = 0;
   for (let b = 0; b < B; b++) if (!skipped(b)) count++;
 
@@ -166,42 +230,25 @@ export function referenceDistillationLoss(
       sT[c] = s[c]! / T;
       tT[c] = input.teacher[b * C + c]! / T;
     }
-    let labelValid = true;
-    y.fill(0);
-    if (input.labelKind === 'index') {
-      const label = input.labels[b]!;
-      labelValid = Number.isInteger(label) && label >= 0 && label < C;
-      if (labelValid) y[label] = 1;
-    } else {
-      for (let c = 0; c < C; c++) y[c] = input.labels[b * C + c]!;
-    }
-    const lse1 = logSumExp(s);
+    const hard = hardLabelTerm(s, input.labels, input.labelKind, b, y);
     const lseS = logSumExp(sT);
     const lseT = logSumExp(tT);
-    let ySum = 0;
-    let ce = 0;
-    for (let c = 0; c < C; c++) {
-      ySum += y[c]!;
-      if (y[c] !== 0) ce -= y[c]! * (s[c]! - lse1);
-    }
     // NaN (or +Infinity, or a row masked everywhere) in the row's logits or labels makes the
     // row NaN, even where a 0 weight would hide it.
-    const hardBad = !labelValid || Number.isNaN(lse1) || Number.isNaN(ySum);
     const softBad = Number.isNaN(lseS) || Number.isNaN(lseT);
     const logP = tT.map((v) => v - lseT);
     const logQ = sT.map((v) => v - lseS);
     const d = divergence.reference({ logP, logQ, temperature: T }, cfg);
-    crossEntropy[b] = hardBad ? NaN : ce;
+    crossEntropy[b] = hard.bad ? NaN : hard.ce;
     kl[b] = softBad ? NaN : d.value;
     softRows[b] = softBad ? NaN : k * d.value;
-    rowLosses[b] = term(alpha, ce, hardBad) + term(softWeight, d.value, softBad);
+    rowLosses[b] = term(alpha, hard.ce, hard.bad) + term(softWeight, d.value, softBad);
 
     const dy = upstreamFor(input.dy, b, B);
     const w = cfg.reduction === 'mean' ? dy / Math.max(count, 1) : dy;
     for (let c = 0; c < C; c++) {
-      const sigma = Math.exp(s[c]! - lse1);
-      const hard = term(alpha, sigma * ySum - y[c]!, hardBad);
-      gradStudent[b * C + c] = w * (hard + term(softWeight, d.gradStudent[c]!, softBad));
+      const hardGrad = term(alpha, hardLabelGradient(hard, s[c]!, y[c]!), hard.bad);
+      gradStudent[b * C + c] = w * (hardGrad + term(softWeight, d.gradStudent[c]!, softBad));
       gradTeacher[b * C + c] = w * term(softWeight, d.gradTeacher[c]!, softBad);
     }
   }

@@ -11,7 +11,7 @@ import { FUSED_SPARSE_DISTILLATION_LOSS, type DistillAttrs } from './kernels/nam
 import { runFusedForward } from './kernels/run.js';
 import { checkDeviceLimits } from './limits.js';
 import { checkSparseTeacher, type SparseTeacher } from './sparse-teacher.js';
-import { activeTape, maxStorageBufferBindingSize } from './tfjs_internals.js';
+import { activeTape, maxStorageBufferBindingSize } from './tfjs-internals.js';
 import { checkInputs, MAX_CLASSES } from './validate.js';
 
 /** The op's checks for a sparse teacher, then the fused kernel or the composition. */

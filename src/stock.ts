@@ -7,7 +7,7 @@
  *   KLDivergence(p, q) = Σ_c p̂_c · log(p̂_c / q̂_c),  p̂ = clip(p, 1e-7, 1), q̂ = clip(q, 1e-7, 1)
  *   loss              = α · student_loss + (1 − α) · distillation_loss
  *
- * The clip is Keras' and makes this differ slightly from the exact loss (see README). Options
+ * The clip is Keras' and makes this differ slightly from the exact loss (docs/loss.md, "The stock composition"). Options
  * outside that formula (another divergence, ignoreIndex, returnComponents) are a named error.
  *
  * A sparse (top-K) teacher `{ indices, logProbs }` (src/sparse-teacher.ts) is tempered over its

@@ -8,20 +8,19 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import {
   distillationLoss,
-  referenceDistillationLoss,
   stockDistillationLoss,
-  type DistillationLossConfig,
+  type StockDistillationLossConfig,
 } from '../src/index.js';
+import { referenceDistillationLoss } from '../src/validation/index.js';
 import { countDispatches } from '../bench/core/lib/dispatch-counter.js';
 import { mulberry32 } from '../src/validation/random.js';
-import { uncapturedGpuErrors, useCpu, useWebGPU } from './helpers/backend.js';
+import { useCheckedWebGPU, useCpu, useWebGPU } from './helpers/backend.js';
 import { expectClose } from './helpers/compare.js';
 
-beforeAll(useWebGPU);
-afterAll(() => expect(uncapturedGpuErrors()).toEqual([]));
+useCheckedWebGPU();
 
 const B = 4;
 const C = 5;
@@ -32,7 +31,7 @@ describe('bad input is rejected before anything is dispatched', () => {
   const y = () => tf.tensor1d([0, 1, 2, 3], 'int32');
   const cases: [
     string,
-    () => [tf.Tensor, tf.Tensor, tf.Tensor, DistillationLossConfig?],
+    () => [tf.Tensor, tf.Tensor, tf.Tensor, StockDistillationLossConfig?],
     RegExp,
   ][] = [
     [
@@ -146,7 +145,14 @@ describe('bad input is rejected before anything is dispatched', () => {
       /B ≥ 1 and C ≥ 1/,
     ],
   ];
-  for (const loss of [distillationLoss, stockDistillationLoss]) {
+  type Loss = (
+    labels: tf.Tensor,
+    student: tf.Tensor,
+    teacher: tf.Tensor,
+    config?: StockDistillationLossConfig,
+  ) => tf.Tensor;
+  const losses: Loss[] = [distillationLoss, stockDistillationLoss];
+  for (const loss of losses) {
     test.each(cases)(`${loss.name}: %s`, (_name, make, message) => {
       const args = make();
       const before = tf.memory().numTensors;
@@ -161,18 +167,20 @@ describe('bad input is rejected before anything is dispatched', () => {
   }
 
   // The Keras baseline composes forward KL over every row: asking it for more must not quietly
-  // return that loss instead (it would look like a valid baseline for another loss).
-  test.each([
-    [{ divergence: 'jsd' as const }, /config.divergence 'jsd' is not part of the Keras formula/],
-    [{ divergence: 'reverse-kl' as const }, /config.divergence 'reverse-kl' is not part/],
+  // return that loss instead (it would look like a valid baseline for another loss). Its config
+  // type refuses these at compile time; the run-time check is what a JavaScript caller meets.
+  test.each<[object, RegExp]>([
+    [{ divergence: 'jsd' }, /config.divergence 'jsd' is not part of the Keras formula/],
+    [{ divergence: 'reverse-kl' }, /config.divergence 'reverse-kl' is not part/],
     [{ ignoreIndex: -100 }, /config.ignoreIndex \(-100\) is not part of the Keras formula/],
     [{ returnComponents: true }, /config.returnComponents is not part of the Keras formula/],
   ])('stockDistillationLoss refuses %o before dispatching', (config, message) => {
     const args = [y(), s(), t()] as const;
+    const untyped = config as StockDistillationLossConfig;
     const before = tf.memory().numTensors;
     let dispatches = -1;
     expect(() => {
-      dispatches = countDispatches(() => stockDistillationLoss(...args, config));
+      dispatches = countDispatches(() => stockDistillationLoss(...args, untyped));
     }).toThrow(message);
     expect(dispatches).toBe(-1);
     expect(tf.memory().numTensors).toBe(before);
@@ -324,15 +332,21 @@ test('no leaks after a thrown error, 100 calls inside tf.tidy', () => {
 
 test('the built package imports cleanly in Node (no window/document at import time)', () => {
   const entry = new URL('../dist/index.js', import.meta.url);
-  expect(existsSync(entry), 'dist/index.js is missing: `npm test` builds it first (pretest)').toBe(
-    true,
-  );
+  const validation = new URL('../dist/validation.js', import.meta.url);
+  for (const file of [entry, validation]) {
+    expect(existsSync(file), `${file.pathname} is missing: \`npm test\` builds it (pretest)`).toBe(
+      true,
+    );
+  }
   const script = `
     const before = Object.keys(globalThis).filter((k) => k === 'window' || k === 'document');
     const m = await import(${JSON.stringify(entry.href)});
     if (typeof m.distillationLoss !== 'function') throw new Error('no distillationLoss export');
     if (typeof m.stockDistillationLoss !== 'function') throw new Error('no stockDistillationLoss export');
-    if (typeof m.referenceDistillationLoss !== 'function') throw new Error('no reference export');
+    if ('referenceDistillationLoss' in m) throw new Error('the main entry exports the reference');
+    const v = await import(${JSON.stringify(validation.href)});
+    if (typeof v.referenceDistillationLoss !== 'function') throw new Error('no reference export');
+    if (typeof v.runValidationSuite !== 'function') throw new Error('no runValidationSuite export');
     const tf = await import('@tensorflow/tfjs-core');
     if (!tf.getGradient('FusedDistillationLoss')) throw new Error('gradient not registered');
     if (!tf.getKernel('FusedDistillationLoss', 'webgpu')) throw new Error('kernel not registered');

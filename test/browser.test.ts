@@ -25,7 +25,15 @@ const viteConfig = {
   configFile: false as const,
   root: path.join(ROOT, 'test/browser'),
   logLevel: 'warn' as const,
-  resolve: { alias: { 'tfjs-fused-distill': path.join(ROOT, 'src/index.ts') } },
+  resolve: {
+    alias: [
+      {
+        find: /^tfjs-fused-distill\/validation$/,
+        replacement: path.join(ROOT, 'src/validation/index.ts'),
+      },
+      { find: /^tfjs-fused-distill$/, replacement: path.join(ROOT, 'src/index.ts') },
+    ],
+  },
   build: { outDir: path.join(work, 'dist'), emptyOutDir: true },
   preview: { host: '127.0.0.1', port: 0, strictPort: false },
 };

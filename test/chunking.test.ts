@@ -3,31 +3,29 @@
  * byte offsets of the same buffers (src/kernels/plan.ts rowChunks, shaders/distill_common.wgsl
  * "Row chunks"), and 'mean' / 'sum' reduce over every chunk's rows without a read-back. Each
  * case is compared with the float64 reference element by element (the value, both gradients)
- * with the derived tolerances of bench/core/numerics.
+ * with the derived tolerances of src/validation.
  *
  * - Forced small chunks (a test-only binding limit of a few KiB): many chunk boundaries, heads
  *   (rows that start inside an aligned block) and the cross-chunk reduction, cheaply, on every
  *   adapter and both plans.
- * - Real chunks on lavapipe's 128 MiB binding limit: [129, 262144] (two chunks), C whose row
- *   size is not a multiple of 256 bytes (262,143 and 65,537), rank-3 logits. Skipped where the
- *   device's binding limit makes them a single chunk (SwiftShader: 1 GiB), where the forced
- *   chunks cover the same code.
+ * - Real chunks at lavapipe's 128 MiB binding limit: [129, 262144] (two chunks), C whose row
+ *   size is not a multiple of 256 bytes (262,143 and 65,537), rank-3 logits. A device with a
+ *   larger limit (SwiftShader: 1 GiB) is capped at 128 MiB through the test hook, so these
+ *   sizes are chunked, and checked, on every adapter.
  * - Rank-N logits `[..., C]`: 'none' in the leading shape, gradients in the inputs' shapes.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { distillationLoss, type Reduction } from '../src/index.js';
-import { resolveConfig } from '../src/config.js';
-import { fusedSupports } from '../src/divergences.js';
 import {
   overrideAdapterClassForTesting,
   overrideBindingLimitForTesting,
   rowChunks,
   type AdapterClass,
 } from '../src/kernels/plan.js';
-import { deviceLimit } from '../src/tfjs_internals.js';
+import { deviceLimit } from '../src/tfjs-internals.js';
 import { countDispatches } from '../bench/core/lib/dispatch-counter.js';
-import { uncapturedGpuErrors, useWebGPU, withValidationScope } from './helpers/backend.js';
+import { useCheckedWebGPU, withValidationScope } from './helpers/backend.js';
 import {
   makeInputs,
   referenceFor,
@@ -38,12 +36,7 @@ import {
 } from './helpers/cases.js';
 import { expectClose } from './helpers/compare.js';
 
-beforeAll(useWebGPU);
-afterEach(() => {
-  overrideBindingLimitForTesting(null);
-  overrideAdapterClassForTesting(null);
-});
-afterAll(() => expect(uncapturedGpuErrors()).toEqual([]));
+useCheckedWebGPU();
 
 interface ChunkCase extends CaseSpec {
   /** The logits' leading shape (its product is `batch`). Default [batch]. */
@@ -234,10 +227,45 @@ describe('forced small chunks (test-only binding limit): every adapter, both pla
     expect(step).toBe(chunks + 1 + chunks);
     tf.dispose([s, t, y, dy, ...grads]);
   });
+
+  test('every divergence and option runs in the kernel row chunks (no composition of stock ops)', () => {
+    const B = 300;
+    const C = 10;
+    overrideBindingLimitForTesting(limit);
+    const chunks = rowChunks(B, C, limit, deviceLimit('minStorageBufferOffsetAlignment')).length;
+    expect(chunks).toBeGreaterThan(2);
+    const s = tf.randomNormal([B, C]);
+    const t = tf.randomNormal([B, C]);
+    const y = tf.tensor1d(
+      Array.from({ length: B }, (_, i) => (i % 7 === 3 ? -100 : i % C)),
+      'int32',
+    );
+    for (const config of [
+      { divergence: 'jsd' },
+      { divergence: 'reverse-kl', reduction: 'sum' },
+      { divergence: 'jsd', beta: 0.2, ignoreIndex: -100 },
+    ] as const) {
+      // One forward dispatch per chunk and one reduction: a composition would take dozens.
+      const dispatches = countDispatches(() => distillationLoss(y, s, t, config).dispose());
+      expect(dispatches, JSON.stringify(config)).toBe(chunks + 1);
+    }
+    const components = countDispatches(() => {
+      const out = distillationLoss(y, s, t, {
+        divergence: 'reverse-kl',
+        ignoreIndex: -100,
+        returnComponents: true,
+      });
+      tf.dispose([out.loss, out.hardLoss, out.softLoss]);
+    });
+    expect(components).toBe(chunks + 2); // one more dispatch writes both components
+    tf.dispose([s, t, y]);
+  });
 });
 
 describe('real chunks past maxStorageBufferBindingSize', () => {
-  const bindingLimit = () => deviceLimit('maxStorageBufferBindingSize');
+  /** lavapipe's binding limit; a device with a larger one is capped to it. */
+  const realLimit = 128 * 2 ** 20;
+  const bindingLimit = () => Math.min(deviceLimit('maxStorageBufferBindingSize'), realLimit);
   const cases: [
     string,
     number[],
@@ -283,11 +311,9 @@ describe('real chunks past maxStorageBufferBindingSize', () => {
     '%s',
     async (_name, leading, classes, reduction, labelKind, teacherGrad) => {
       const batch = leading.reduce((a, b) => a * b, 1);
-      const chunks = rowChunks(batch, classes, bindingLimit(), 256).length;
-      if (chunks < 2) {
-        console.log(`skipped: one chunk under this device's ${bindingLimit()}-byte binding limit`);
-        return;
-      }
+      overrideBindingLimitForTesting(realLimit);
+      const alignment = deviceLimit('minStorageBufferOffsetAlignment');
+      expect(rowChunks(batch, classes, bindingLimit(), alignment).length).toBeGreaterThan(1);
       await checkChunked({
         ...base,
         batch,
@@ -346,19 +372,6 @@ describe('limits beyond chunking: a RangeError before anything is dispatched', (
     }).toThrow(message);
     expect(dispatches).toBe(-1);
   }
-
-  test('no config goes to the composition past one binding: every divergence is chunked', () => {
-    // The composition's refusal (src/op.ts, checkCompositionFits: "cannot split them") is for
-    // configs that fusedSupports sends there; the kernels now run every divergence and option
-    // (forced chunks of reverse KL and the JSD: test/divergences-fused.test.ts).
-    for (const config of [
-      { divergence: 'jsd' },
-      { divergence: 'reverse-kl' },
-      { divergence: 'jsd', returnComponents: true, ignoreIndex: -100 },
-    ] as const) {
-      expect(fusedSupports(resolveConfig(config)), JSON.stringify(config)).toBeNull();
-    }
-  });
 
   test('a gradient buffer beyond maxBufferSize', () => {
     const C = 262_144;

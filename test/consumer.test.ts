@@ -1,12 +1,13 @@
 /**
- * The package as a consumer gets it (issue 6 §3): `npm pack`, then a fresh app OUTSIDE the
+ * The package as a consumer gets it: `npm pack`, then a fresh app OUTSIDE the
  * repository (a temporary folder) installs the tarball with `@tensorflow/tfjs` 4.22 and
  * `@tensorflow/tfjs-backend-webgpu` 4.22 from the registry, and
  *   - type-checks its JavaScript (checkJs, strict) against the tarball's declarations;
  *   - trains a small student with `Distiller` in Node on Dawn's WebGPU adapter;
  *   - is built by its own Vite and run in headless Chromium on its WebGPU adapter;
  * and in both places the fused and the stock loss agree step by step, from identical initial
- * weights, for int32 labels and for `tf.oneHot(…).toFloat()` labels. The app's sources are
+ * weights, for int32 labels and for `tf.oneHot(…).toFloat()` labels, and the first cases of the
+ * numerics suite pass through the `tfjs-fused-distill/validation` subpath. The app's sources are
  * test/consumer/app/ (train.js is the shared training run; node.js and main.js the entries).
  *
  * Needs the built package (`npm test` builds it first: pretest) and the npm registry (or a
@@ -69,6 +70,7 @@ interface ConsumerResult {
   backend: string;
   adapter: string;
   runs: Record<'indices' | 'oneHot', { fused: RunResult; stock: RunResult }>;
+  validation: { cases: number; passed: number; failed: number };
   error?: string;
 }
 
@@ -216,6 +218,13 @@ function expectAgreement(result: ConsumerResult, where: string): void {
     expect(fused.leakedTensors, `${label}: tensors leaked by the fused run`).toBe(0);
     expect(stock.leakedTensors, `${label}: tensors leaked by the stock run`).toBe(0);
   }
+  // The validation subpath resolves and runs in the app: its cases pass on this adapter.
+  expect(result.validation.cases, `${where}: validation cases`).toBeGreaterThan(0);
+  expect(result.validation, `${where}: tfjs-fused-distill/validation`).toEqual({
+    cases: result.validation.cases,
+    passed: result.validation.cases,
+    failed: 0,
+  });
   // The two label forms are the same labels: the fused losses agree as closely.
   result.runs.indices.fused.losses.forEach((f, step) => {
     const g = result.runs.oneHot.fused.losses[step]!;
@@ -233,7 +242,13 @@ function expectAgreement(result: ConsumerResult, where: string): void {
 test('the packed tarball holds the entry, its declarations and nothing from the repo', async () => {
   const listing = await runOk('tar', ['-tzf', tarball], work, 60_000);
   const files = listing.stdout.split('\n').filter(Boolean);
-  for (const f of ['package/package.json', 'package/dist/index.js', 'package/dist/index.d.ts']) {
+  for (const f of [
+    'package/package.json',
+    'package/dist/index.js',
+    'package/dist/index.d.ts',
+    'package/dist/validation.js',
+    'package/dist/validation/index.d.ts',
+  ]) {
     expect(files, f).toContain(f);
   }
   expect(files.filter((f) => /^package\/(src|test|bench|node_modules)\//.test(f))).toEqual([]);

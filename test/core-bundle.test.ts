@@ -1,6 +1,6 @@
 // The host-neutral benchmark code (bench/core/) bundles for the browser: Vite's client build of
-// its entry points (the protocol and benchmarks, the numerics suite, the dataset catalogue)
-// succeeds and pulls in no Node built-in. (tsconfig.core.json checks the
+// its entry points (the protocol and benchmarks, the dataset catalogue) and of the validation
+// subpath (the numerics suite) succeeds and pulls in no Node built-in. (tsconfig.core.json checks the
 // types; this checks what a page would actually load.)
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -26,7 +26,13 @@ describe('bench/core bundles for the browser', () => {
       configFile: false,
       customLogger: logger,
       resolve: {
-        alias: { 'tfjs-fused-distill': path.join(ROOT, 'src/index.ts') },
+        alias: [
+          {
+            find: /^tfjs-fused-distill\/validation$/,
+            replacement: path.join(ROOT, 'src/validation/index.ts'),
+          },
+          { find: /^tfjs-fused-distill$/, replacement: path.join(ROOT, 'src/index.ts') },
+        ],
       },
       build: {
         ssr: false,
@@ -37,7 +43,7 @@ describe('bench/core bundles for the browser', () => {
         lib: {
           entry: {
             core: path.join(ROOT, 'bench/core/index.ts'),
-            numerics: path.join(ROOT, 'bench/core/numerics/index.ts'),
+            validation: path.join(ROOT, 'src/validation/index.ts'),
             datasets: path.join(ROOT, 'bench/core/data/datasets.ts'),
           },
           formats: ['es'],

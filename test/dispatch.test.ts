@@ -8,15 +8,20 @@
 import * as tf from '@tensorflow/tfjs-core';
 // Registers the stock ops' gradients for the stock composition.
 import '@tensorflow/tfjs-layers';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { distillationLoss, stockDistillationLoss, type Reduction } from '../src/index.js';
 import { countDispatches } from '../bench/core/lib/dispatch-counter.js';
-import { uncapturedGpuErrors, useWebGPU, withValidationScope } from './helpers/backend.js';
+import { useCheckedWebGPU, withValidationScope } from './helpers/backend.js';
 
-beforeAll(useWebGPU);
-afterAll(() => expect(uncapturedGpuErrors()).toEqual([]));
+useCheckedWebGPU();
 
-type Loss = typeof distillationLoss;
+/** Either loss, as this file calls it: a tensor for a config of one reduction. */
+type Loss = (
+  labels: tf.Tensor,
+  studentLogits: tf.Tensor,
+  teacherLogits: tf.Tensor,
+  config: { reduction: Reduction },
+) => tf.Tensor;
 
 interface Setup {
   y: tf.Tensor;
@@ -58,17 +63,18 @@ async function count(
   const dy = opts.dy ? (reduction === 'none' ? tf.fill([B], 0.5) : tf.scalar(0.5)) : undefined;
   // Put dy on the GPU first so that its upload is not counted as part of the loss.
   if (dy) await tf.add(dy, 0).data();
-  let out: { value: tf.Tensor; grads: tf.Tensor[] } | null = null;
+  const outs: { value: tf.Tensor; grads: tf.Tensor[] }[] = [];
   const n = countDispatches(() => {
-    out =
+    outs.push(
       opts.teacher === 'none'
         ? tf.valueAndGrads((a: tf.Tensor) => loss(y, a, t, { reduction }))([s], dy)
         : tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor) => loss(y, a, b, { reduction }))(
             [s, opts.teacher === 'variable' ? tv : t],
             dy,
-          );
+          ),
+    );
   });
-  const o = out as unknown as { value: tf.Tensor; grads: tf.Tensor[] };
+  const o = outs[0]!;
   await o.value.data();
   for (const g of o.grads) await g.data();
   tf.dispose([o.value, ...o.grads]);

@@ -1,21 +1,22 @@
 // The library's Distiller (src/distiller.ts) on the WebGPU backend, with small dense models
 // (nothing here is MNIST-specific): trainStep with index and one-hot labels, fused vs stock
-// step by step, fit's callbacks and History, evaluate, cached vs per-step teacher logits, only
-// the student learns, no tensor leaks, and named errors before any dispatch. Also the
-// benchmark's glue (bench/core/distiller.ts): the from-scratch baseline and its evaluation.
+// step by step, every divergence against the loss called directly, fit's callbacks and History,
+// evaluate, the teacher cache vs per-step teacher logits, only the student learns, no tensor
+// leaks, and named errors before any dispatch. Also the benchmark's hard-label training
+// (bench/core/hard-label-training.ts): the from-scratch baseline and its evaluation.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
 import {
   batchAccuracy,
+  crossEntropyStep,
   evaluate as benchEvaluate,
   inferLogits,
   sparseSoftmaxCrossEntropy,
-  trainStudentFromScratch,
-} from '../bench/core/distiller.js';
+} from '../bench/core/hard-label-training.js';
 import { countDispatches } from '../bench/core/lib/dispatch-counter.js';
 import {
-  DEFAULT_CONFIG,
+  DEFAULT_JSD_BETA,
   Distiller,
   distillationLoss,
   type DistillerOptions,
@@ -64,15 +65,45 @@ function track<T extends { dispose(): void }>(value: T): T {
   return value;
 }
 
+/** A seeded teacher and student, disposed after the test. */
+function models(seeds: { teacher?: number; student?: number } = {}) {
+  return { teacher: track(teacherOf(seeds.teacher)), student: track(studentOf(seeds.student)) };
+}
+
 /** A Distiller with its models, all disposed after the test. */
 function setup(
   overrides: Partial<DistillerOptions> = {},
   seeds: { teacher?: number; student?: number } = {},
 ) {
-  const teacher = track(teacherOf(seeds.teacher));
-  const student = track(studentOf(seeds.student));
+  const { teacher, student } = models(seeds);
   const distiller = track(new Distiller({ student, teacher, ...overrides }));
   return { teacher, student, distiller };
+}
+
+/** Calls `fn` with arguments of the wrong type, as JavaScript can: its run-time checks. */
+function callUntyped(fn: (...args: never[]) => unknown, self: unknown, ...args: unknown[]) {
+  return Reflect.apply(fn, self, args) as unknown;
+}
+
+/** The argmax of each row (the first of equal maxima, as tf.argMax). */
+function rowArgmax(rows: number[][]): number[] {
+  return rows.map((row) => row.reduce((best, v, j) => (v > row[best]! ? j : best), 0));
+}
+
+/**
+ * Int32 labels of which exactly the rows `< correct` equal the student's current prediction
+ * (its argmax), the others a different class: the accuracy is `correct / n` by construction.
+ */
+async function labelsWithAccuracy(
+  student: tfl.LayersModel,
+  x: tf.Tensor2D,
+  correct: number,
+): Promise<{ y: tf.Tensor1D; predicted: number[] }> {
+  const logits = inferLogits(student, x);
+  const predicted = rowArgmax(await logits.array());
+  logits.dispose();
+  const labels = predicted.map((p, i) => (i < correct ? p : (p + 1 + (i % 3)) % CLASSES));
+  return { y: tf.tensor1d(labels, 'int32'), predicted };
 }
 
 /** Copies of every weight array of `model`, in getWeights() order. */
@@ -116,17 +147,46 @@ describe('Distiller: construction', () => {
     expect(distiller.teacher).toBe(teacher);
     expect(distiller.loss).toBe('fused');
     expect(distiller.teacherLogitsMode).toBe('per-step');
-    expect(distiller.lossConfig).toEqual({ ...DEFAULT_CONFIG, reduction: 'mean' });
     expect(distiller.optimizer.getClassName()).toBe('Adam');
-    const custom = track(
-      new Distiller({ student, teacher, alpha: 0.3, temperature: 4, temperatureSquared: false }),
-    );
-    expect(custom.lossConfig).toEqual({
-      ...DEFAULT_CONFIG,
+    expect(distiller.teacherCache.value).toBeNull();
+    expect(distiller.teacherCache.bytes).toBe(0);
+  });
+
+  it('lossConfig holds exactly the resolved values, beta only for jsd', () => {
+    const { teacher, student } = models();
+    const config = (options: Partial<DistillerOptions>) =>
+      track(new Distiller({ student, teacher, ...options })).lossConfig;
+    const defaults = {
+      alpha: 0.1,
+      temperature: 10,
+      temperatureSquared: true,
+      reduction: 'mean',
+      divergence: 'forward-kl',
+    };
+    expect(config({})).toStrictEqual(defaults);
+    expect(Object.isFrozen(config({}))).toBe(true);
+    expect(config({ alpha: 0.3, temperature: 4, temperatureSquared: false })).toStrictEqual({
+      ...defaults,
       alpha: 0.3,
       temperature: 4,
       temperatureSquared: false,
-      reduction: 'mean',
+    });
+    expect(config({ loss: 'stock' })).toStrictEqual(defaults);
+    expect(config({ divergence: 'reverse-kl' })).toStrictEqual({
+      ...defaults,
+      divergence: 'reverse-kl',
+    });
+    expect('beta' in config({ divergence: 'reverse-kl' })).toBe(false);
+    expect(config({ divergence: 'jsd' })).toStrictEqual({
+      ...defaults,
+      divergence: 'jsd',
+      beta: DEFAULT_JSD_BETA,
+    });
+    expect(config({ divergence: 'jsd', beta: 0.3, temperature: 2 })).toStrictEqual({
+      ...defaults,
+      temperature: 2,
+      divergence: 'jsd',
+      beta: 0.3,
     });
   });
 
@@ -149,12 +209,62 @@ describe('Distiller: construction', () => {
     expect(make({ student: unbuilt })).toThrow(/no known input\/output shape/);
     expect(make({ alpha: 2 })).toThrow(/Distiller: config.alpha must be a number in \[0, 1\]/);
     expect(make({ temperature: 0 })).toThrow(/config.temperature/);
+    expect(make({ divergence: 'reverse-kl', beta: 0.3 })).toThrow(
+      /Distiller: config.beta applies to divergence 'jsd' only/,
+    );
+    expect(make({ divergence: 'jsd', beta: 1 })).toThrow(
+      /config.beta must be a number in \(0, 1\)/,
+    );
     expect(make({ loss: 'other' as 'stock' })).toThrow(/loss must be 'fused' or 'stock'/);
     expect(make({ teacherLogits: 'sometimes' as 'cached' })).toThrow(/teacherLogits must be/);
     expect(make({ optimizer: {} as tf.Optimizer })).toThrow(/tf.Optimizer/);
-    expect(make({ reduction: 'sum' } as Partial<DistillerOptions>)).toThrow(
-      /unknown option 'reduction'/,
+    const unknownOption = (name: string) => () =>
+      callUntyped((o: DistillerOptions) => new Distiller(o), null, {
+        student,
+        teacher,
+        [name]: 1,
+      });
+    for (const name of ['reduction', 'ignoreIndex', 'returnComponents', 'temprature']) {
+      expect(unknownOption(name), name).toThrow(
+        new RegExp(`Distiller: unknown option '${name}' \\(expected one of student, teacher, `),
+      );
+    }
+  });
+
+  it("refuses loss 'stock' with another divergence, at compile time and at run time", () => {
+    const { teacher, student } = models();
+    const stockJsd = () =>
+      // @ts-expect-error the stock loss is the Keras formula: forward KL only
+      new Distiller({ student, teacher, loss: 'stock', divergence: 'jsd' });
+    expect(stockJsd).toThrow(
+      /Distiller: loss 'stock' is the Keras formula \(forward KL\); divergence 'jsd' needs loss 'fused'/,
     );
+    const stockBeta = () =>
+      // @ts-expect-error nor beta
+      new Distiller({ student, teacher, loss: 'stock', beta: 0.3 });
+    expect(stockBeta).toThrow(/config.beta applies to divergence 'jsd' only/);
+    const stockReverse = () =>
+      // @ts-expect-error nor reverse KL
+      new Distiller({ student, teacher, loss: 'stock', divergence: 'reverse-kl' });
+    expect(stockReverse).toThrow(/divergence 'reverse-kl' needs loss 'fused'/);
+  });
+
+  it('refuses a top-K teacher with a divergence other than forward KL, at construction', () => {
+    const { teacher, student } = models();
+    for (const divergence of ['jsd', 'reverse-kl'] as const) {
+      const make = () =>
+        new Distiller({ student, teacher, teacherLogits: 'cached', teacherTopK: 3, divergence });
+      expect(make, divergence).toThrow(
+        new RegExp(
+          `Distiller: a top-K teacher \\(teacherTopK\\) takes divergence 'forward-kl' only, ` +
+            `got '${divergence}'`,
+        ),
+      );
+    }
+    const forward = track(
+      new Distiller({ student, teacher, teacherLogits: 'cached', teacherTopK: 3 }),
+    );
+    expect(forward.teacherTopK).toBe(3);
   });
 
   it('owns the default optimizer only', () => {
@@ -177,9 +287,15 @@ describe('Distiller: construction', () => {
 });
 
 describe('Distiller.trainStep', () => {
-  it('with int32 labels: returns the loss at the pre-step weights and updates the student', async () => {
+  it('with int32 labels: returns the loss and accuracy at the pre-step weights and updates the student', async () => {
     const { teacher, student, distiller } = setup();
-    const { x, y } = data(BATCH, 2);
+    const { x } = data(BATCH, 2);
+    // 5 of the 8 labels are the student's prediction: accuracy 5/8 by construction, counted
+    // again below from the student's logits with an argmax of our own.
+    const { y, predicted } = await labelsWithAccuracy(student, x, 5);
+    const labels = Array.from(await y.data());
+    const correct = predicted.filter((p, i) => p === labels[i]).length;
+    expect(correct).toBe(5);
     const expected = tf.tidy(() =>
       distillationLoss(y, inferLogits(student, x), inferLogits(teacher, x)),
     );
@@ -190,8 +306,8 @@ describe('Distiller.trainStep', () => {
     // Same op on the same logits; the student's training-mode forward equals inference here
     // (no dropout / batch norm), so only rounding in a different command stream may differ.
     relClose(await scalar(loss), await scalar(expected), 1e-6);
-    const acc = await scalar(accuracy!);
-    expect(acc * BATCH).toBeCloseTo(Math.round(acc * BATCH), 5);
+    // k / 8 is exact in float32: the accuracy is the count over the batch, exactly.
+    expect(await scalar(accuracy!)).toBe(correct / BATCH);
     const after = await snapshot(student);
     after.forEach((w, i) => expect(bitDiffs(w, before[i]!), `weight ${i}`).toBeGreaterThan(0));
     tf.dispose([loss, accuracy!, expected, x, y]);
@@ -273,6 +389,71 @@ describe('Distiller.trainStep', () => {
     tf.dispose([x, y]);
   });
 
+  for (const [divergence, beta] of [
+    ['reverse-kl', undefined],
+    ['jsd', 0.3],
+  ] as const) {
+    it(`divergence '${divergence}': the step's loss and student gradients are distillationLoss's on the same logits`, async () => {
+      const options = beta === undefined ? { divergence } : { divergence, beta };
+      const { teacher, student, distiller } = setup(
+        { ...options, temperature: 4 },
+        { student: 13 },
+      );
+      const config = {
+        alpha: 0.1,
+        temperature: 4,
+        temperatureSquared: true,
+        reduction: 'mean',
+        ...options,
+      } as const;
+      expect(distiller.lossConfig).toStrictEqual(config);
+      const { x, y } = data(BATCH, 21);
+      const t = inferLogits(teacher, x);
+      // The direct loss and its gradients with respect to the student's variables, taped
+      // outside the Distiller.
+      const vars = student.trainableWeights.map((w) => w.read() as tf.Variable);
+      const direct = tf.variableGrads(
+        () => distillationLoss(y, inferLogits(student, x), t, config),
+        vars,
+      );
+      const forwardKl = tf.tidy(() =>
+        distillationLoss(y, inferLogits(student, x), t, {
+          ...config,
+          divergence: 'forward-kl',
+          beta: undefined,
+        }),
+      );
+      const { loss, grads } = distiller.computeGradients(x, y, t);
+      // Tolerance: the same op on the same float32 inputs, on the same backend; only the order
+      // of the command stream differs, so the values agree to float32 rounding, 1e-6 relative
+      // (per gradient: relative to its largest element).
+      relClose(await scalar(loss), await scalar(direct.value), 1e-6, 'loss');
+      expect(Object.keys(grads).sort()).toEqual(Object.keys(direct.grads).sort());
+      for (const [name, g] of Object.entries(grads)) {
+        const got = Array.from(await g.data());
+        const want = Array.from(await direct.grads[name]!.data());
+        const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        expect(scale, name).toBeGreaterThan(0);
+        let worst = 0;
+        want.forEach((v, i) => (worst = Math.max(worst, Math.abs(got[i]! - v))));
+        expect(worst, `${name}: max |difference| / max |gradient|`).toBeLessThanOrEqual(
+          1e-6 * scale,
+        );
+      }
+      // The divergence is not ignored: forward KL gives another loss on these logits.
+      expect(Math.abs((await scalar(forwardKl)) - (await scalar(loss)))).toBeGreaterThan(
+        1e-3 * Math.abs(await scalar(loss)),
+      );
+      // trainStep takes the same step: the same loss at the pre-step weights.
+      distiller.applyGradients(grads);
+      const b = setup({ ...options, temperature: 4 }, { student: 13 });
+      const step = b.distiller.trainStep(x, y, { teacherLogits: t }).loss;
+      relClose(await scalar(step), await scalar(direct.value), 1e-6, 'trainStep loss');
+      tf.dispose([loss, step, direct.value, forwardKl, x, y, t]);
+      tf.dispose(direct.grads);
+    });
+  }
+
   it('takes caller-supplied teacher logits without disposing them, and split phases equal trainStep', async () => {
     const a = setup({}, { student: 11 });
     const b = setup({}, { student: 11 });
@@ -293,7 +474,7 @@ describe('Distiller.trainStep', () => {
     tf.dispose([whole, t, loss, supplied, x, y]);
   });
 
-  it('throws named errors for bad inputs before anything is dispatched', () => {
+  it('throws named errors for bad inputs before anything is dispatched', async () => {
     const { distiller } = setup();
     const { x, y } = data(BATCH, 8);
     tf.dispose(distiller.trainStep(x, y).loss); // Adam's state exists from here on
@@ -302,9 +483,10 @@ describe('Distiller.trainStep', () => {
     const wideLabels = tf.zeros([BATCH, CLASSES + 1]);
     const wrongX = tf.zeros([BATCH, FEATURES + 1]);
     const x3 = tf.zeros([BATCH, FEATURES, 1]);
-    const badTeacher = tf.zeros([BATCH, CLASSES - 1]);
+    const badTeacher = tf.zeros<tf.Rank.R2>([BATCH, CLASSES - 1]);
     const tensors = tf.memory().numTensors;
-    const cases: [() => unknown, RegExp][] = [
+    const cache = distiller.teacherCache;
+    const thrown: [() => unknown, RegExp][] = [
       [() => distiller.trainStep(x, short), /x has 8 examples .* but y has 3/],
       [() => distiller.trainStep(x, floatIdx), /cast class indices to int32/],
       [() => distiller.trainStep(x, wideLabels), /y must be int32 \[8\] .* float32 \[8, 10\]/],
@@ -314,35 +496,59 @@ describe('Distiller.trainStep', () => {
         () => distiller.trainStep(x, y, { teacherLogits: badTeacher }),
         /teacherLogits must be float32 \[8, 10\], got float32 \[8, 9\]/,
       ],
-      [() => distiller.trainStep(x, 'y' as unknown as tf.Tensor), /y must be a tf.Tensor/],
+      [
+        () => callUntyped(distiller.trainStep, distiller, x, 'y'),
+        /Distiller.trainStep: y must be a tf.Tensor, got string/,
+      ],
       [() => distiller.computeGradients(x, short, badTeacher), /examples/],
-      [() => distiller.evaluate(x, short), /examples/],
-      [() => distiller.fit(x, short), /examples/],
-      [() => distiller.fit(x, y, { epochs: 0 }), /epochs must be a positive integer/],
-      [() => distiller.fit(x, y, { batchSize: 1.5 }), /batchSize must be a positive integer/],
+      [() => distiller.teacherForward(wrongX), /Distiller.teacherForward: x must have/],
+      [() => cache.fill(wrongX), /Distiller.teacherCache.fill: x must have the models' input/],
+      [() => cache.fill(x, 0), /Distiller.teacherCache.fill: batchSize must be a positive/],
+      [
+        () => cache.set(badTeacher),
+        /Distiller.teacherCache.set: value must be float32 \[N, 10\] teacher logits, got float32 \[8, 9\]/,
+      ],
+      [() => cache.rows([0]), /Distiller.teacherCache.rows: the teacher cache is empty/],
+    ];
+    const rejected: [() => Promise<unknown>, RegExp][] = [
+      [() => distiller.evaluate(x, short), /Distiller.evaluate: x has 8 examples .* y has 3/],
+      [() => distiller.evaluate(x, y, { batchSize: 0 }), /batchSize must be a positive integer/],
+      [() => distiller.fit(x, short), /Distiller.fit: x has 8 examples .* y has 3/],
+      [() => distiller.fit(x, y, { epochs: 0 }), /epochs must be a positive integer, got 0/],
+      [
+        () => distiller.fit(x, y, { batchSize: 1.5 }),
+        /batchSize must be a positive integer, got 1.5/,
+      ],
       [() => distiller.fit(x, y, { validationData: [x, short] }), /validationData\[1\]/],
       [
-        () => distiller.fit(x, y, { callbacks: tfl.callbacks.earlyStopping() as never }),
-        /Callback objects/,
+        () => distiller.fit(x, y, { callbacks: [{}, tfl.callbacks.earlyStopping()] }),
+        /tfjs-layers Callback objects \(e.g. tf.callbacks.earlyStopping\) expect a LayersModel/,
       ],
     ];
-    for (const [run, message] of cases) {
-      let thrown: unknown;
+    for (const [run, message] of thrown) {
+      let error: unknown;
       const dispatches = countDispatches(() => {
         try {
-          const result = run();
-          // fit and evaluate are async: their checks run before the first await.
-          if (result instanceof Promise) result.catch(() => undefined);
-          thrown = result instanceof Promise ? 'async' : undefined;
+          run();
         } catch (err) {
-          thrown = err;
+          error = err;
         }
       });
       expect(dispatches, String(message)).toBe(0);
       expect(tf.memory().numTensors, String(message)).toBe(tensors);
-      if (thrown === 'async') continue;
-      expect(thrown, String(message)).toBeInstanceOf(Error);
-      expect((thrown as Error).message).toMatch(message);
+      expect(error, String(message)).toBeInstanceOf(Error);
+      expect((error as Error).message).toMatch(message);
+    }
+    // fit and evaluate are async: their checks run before their first await, so the promise
+    // is already rejected when the call returns, with nothing dispatched.
+    for (const [run, message] of rejected) {
+      let result: Promise<unknown> | undefined;
+      const dispatches = countDispatches(() => {
+        result = run();
+      });
+      expect(dispatches, String(message)).toBe(0);
+      expect(tf.memory().numTensors, String(message)).toBe(tensors);
+      await expect(result, String(message)).rejects.toThrow(message);
     }
     tf.dispose([x, y, short, floatIdx, wideLabels, wrongX, x3, badTeacher]);
   });
@@ -542,14 +748,15 @@ describe('Distiller.fit', () => {
 describe('Distiller.evaluate', () => {
   it("is the student's cross-entropy and accuracy, in any batch size, for both label kinds", async () => {
     const { student, distiller } = setup();
-    const { x, y } = data(10, 15);
-    const [loss, acc] = tf.tidy(() => {
-      const logits = inferLogits(student, x);
-      return [sparseSoftmaxCrossEntropy(y, logits), batchAccuracy(y, logits)];
-    });
+    const { x } = data(10, 15);
+    // 4 of the 10 labels are the student's prediction: accuracy 4/10, recounted from its logits.
+    const { y, predicted } = await labelsWithAccuracy(student, x, 4);
+    const labels = Array.from(await y.data());
+    const correct = predicted.filter((p, i) => p === labels[i]).length;
+    expect(correct).toBe(4);
+    const loss = tf.tidy(() => sparseSoftmaxCrossEntropy(y, inferLogits(student, x)));
     const expectedLoss = await scalar(loss);
-    const expectedAcc = await scalar(acc);
-    tf.dispose([loss, acc]);
+    loss.dispose();
     const oneHot = tf.cast(tf.oneHot(y, CLASSES), 'float32');
     const before = tf.memory().numTensors;
     const whole = await distiller.evaluate(x, y, { batchSize: 10 });
@@ -558,9 +765,8 @@ describe('Distiller.evaluate', () => {
     expect(tf.memory().numTensors).toBe(before);
     for (const r of [whole, uneven, dense]) {
       relClose(r.loss, expectedLoss, 1e-5);
-      expect(r.accuracy).toBeCloseTo(expectedAcc, 6);
+      expect(r.accuracy).toBe(correct / 10);
     }
-    expect(whole.accuracy * 10).toBeCloseTo(Math.round(whole.accuracy * 10), 6);
     // The benchmark's evaluation of any model agrees with the Distiller's for its student.
     const bench = await benchEvaluate(student, x, y, 3);
     relClose(bench.loss, uneven.loss, 1e-5);
@@ -569,8 +775,8 @@ describe('Distiller.evaluate', () => {
   });
 });
 
-describe("'cached' teacher logits", () => {
-  it("fit gives the same losses and weights as 'per-step', and frees its cache", async () => {
+describe('the teacher cache', () => {
+  it("fit gives the same losses and weights as 'per-step', and frees its own cache", async () => {
     const perStep = setup({}, { student: 20 });
     const cached = setup({ teacherLogits: 'cached' }, { student: 20 });
     const { x, y } = data(14, 16);
@@ -578,7 +784,11 @@ describe("'cached' teacher logits", () => {
     const t0 = tf.memory().numTensors;
     const hp = await perStep.distiller.fit(x, y, args);
     const t1 = tf.memory().numTensors;
-    const hc = await cached.distiller.fit(x, y, args);
+    let during = -1;
+    const hc = await cached.distiller.fit(x, y, {
+      ...args,
+      callbacks: { onTrainBegin: () => void (during = tf.memory().numTensors) },
+    });
     const t2 = tf.memory().numTensors;
     // The teacher's rows do not depend on the rows beside them: the logits are the same
     // whether computed per batch or once (same batches here), up to rounding.
@@ -588,46 +798,107 @@ describe("'cached' teacher logits", () => {
     wp.forEach((w, i) => {
       for (let j = 0; j < w.length; j++) expect(Math.abs(wc[i]![j]! - w[j]!)).toBeLessThan(1e-5);
     });
-    expect(cached.distiller.cachedLogits).toBeNull();
+    // fit's cache is its own: one [14, 10] tensor while it runs, none after, and teacherCache
+    // stays empty.
+    expect(during).toBe(t1 + 1);
+    expect(hc.params.cachedTeacherBytes).toBe(14 * CLASSES * 4);
+    expect(hp.params.cachedTeacherBytes).toBeUndefined();
+    expect(cached.distiller.teacherCache.value).toBeNull();
     // Each fit leaves only its Adam state behind (the same for both): the cache is freed.
     expect(t1 - t0).toBeGreaterThan(0);
     expect(t2 - t1).toBe(t1 - t0);
     tf.dispose([x, y]);
   });
 
-  it('trainStep with batchIndices into cacheTeacherLogits equals per-step', async () => {
+  it('trainStep with batchIndices into teacherCache.fill equals per-step', async () => {
     const perStep = setup({}, { student: 21 });
-    const cached = setup({ teacherLogits: 'cached' }, { student: 21 });
+    const cached = track(new Distiller({ ...models({ student: 21 }), teacherLogits: 'cached' }));
     const { x: xAll, y: yAll } = data(10, 17);
-    const cache = cached.distiller.cacheTeacherLogits(xAll, 3); // 3 + 3 + 3 + 1 rows
+    const cache = cached.teacherCache.fill(xAll, 3); // 3 + 3 + 3 + 1 rows
+    expectTypeOf(cache).toEqualTypeOf<tf.Tensor2D>();
     expect(cache.shape).toEqual([10, CLASSES]);
-    expect(cached.distiller.cachedLogits).toBe(cache);
+    expect(cached.teacherCache.value).toBe(cache);
+    expect(cached.teacherCache.bytes).toBe(10 * CLASSES * 4);
+    // The cache is the teacher's logits, and rows() gathers them in the order asked.
+    const logits = cached.teacherForward(xAll);
+    const rows = cached.teacherCache.rows([7, 2]);
+    const all = await logits.array();
+    const got = await rows.array();
+    [7, 2].forEach((r, i) =>
+      all[r]!.forEach((v, j) => expect(Math.abs(got[i]![j]! - v)).toBeLessThan(1e-5)),
+    );
+    tf.dispose([logits, rows]);
     const indices = [7, 2, 5, 0];
     const idx = tf.tensor1d(indices, 'int32');
     const [x, y] = [tf.gather(xAll, idx), tf.gather(yAll, idx)];
     for (let step = 0; step < 2; step++) {
       const a = perStep.distiller.trainStep(x, y).loss;
-      const b = cached.distiller.trainStep(x, y, {
+      const b = cached.trainStep(x, y, {
         batchIndices: step === 0 ? indices : idx,
       }).loss;
       relClose(await scalar(b), await scalar(a), 1e-5);
       tf.dispose([a, b]);
     }
-    expect(() => cached.distiller.trainStep(x, y)).toThrow(/batchIndices/);
-    expect(() => cached.distiller.trainStep(x, y, { batchIndices: [0, 1] })).toThrow(
+    expect(() => cached.trainStep(x, y)).toThrow(/'cached' mode needs opts.batchIndices/);
+    expect(() => cached.trainStep(x, y, { batchIndices: [0, 1] })).toThrow(
       /x has 4 examples but batchIndices has 2/,
     );
-    expect(() => cached.distiller.trainStep(x, y, { batchIndices: [0, 1, 2, 10] })).toThrow(
-      /batch index 10 is outside/,
+    expect(() => cached.trainStep(x, y, { batchIndices: [0, 1, 2, 10] })).toThrow(
+      /Distiller.trainStep: batch index 10 is outside the cache's \[0, 10\)/,
     );
-    // A second cache replaces (and frees) the first.
-    cached.distiller.cacheTeacherLogits(xAll);
+    expect(() => cached.teacherCache.rows([0, -1])).toThrow(
+      /Distiller.teacherCache.rows: batch index -1 is outside/,
+    );
+    // A second fill replaces (and frees) the first.
+    cached.teacherCache.fill(xAll);
     expect(cache.isDisposed).toBe(true);
-    cached.distiller.clearCache();
-    expect(() => cached.distiller.trainStep(x, y, { batchIndices: indices })).toThrow(
-      /cacheTeacherLogits/,
+    cached.teacherCache.clear();
+    expect(cached.teacherCache.value).toBeNull();
+    expect(cached.teacherCache.bytes).toBe(0);
+    expect(() => cached.trainStep(x, y, { batchIndices: indices })).toThrow(
+      /Distiller.trainStep: the teacher cache is empty; fill it first with distiller.teacherCache.fill\(x\)/,
     );
     tf.dispose([xAll, yAll, idx, x, y]);
+  });
+
+  it('set adopts logits computed by the caller, frees only what it replaces, and checks them', async () => {
+    const { distiller } = setup({ teacherLogits: 'cached' });
+    const cache = distiller.teacherCache;
+    const { x, y } = data(6, 18);
+    const first = distiller.teacherForward(x);
+    cache.set(first);
+    expect(cache.value).toBe(first);
+    cache.set(first); // the same value again: kept, not freed
+    expect(first.isDisposed).toBe(false);
+    const shared = first.clone(); // the same data, another tensor
+    cache.set(shared);
+    expect(first.isDisposed).toBe(true);
+    expect(Array.from(await shared.data()).every(Number.isFinite)).toBe(true);
+    // Refused before anything changes: the current value stays.
+    const before = tf.memory().numTensors;
+    const ids = tf.zeros([6, 2], 'int32');
+    const lp = tf.zeros([6, 2]);
+    const intLogits = tf.zeros([6, CLASSES], 'int32');
+    const rank3 = tf.zeros([6, CLASSES, 1]);
+    const bad: [unknown, RegExp][] = [
+      [intLogits, /value must be float32 \[N, 10\] teacher logits, got int32 \[6, 10\]/],
+      [rank3, /got float32 \[6, 10, 1\]/],
+      [
+        { indices: ids, logProbs: lp },
+        /this Distiller caches teacher logits: value must be float32 \[N, 10\], got a sparse teacher/,
+      ],
+      ['logits', /Distiller.teacherCache.set: value must be a tf.Tensor, got string/],
+    ];
+    const made = tf.memory().numTensors;
+    expect(made).toBe(before + 4);
+    for (const [value, message] of bad) {
+      expect(() => callUntyped(cache.set, cache, value), String(message)).toThrow(message);
+    }
+    expect(tf.memory().numTensors).toBe(made);
+    expect(cache.value).toBe(shared);
+    cache.clear();
+    expect(shared.isDisposed).toBe(true);
+    tf.dispose([x, y, ids, lp, intLogits, rank3]);
   });
 });
 
@@ -642,7 +913,7 @@ describe('Distiller: no tensor leaks', () => {
     const idx = tf.tensor1d([0, 3, 6, 9], 'int32');
     const [xb, yb] = [tf.gather(x, idx), tf.gather(y, idx)];
     const ybDense = tf.gather(oneHot, idx);
-    distiller.cacheTeacherLogits(x);
+    distiller.teacherCache.fill(x);
     const round = async () => {
       tf.dispose(Object.values(distiller.trainStep(xb, yb, { batchIndices: idx, accuracy: true })));
       tf.dispose(distiller.trainStep(xb, ybDense, { batchIndices: [0, 3, 6, 9] }).loss);
@@ -663,21 +934,21 @@ describe('Distiller: no tensor leaks', () => {
   });
 });
 
-describe('benchmark glue (bench/core/distiller.ts)', () => {
-  it('trainStudentFromScratch lowers the cross-entropy of the given model only, without leaks', async () => {
+describe('hard-label training (bench/core/hard-label-training.ts)', () => {
+  it('crossEntropyStep lowers the cross-entropy of the given model only, without leaks', async () => {
     const model = track(studentOf(40));
     const other = track(studentOf(40));
     const optimizer = track(tf.train.adam());
     const { x, y } = data(BATCH, 19);
     const expected = tf.tidy(() => sparseSoftmaxCrossEntropy(y, inferLogits(model, x)));
     const otherBefore = await snapshot(other);
-    const first = trainStudentFromScratch(model, optimizer, x, y, { accuracy: true });
+    const first = crossEntropyStep(model, optimizer, x, y, { accuracy: true });
     const firstLoss = await scalar(first.loss);
     relClose(firstLoss, await scalar(expected), 1e-6);
     tf.dispose([...Object.values(first), expected]);
     const before = tf.memory().numTensors;
     const losses: tf.Scalar[] = [];
-    for (let i = 0; i < 19; i++) losses.push(trainStudentFromScratch(model, optimizer, x, y).loss);
+    for (let i = 0; i < 19; i++) losses.push(crossEntropyStep(model, optimizer, x, y).loss);
     const values = await Promise.all(losses.map(scalar));
     tf.dispose(losses);
     expect(tf.memory().numTensors).toBe(before);

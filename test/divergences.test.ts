@@ -29,7 +29,8 @@ import {
   type Divergence,
   type Reduction,
 } from '../src/config.js';
-import { DIVERGENCES, divergenceConstants, fusedSupports } from '../src/divergences.js';
+import { DIVERGENCES, divergenceConstants } from '../src/divergences.js';
+import { DEFAULT_CONFIG, distillationLoss } from '../src/index.js';
 import {
   referenceDistillationLoss,
   rowsOfShape,
@@ -112,8 +113,61 @@ describe('config', () => {
       hasIgnoreIndex: true,
       ignoreIndex: -100,
     });
+  });
+
+  test('a resolved config is not a config: its internal flag is refused by name', () => {
     const resolved = resolveConfig({ divergence: 'reverse-kl', ignoreIndex: 0 });
-    expect(resolveConfig(resolved)).toEqual(resolved);
+    expect(resolved.hasIgnoreIndex).toBe(true);
+    expect(() => resolveConfig(resolved as DistillationLossConfig)).toThrow(
+      /unknown config field 'hasIgnoreIndex'/,
+    );
+    expect(() => resolveConfig({ hasIgnoreIndex: false } as DistillationLossConfig)).toThrow(
+      /unknown config field 'hasIgnoreIndex'/,
+    );
+  });
+
+  test('DEFAULT_CONFIG is plain user values: spread with ignoreIndex, the index is in force', () => {
+    expect(Object.keys(DEFAULT_CONFIG).sort()).toEqual([
+      'alpha',
+      'divergence',
+      'reduction',
+      'returnComponents',
+      'temperature',
+      'temperatureSquared',
+    ]);
+    expect(resolveConfig(DEFAULT_CONFIG)).toMatchObject({ hasIgnoreIndex: false });
+    expect(resolveConfig({ ...DEFAULT_CONFIG, ignoreIndex: -100 })).toMatchObject({
+      ...DEFAULT_CONFIG,
+      hasIgnoreIndex: true,
+      ignoreIndex: -100,
+    });
+  });
+
+  test('through the op: { ...DEFAULT_CONFIG, ignoreIndex: -100 } skips the rows labelled -100', async () => {
+    // Rows 1 and 3 are ignored: the mean is that of rows 0 and 2 alone, finite, and the
+    // ignored rows get no gradient. (Were the index dropped, -100 would be an out-of-range
+    // class and make the mean NaN.)
+    const r = randomRows(4, 5, 11);
+    const s = tf.tensor2d(Array.from(r.s), [4, 5]);
+    const t = tf.tensor2d(Array.from(r.t), [4, 5]);
+    const y = tf.tensor1d([0, -100, 2, -100], 'int32');
+    const config = { ...DEFAULT_CONFIG, ignoreIndex: -100 };
+    const { value, grads } = tf.valueAndGrads((a: tf.Tensor) => distillationLoss(y, a, t, config))([
+      s,
+    ]);
+    const kept = [0, 2];
+    const sKept = tf.gather(s, kept);
+    const tKept = tf.gather(t, kept);
+    const yKept = tf.tensor1d([0, 2], 'int32');
+    const expected = distillationLoss(yKept, sKept, tKept, DEFAULT_CONFIG);
+    const got = (await value.data())[0]!;
+    expect(Number.isFinite(got)).toBe(true);
+    expect(got).toBeCloseTo((await expected.data())[0]!, 5);
+    const g = await grads[0]!.data();
+    expect(Array.from(g.slice(5, 10))).toEqual([0, 0, 0, 0, 0]);
+    expect(Array.from(g.slice(15, 20))).toEqual([0, 0, 0, 0, 0]);
+    expect(Array.from(g.slice(0, 5)).some((v) => v !== 0)).toBe(true);
+    tf.dispose([s, t, y, value, ...grads, sKept, tKept, yKept, expected]);
   });
 
   test.each([
@@ -142,12 +196,9 @@ describe('config', () => {
     tf.dispose([y, s]);
   });
 
-  test('fusedSupports: the kernels run every divergence and option', () => {
-    expect(fusedSupports(resolveConfig({}))).toBeNull();
-    // shaders/distill_divergence.wgsl (test/divergences-fused.test.ts)
-    expect(fusedSupports(resolveConfig({ divergence: 'jsd' }))).toBeNull();
-    expect(fusedSupports(resolveConfig({ divergence: 'reverse-kl' }))).toBeNull();
-    // each divergence has its own selection in the WGSL (the override DIVERGENCE)
+  test('every divergence has its own selection in the WGSL and its constants', () => {
+    // shaders/distill_divergence.wgsl (test/divergences-fused.test.ts): the override DIVERGENCE
+    for (const d of DIVS) expect(DIVERGENCES[d].kernel, d).toBeDefined();
     const ids = DIVS.map((d) => DIVERGENCES[d].kernel?.id);
     expect(new Set(ids).size).toBe(DIVS.length);
     expect(divergenceConstants(resolveConfig({ divergence: 'jsd', beta: 0.25 }))).toEqual({
@@ -156,10 +207,6 @@ describe('config', () => {
       LOG_BETA: Math.log(0.25),
       LOG_ONE_MINUS_BETA: Math.log(0.75),
     });
-    // The kernels count and skip ignored rows (test/ignore-index.test.ts).
-    expect(fusedSupports(resolveConfig({ ignoreIndex: -100 }))).toBeNull();
-    // The kernels return the components from the same forward pass (test/components.test.ts).
-    expect(fusedSupports(resolveConfig({ returnComponents: true }))).toBeNull();
     for (const d of DIVS) expect(DIVERGENCES[d].name).toBe(d);
   });
 });

@@ -3,15 +3,17 @@
  * tolerances (and, where the maths calls for it, exact NaN placement).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
+import { distillationLoss } from '../src/index.js';
+import { resolveConfig } from '../src/config.js';
 import {
-  distillationLoss,
   FUSED_DISTILLATION_LOSS,
   FUSED_DISTILLATION_LOSS_GRAD,
-} from '../src/index.js';
+  type DistillAttrs,
+} from '../src/kernels/names.js';
 import { overrideAdapterClassForTesting } from '../src/kernels/plan.js';
 import { edgeCases, largestCases, type EdgeKind } from '../src/validation/suite.js';
-import { uncapturedGpuErrors, useWebGPU, withValidationScope } from './helpers/backend.js';
+import { useCheckedWebGPU, withValidationScope } from './helpers/backend.js';
 import {
   adapterOf,
   checkCase,
@@ -23,8 +25,7 @@ import {
 } from './helpers/cases.js';
 import { expectClose, findMismatches } from './helpers/compare.js';
 
-beforeAll(useWebGPU);
-afterAll(() => expect(uncapturedGpuErrors()).toEqual([]));
+useCheckedWebGPU();
 
 const base: CaseSpec = {
   batch: 7,
@@ -72,7 +73,7 @@ const beyondTheReference: Partial<Record<EdgeKind, (spec: CaseSpec) => Promise<v
   },
 };
 
-// The named edge cases on both plans (bench/core/numerics/suite.ts, shared with the app).
+// The named edge cases on both plans (src/validation/suite.ts, shared with the app).
 describe('edge cases', () => {
   test.each(edgeCases().map((c) => [c.name, c] as const))('%s', async (_name, c) => {
     await checkCase(c.spec);
@@ -166,16 +167,17 @@ test.each(plans)(
       const dyValue = new Float32Array([-1.75]);
       overrideAdapterClassForTesting(() => plan);
       try {
-        const attrs = {
-          alpha: spec.alpha,
-          temperature: spec.temperature,
-          temperatureSquared: true,
-          reduction: spec.reduction,
-          divergence: 'forward-kl',
-          beta: 0.5,
+        const kernelAttrs: DistillAttrs = {
+          ...resolveConfig({
+            alpha: spec.alpha,
+            temperature: spec.temperature,
+            reduction: spec.reduction,
+          }),
           writeGradients: 'none',
           gradients: 'both',
-        } as unknown as tf.NamedAttrMap;
+        };
+        // a flat record of primitives, which tfjs' NamedAttrMap does not name as such
+        const attrs = kernelAttrs as unknown as tf.NamedAttrMap;
         const labels = tf.tensor1d(inputs.labels, 'int32');
         const studentLogits = tf.tensor2d(inputs.student, [spec.batch, classes]);
         const teacherLogits = tf.tensor2d(inputs.teacher, [spec.batch, classes]);

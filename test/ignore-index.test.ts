@@ -7,8 +7,10 @@
  * those without an ignore index.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { distillationLoss, referenceDistillationLoss, type Reduction } from '../src/index.js';
+import { describe, expect, test } from 'vitest';
+import { DEFAULT_CONFIG, distillationLoss, type Reduction } from '../src/index.js';
+import { mulberry32 } from '../src/validation/random.js';
+import { referenceDistillationLoss } from '../src/validation/index.js';
 import {
   overrideAdapterClassForTesting,
   overrideBindingLimitForTesting,
@@ -16,16 +18,12 @@ import {
 } from '../src/kernels/plan.js';
 import { FUSED_DISTILLATION_LOSS } from '../src/kernels/names.js';
 import { countDispatches } from '../bench/core/lib/dispatch-counter.js';
-import { uncapturedGpuErrors, useWebGPU, withValidationScope } from './helpers/backend.js';
+import { useCheckedWebGPU, withValidationScope } from './helpers/backend.js';
 import { makeInputs, tolerancesFor, upstreamFor, type CaseSpec } from './helpers/cases.js';
+import { expectClose } from './helpers/compare.js';
 import { boundsOverCounted, expectWithin } from './helpers/counted-rows.js';
 
-beforeAll(useWebGPU);
-afterEach(() => {
-  overrideBindingLimitForTesting(null);
-  overrideAdapterClassForTesting(null);
-});
-afterAll(() => expect(uncapturedGpuErrors()).toEqual([]));
+useCheckedWebGPU();
 
 const IGNORE = -100;
 
@@ -164,7 +162,7 @@ describe('ignored rows add nothing and are not counted', () => {
     },
   );
 
-  test('gpu plan: more rows than the counting grid (1100 rows of 4096, a workgroup each, 1024 workgroups)', async () => {
+  test('hardware plan: more rows than the counting grid (1100 rows of 4096, a workgroup each, 1024 workgroups)', async () => {
     await checkIgnored({
       ...base,
       batch: 1100,
@@ -194,6 +192,38 @@ describe('ignored rows add nothing and are not counted', () => {
       }
     },
   );
+});
+
+describe('the defaults spread with an ignore index', () => {
+  test('{ ...DEFAULT_CONFIG, ignoreIndex: -100 }: the rows labelled -100 are ignored', async () => {
+    // Were the index dropped, -100 would be a class out of range and make the mean NaN.
+    const [B, C] = [6, 10];
+    const rng = mulberry32(23);
+    const student = Float32Array.from({ length: B * C }, () => 4 * rng() - 2);
+    const teacher = Float32Array.from({ length: B * C }, () => 4 * rng() - 2);
+    const labels = Int32Array.from([3, IGNORE, 0, 9, IGNORE, 5]);
+    const config = { ...DEFAULT_CONFIG, ignoreIndex: IGNORE };
+    const s = tf.tensor2d(student, [B, C]);
+    const t = tf.tensor2d(teacher, [B, C]);
+    const y = tf.tensor1d(labels, 'int32');
+    const { value, grads } = tf.valueAndGrads((a: tf.Tensor) => distillationLoss(y, a, t, config))([
+      s,
+    ]);
+    const got = (await value.data())[0]!;
+    const gradStudent = await grads[0]!.data();
+    tf.dispose([s, t, y, value, ...grads]);
+    const ref = referenceDistillationLoss(
+      { batch: B, classes: C, student, teacher, labels, labelKind: 'index' },
+      config,
+    );
+    expect(Array.from(ref.counted)).toEqual([1, 0, 1, 1, 0, 1]);
+    expect(Number.isFinite(got)).toBe(true);
+    expect(Math.abs(got - ref.value[0]!)).toBeLessThanOrEqual(1e-5 * Math.abs(ref.value[0]!));
+    for (const b of [1, 4]) {
+      expect(Array.from(gradStudent.slice(b * C, (b + 1) * C))).toEqual(new Array(C).fill(0));
+    }
+    expectClose('∂L/∂s', gradStudent, ref.gradStudent, 1e-5, 'DEFAULT_CONFIG + ignoreIndex', C);
+  });
 });
 
 describe('dispatches', () => {

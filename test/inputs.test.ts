@@ -14,12 +14,19 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { distillationLoss, FUSED_DISTILLATION_LOSS } from '../src/index.js';
-import { storedData, webgpuInternals } from '../src/tfjs_internals.js';
+import { describe, expect, test } from 'vitest';
+import { distillationLoss } from '../src/index.js';
+import { FUSED_DISTILLATION_LOSS } from '../src/kernels/names.js';
+import { storedData, webgpuInternals } from '../src/tfjs-internals.js';
 import { resolveConfig } from '../src/config.js';
 import { countDispatches } from '../bench/core/lib/dispatch-counter.js';
-import { uncapturedGpuErrors, useWebGPU, withValidationScope } from './helpers/backend.js';
+import {
+  tfDevice,
+  useCheckedWebGPU,
+  useCpu,
+  useWebGPU,
+  withValidationScope,
+} from './helpers/backend.js';
 import {
   adapterOf,
   makeInputs,
@@ -32,8 +39,7 @@ import {
 } from './helpers/cases.js';
 import { expectClose } from './helpers/compare.js';
 
-beforeAll(useWebGPU);
-afterAll(() => expect(uncapturedGpuErrors()).toEqual([]));
+useCheckedWebGPU();
 
 type Mode = 'lazy' | 'tape';
 const modes: Mode[] = ['lazy', 'tape'];
@@ -347,7 +353,7 @@ describe.each([10, 12])('C = %i', (classes) => {
     const [B, C] = [spec.batch, classes];
     for (const mode of modes) {
       const tensorsBefore = tf.memory().numTensors;
-      await tf.setBackend('cpu');
+      await useCpu();
       const yi = tf.tensor2d(Int32Array.from(inputs.labels), [B, C], 'int32');
       const ti = tf.tensor2d(Int32Array.from(inputs.teacher), [B, C], 'int32');
       const built: Built = {
@@ -497,7 +503,7 @@ test('outputs of a tfjs-layers model (dense layers) as both logits', async () =>
 describe('tensors made from a GPUBuffer: tf.tensor({buffer, zeroCopy?}, shape, dtype)', () => {
   const spec: CaseSpec = { ...base, labelKind: 'dense' };
   const [B, C] = [spec.batch, spec.classes];
-  const device = () => (tf.backend() as unknown as { device: GPUDevice }).device;
+  const device = tfDevice;
   const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
   function bufferOf(data: Float32Array | Int32Array): GPUBuffer {
     const buffer = device().createBuffer({ size: data.byteLength, usage });
@@ -744,11 +750,11 @@ describe('conversion dispatches', () => {
     const hotF = onGpu(tf.tensor2d(await hot.data(), [B, C], 'float32'));
     const [hotCast, sCast, tCast] = [hot.toFloat(), si.toFloat(), si.toFloat()];
     const count = (y: tf.Tensor, a: tf.Tensor, b: tf.Tensor) => {
-      let out: tf.Tensor | null = null;
+      const outs: tf.Tensor[] = [];
       const n = countDispatches(() => {
-        out = distillationLoss(y, a, b);
+        outs.push(distillationLoss(y, a, b));
       });
-      return { n, out: out as unknown as tf.Tensor };
+      return { n, out: outs[0]! };
     };
     const plain = count(hotF, s, t);
     const labelsCast = count(hotCast, s, t);
@@ -803,7 +809,7 @@ describe('rank-N logits [..., C]: every leading index is a row', () => {
       const inputs = makeInputs(spec);
       const ref = referenceFor(spec, inputs, null);
       const tol = tolerancesFor(spec, inputs, null, adapterOf(spec));
-      await tf.setBackend(backend);
+      await (backend === 'cpu' ? useCpu() : useWebGPU());
       try {
         const s = tf.tensor(inputs.student, [...leading, C]);
         const t = tf.tensor(inputs.teacher, [...leading, C]);
@@ -825,7 +831,7 @@ describe('rank-N logits [..., C]: every leading index is a row', () => {
         expectClose('∂L/∂t', gt, ref.gradTeacher, widen(tol.gradTeacher), backend, C);
         tf.dispose([s, t, y, out.value, ...out.grads]);
       } finally {
-        await tf.setBackend('webgpu');
+        await useWebGPU();
       }
     },
   );

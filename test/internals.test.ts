@@ -1,5 +1,5 @@
 /**
- * The tfjs internals the kernels rely on (src/tfjs_internals.ts): each accessor works against
+ * The tfjs internals the kernels rely on (src/tfjs-internals.ts): each accessor works against
  * the installed tfjs (4.22), and throws a TfjsInternalsError naming the internal when an engine
  * or backend object lacks it, instead of falling back silently.
  */
@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
 // tf.grad below differentiates stock ops.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import { beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import {
   activeGpuTimers,
   activeTape,
@@ -21,10 +21,10 @@ import {
   TfjsInternalsError,
   webgpuInternals,
   type TapeNode,
-} from '../src/tfjs_internals.js';
-import { useWebGPU } from './helpers/backend.js';
+} from '../src/tfjs-internals.js';
+import { useCheckedWebGPU } from './helpers/backend.js';
 
-beforeAll(useWebGPU);
+useCheckedWebGPU();
 
 /** The real backend with one own property shadowing an internal (undefined: "missing"). */
 function backendWith(overrides: Record<string, unknown>): object {

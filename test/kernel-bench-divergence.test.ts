@@ -3,7 +3,7 @@
  * validation, the stock baseline each divergence is timed against (checked for its value on the
  * cpu backend: the exact composition computes the divergence asked for, stockDistillationLoss
  * would not), and what a report records (settings, printed report, CSV columns, results-table
- * rows and README tables), with reports and rows from before divergences read as forward KL.
+ * rows and the docs' tables), with reports and rows from before divergences read as forward KL.
  * Pure functions and synthetic reports only: test/kernel-bench.test.ts times the real thing.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -24,21 +24,16 @@ import {
   topKSweepShapes,
   type KernelReport,
   type KernelShapeResult,
-} from '../bench/core/kernel-bench.js';
+} from '../bench/core/kernel-bench/index.js';
 import {
-  kernelReadmeSection,
   kernelResultRows,
+  kernelResultsSection,
   kernelRowDivergence,
   latestVocabSweeps,
-  type KernelReportInput,
-} from '../bench/core/results-table.js';
-import { lossStep } from '../bench/core/lib/loss-timing.js';
-import {
-  DIVERGENCES,
-  referenceDistillationLoss,
-  stockDistillationLoss,
-  type Divergence,
-} from '../src/index.js';
+} from '../bench/core/results-table/index.js';
+import { kerasStockLoss, lossStep } from '../bench/core/lib/loss-timing.js';
+import { DIVERGENCE_NAMES, stockDistillationLoss, type Divergence } from 'tfjs-fused-distill';
+import { referenceDistillationLoss } from 'tfjs-fused-distill/validation';
 import { useCpu } from './helpers/backend.js';
 
 // A value check of the baselines runs on the cpu backend; nothing here needs a GPU.
@@ -46,7 +41,7 @@ beforeAll(useCpu);
 
 describe('--divergence and --beta', () => {
   test('the divergences are the package’s, forward-kl by default', () => {
-    expect([...KERNEL_DIVERGENCES].sort()).toEqual(Object.keys(DIVERGENCES).sort());
+    expect(KERNEL_DIVERGENCES).toEqual(DIVERGENCE_NAMES);
     expect(parseDivergenceOptions(undefined)).toEqual({ divergence: 'forward-kl', beta: null });
     expect(parseDivergenceOptions('forward-kl')).toEqual({ divergence: 'forward-kl', beta: null });
     expect(parseDivergenceOptions('reverse-kl')).toEqual({ divergence: 'reverse-kl', beta: null });
@@ -122,13 +117,37 @@ describe('top-K shapes with a divergence', () => {
 describe('the stock baseline of each divergence', () => {
   test('forward KL: stockDistillationLoss (Keras); the others: the exact composition', () => {
     expect(stockBaselineOf('forward-kl')).toBe('keras');
-    expect(stockLossFor('forward-kl')).toBe(stockDistillationLoss);
+    expect(stockLossFor('forward-kl')).toBe(kerasStockLoss);
     for (const d of ['reverse-kl', 'jsd'] as const) {
       expect(stockBaselineOf(d)).toBe('exact-composition');
-      expect(stockLossFor(d)).not.toBe(stockDistillationLoss);
+      expect(stockLossFor(d)).not.toBe(kerasStockLoss);
     }
     expect(STOCK_BASELINE_TEXT.keras).toMatch(/stockDistillationLoss, the Keras formula/);
-    expect(STOCK_BASELINE_TEXT['exact-composition']).toMatch(/exact composition .*composed\.ts/);
+    expect(STOCK_BASELINE_TEXT['exact-composition']).toMatch(
+      /exact composition .*exactStockOpsDistillationLoss of tfjs-fused-distill\/validation/,
+    );
+  });
+
+  test('the Keras baseline is stockDistillationLoss, and refuses another divergence or a β', async () => {
+    expect(tf.getBackend()).toBe('cpu');
+    const y = tf.tensor1d([1, 0], 'int32');
+    const s = tf.tensor2d([0.5, -1, 2, 0.25, 1.5, -0.5], [2, 3]);
+    const t = tf.tensor2d([1, 0, -1, -2, 0.5, 3], [2, 3]);
+    const config = { alpha: 0.3, temperature: 2 };
+    const ours = kerasStockLoss(y, s, t, config);
+    const theirs = stockDistillationLoss(y, s, t, config);
+    expect(await ours.data()).toEqual(await theirs.data());
+    expect(ours.rank).toBe(0);
+    expect(() => kerasStockLoss(y, s, t, { ...config, divergence: 'jsd' })).toThrow(
+      "stockDistillationLoss has the Keras formula's forward KL only, got divergence jsd",
+    );
+    expect(() => kerasStockLoss(y, s, t, { ...config, beta: 0.5 })).toThrow(
+      /forward KL only, got divergence forward-kl, beta 0\.5/,
+    );
+    // forward KL named explicitly is the Keras formula's own
+    const named = kerasStockLoss(y, s, t, { ...config, divergence: 'forward-kl' });
+    expect(await named.data()).toEqual(await theirs.data());
+    tf.dispose([y, s, t, ours, theirs, named]);
   });
 
   test('the exact-composition baseline computes the divergence asked for (value and gradient)', async () => {
@@ -178,9 +197,9 @@ describe('the stock baseline of each divergence', () => {
       const y = tf.tensor1d([0], 'int32');
       const x = tf.zeros([1, 4]);
       const teacher = { indices: tf.tensor2d([[0]], [1, 1], 'int32'), logProbs: tf.zeros([1, 1]) };
-      expect(() => stockLossFor('jsd')(y, x, teacher, { divergence: 'jsd' })).toThrow(
-        /dense teacher logits only/,
-      );
+      expect(() =>
+        stockLossFor('jsd')(y, x, teacher, { alpha: 0.1, temperature: 4, divergence: 'jsd' }),
+      ).toThrow(/dense teacher logits only/);
       tf.dispose([y, x, teacher.indices, teacher.logProbs]);
     }
   });
@@ -344,32 +363,29 @@ describe('the report records the divergence, β and the stock baseline', () => {
   });
 
   test('results table: divergence=… in config beside forward KL’s unchanged config', () => {
-    const config = (r: KernelReport) => kernelResultRows(r as KernelReportInput)[0]!.config;
+    const config = (r: KernelReport) => kernelResultRows(r)[0]!.config;
     expect(config(report(null))).toBe('alpha=0.1 T=10 seed=1234');
     expect(config(report('forward-kl'))).toBe('alpha=0.1 T=10 seed=1234');
     expect(config(report('reverse-kl'))).toBe('alpha=0.1 T=10 seed=1234 divergence=reverse-kl');
     expect(config(report('jsd', 0.2))).toBe('alpha=0.1 T=10 seed=1234 divergence=jsd beta=0.2');
-    const rows = [
-      ...kernelResultRows(report(null) as KernelReportInput),
-      ...kernelResultRows(report('jsd', 0.2) as KernelReportInput),
-    ];
+    const rows = [...kernelResultRows(report(null)), ...kernelResultRows(report('jsd', 0.2))];
     expect(new Set(rows.map(kernelRowDivergence))).toEqual(new Set(['forward-kl', 'jsd']));
     expect(kernelRowDivergence({ config: '' })).toBe('forward-kl');
     expect(kernelRowDivergence({ config: 'alpha=0.1 sweep=vocab' })).toBe('forward-kl');
   });
 
-  test('README tables: the latest forward-KL run, not a later run of another divergence', () => {
-    const old = kernelResultRows(report(null) as KernelReportInput);
-    const jsd = kernelResultRows(report('jsd', 0.2) as KernelReportInput);
-    const section = kernelReadmeSection([...old, ...jsd]);
+  test('docs tables: the latest forward-KL run, not a later run of another divergence', () => {
+    const old = kernelResultRows(report(null));
+    const jsd = kernelResultRows(report('jsd', 0.2));
+    const section = kernelResultsSection([...old, ...jsd]);
     // the JSD run is later, but the table shows the forward-KL run (its commit and date)
     expect(section).toContain('2026-11-01');
     expect(section).not.toContain('2026-11-02');
-    expect(kernelReadmeSection(jsd)).toMatch(/^_No complete run/);
+    expect(kernelResultsSection(jsd)).toMatch(/^_No complete run/);
     // a vocab sweep of the JSD is not the vocabulary sweep's latest
     const sweep = (r: KernelReport) => {
       r.settings.sweep = 'vocab';
-      return kernelResultRows(r as KernelReportInput);
+      return kernelResultRows(r);
     };
     const sweeps = latestVocabSweeps([...sweep(report(null)), ...sweep(report('jsd', 0.2))]);
     expect(sweeps.map((g) => g.first.timestamp)).toEqual(['2026-11-01T00:00:00.000Z']);

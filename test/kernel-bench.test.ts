@@ -1,5 +1,5 @@
 /**
- * The kernel benchmark (bench/core/kernel-bench.ts) on the Node WebGPU adapter: the report's
+ * The kernel benchmark (bench/core/kernel-bench/) on the Node WebGPU adapter: the report's
  * structure, both clocks, no tensor leak, a clean stop on abort; and the proof that the fused
  * passes join tfjs' GPU timing: `tf.time()` of the fused op alone reports kernelMs > 0, with
  * one timed pass per fused dispatch.
@@ -31,8 +31,8 @@ import {
   type KernelBenchOptions,
   type KernelMemoryModel,
   type KernelReport,
-} from '../bench/core/kernel-bench.js';
-import { kernelResultRows } from '../bench/core/results-table.js';
+} from '../bench/core/kernel-bench/index.js';
+import { kernelResultRows } from '../bench/core/results-table/index.js';
 import { countDispatches } from '../bench/core/lib/dispatch-counter.js';
 import { gpuClockAvailability, gpuStepTime, lossStep } from '../bench/core/lib/loss-timing.js';
 import {
@@ -46,7 +46,7 @@ beforeAll(useWebGPU);
 afterAll(() => expect(uncapturedGpuErrors()).toEqual([]));
 
 const CEILING_SHADER = readFileSync(
-  new URL('../bench/core/memory_ceiling.wgsl', import.meta.url),
+  new URL('../bench/core/memory-ceiling.wgsl', import.meta.url),
   'utf8',
 );
 
@@ -520,7 +520,7 @@ describe('phases, peak bytes and failures', () => {
     expect(failure.map((r) => r.variant)).toContain('stock');
     expect(failure.find((r) => r.variant === 'stock')!.note).toMatch(/^skipped: /);
     expect(JSON.parse(JSON.stringify(report))).toEqual(report);
-  }, 60_000);
+  });
 });
 
 describe('sparse (top-K) teacher shapes', () => {

@@ -6,14 +6,15 @@
  * the real −Infinity inputs: its exact zeros, +Infinity and NaN must be matched exactly).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { distillationLoss, referenceDistillationLoss, type Reduction } from '../src/index.js';
+import { describe, expect, test } from 'vitest';
+import { distillationLoss, type Reduction } from '../src/index.js';
+import { referenceDistillationLoss } from '../src/validation/index.js';
 import {
   overrideAdapterClassForTesting,
   overrideBindingLimitForTesting,
   type AdapterClass,
 } from '../src/kernels/plan.js';
-import { uncapturedGpuErrors, useWebGPU, withValidationScope } from './helpers/backend.js';
+import { useCheckedWebGPU, withValidationScope } from './helpers/backend.js';
 import {
   makeInputs,
   tolerancesFor,
@@ -24,12 +25,7 @@ import {
 import { expectClose } from './helpers/compare.js';
 import { boundsOverCounted, expectWithin, finiteStandIn } from './helpers/counted-rows.js';
 
-beforeAll(useWebGPU);
-afterEach(() => {
-  overrideBindingLimitForTesting(null);
-  overrideAdapterClassForTesting(null);
-});
-afterAll(() => expect(uncapturedGpuErrors()).toEqual([]));
+useCheckedWebGPU();
 
 const IGNORE = -100;
 

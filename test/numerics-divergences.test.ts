@@ -1,8 +1,8 @@
 /**
- * The numerics suite's 'divergence' family (bench/core/numerics/suite.ts, divergenceCases):
+ * The numerics suite's 'divergence' family (src/validation/suite.ts, divergenceCases):
  * reverse KL and the JSD (β = 0.5 and 0.2) in the fused kernels against the float64 reference,
  * element by element (the value and both gradients), with the derived tolerances of
- * bench/core/numerics/tolerance-divergence.ts: T ∈ {1, 4, 100}, a thread per row and a
+ * src/validation/tolerance-divergence.ts: T ∈ {1, 4, 100}, a thread per row and a
  * workgroup per row, −Infinity masks (both sides, one side, reverse KL's +Infinity), ignored
  * rows; the same cases, names and evaluation as the app's "Validate kernels" panel. And the
  * bounds are not vacuous: the same fused results are rejected against a deliberately wrong
@@ -21,8 +21,8 @@ import {
   type NamedCase,
 } from '../src/validation/suite.js';
 import { choosePlan } from '../src/kernels/plan.js';
-import { useCheckedWebGPU } from './helpers/checked-webgpu.js';
 import { expectReportPasses } from './helpers/cases.js';
+import { useCheckedWebGPU } from './helpers/backend.js';
 
 useCheckedWebGPU();
 
@@ -49,13 +49,13 @@ describe('the divergence family', () => {
           ).toBe(true);
         }
       }
-      // a thread per row and a workgroup per row (gpu plan), with masks and ignored rows
+      // a thread per row and a workgroup per row (hardware plan), with masks and ignored rows
       const split = (c: NamedCase) =>
         choosePlan(c.spec.batch, c.spec.classes, c.spec.reduction !== 'none', c.spec.plan).tileCols;
       const mine = cases.filter((c) => divergenceName(c.spec) === name);
-      expect(new Set(mine.filter((c) => c.spec.plan === 'hardware').map((c) => split(c) > 1))).toEqual(
-        new Set([false, true]),
-      );
+      expect(
+        new Set(mine.filter((c) => c.spec.plan === 'hardware').map((c) => split(c) > 1)),
+      ).toEqual(new Set([false, true]));
       expect(new Set(mine.map((c) => c.spec.masks ?? 'none'))).toEqual(
         new Set(
           d.divergence === 'jsd'

@@ -1,9 +1,8 @@
 /**
- * The shared numerics suite (bench/core/numerics/): evaluateCase's reports (a pass, a failure
+ * The shared numerics suite (src/validation/): evaluateCase's reports (a pass, a failure
  * against a deliberately wrong reference, an exception), the quick suite's coverage of every
  * axis, the runner, and that the tests and the app use the same cases and tolerances.
  */
-import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, test } from 'vitest';
 import * as numerics from '../src/validation/index.js';
 import {
@@ -24,8 +23,7 @@ import {
 } from '../src/validation/suite.js';
 import { rowBounds } from '../src/validation/tolerance.js';
 import { MAX_CLASSES } from '../src/index.js';
-import { useWebGPU } from './helpers/backend.js';
-import { useCheckedWebGPU } from './helpers/checked-webgpu.js';
+import { useCheckedWebGPU, useCpu, useWebGPU } from './helpers/backend.js';
 import * as helpers from './helpers/cases.js';
 import { expectReportPasses } from './helpers/cases.js';
 
@@ -174,11 +172,11 @@ describe('the quick suite', () => {
     for (const [axis, list] of required) {
       for (const v of list) expect(has(axis, v), `${axis} = ${v}`).toBe(true);
     }
-    // every edge kind on both plans, on the gpu plan both with a row per thread and shared
+    // every edge kind on both plans, on the hardware plan both with a row per thread and shared
     const kinds = (cases: NamedCase[]) => cases.map(COVERAGE_AXES['kind × plan × row split']);
     const edgeKinds = new Set(kinds(numerics.edgeCases()));
     expect(
-      [...edgeKinds].filter((k) => k.endsWith('gpu plan, row shared by invocations')).length,
+      [...edgeKinds].filter((k) => k.endsWith('hardware plan, row shared by invocations')).length,
     ).toBe(new Set(numerics.edgeCases().map((e) => e.kind)).size);
     for (const k of edgeKinds) expect(kinds(quick), k).toContain(k);
   });
@@ -238,7 +236,7 @@ describe('runValidationSuite', () => {
   });
 
   test('refuses a backend other than webgpu', async () => {
-    await tf.setBackend('cpu');
+    await useCpu();
     try {
       await expect(numerics.runValidationSuite([])).rejects.toThrow(/webgpu/);
     } finally {

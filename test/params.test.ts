@@ -1,13 +1,13 @@
 /**
  * The uniform `Params` has one layout in two languages: `struct Params` in
- * shaders/distill_common.wgsl and PARAMS_FIELDS in src/kernels/webgpu/distill_webgpu.ts, from
+ * shaders/distill_common.wgsl and PARAMS_FIELDS in src/kernels/webgpu/distill-webgpu.ts, from
  * which params() builds the uniform (one value per field, in order; tfjs' makeUniforms packs
  * scalars 4 bytes apart, as WGSL lays out a struct of scalars). This test reads the WGSL file
  * and fails when the two disagree in names, order or types.
  */
 import { readFileSync } from 'node:fs';
 import { expect, test } from 'vitest';
-import { PARAMS_FIELDS } from '../src/kernels/webgpu/distill_webgpu.js';
+import { PARAMS_FIELDS } from '../src/kernels/webgpu/distill-webgpu.js';
 
 interface WgslField {
   name: string;
@@ -59,7 +59,7 @@ test('PARAMS_FIELDS matches struct Params of shaders/distill_common.wgsl: names,
   const wgsl = parseWgslStruct(commonWgsl(), 'Params');
   expect(
     PARAMS_FIELDS.map((f) => ({ name: f.name, type: f.type })),
-    'PARAMS_FIELDS (src/kernels/webgpu/distill_webgpu.ts) vs struct Params (shaders/distill_common.wgsl)',
+    'PARAMS_FIELDS (src/kernels/webgpu/distill-webgpu.ts) vs struct Params (shaders/distill_common.wgsl)',
   ).toEqual(wgsl);
   // params() writes one 4-byte scalar per field: a vector, matrix or array would need padding.
   for (const f of wgsl) expect(['u32', 'i32', 'f32'], `type of Params.${f.name}`).toContain(f.type);

@@ -9,7 +9,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { referenceDistillationLoss, stockDistillationLoss, type Reduction } from '../src/index.js';
+import { stockDistillationLoss, type Reduction } from '../src/index.js';
+import { referenceDistillationLoss } from '../src/validation/index.js';
 import { composedDistillationLoss } from '../src/composed.js';
 import { resolveConfig } from '../src/config.js';
 import { checkInputs } from '../src/validate.js';

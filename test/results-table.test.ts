@@ -1,6 +1,6 @@
-// The accumulated results table (bench/core/results-table.ts): rows from both report kinds,
-// the CSV round trip and its validation, dedupe, and the README's generated sections against
-// the committed table (so the README cannot drift from bench/results/all-results.csv).
+// The accumulated results table (bench/core/results-table/): rows from both report kinds,
+// the CSV round trip and its validation, dedupe, and the docs' generated sections against the
+// committed table (so the docs cannot drift from bench/results/all-results.csv).
 import { existsSync, readFileSync } from 'node:fs';
 import Papa from 'papaparse';
 import { describe, expect, it } from 'vitest';
@@ -12,19 +12,21 @@ import {
   kernelResultRows,
   mergeResults,
   parseResultsCsv,
-  readmeSection,
-  README_SECTIONS,
-  readmeSectionText,
   reportResultRows,
   RESULTS_COLUMNS,
-  staleReadmeSections,
+  RESULTS_SECTION_FILES,
+  RESULTS_SECTIONS,
+  resultsDocs,
+  resultsSection,
+  resultsSectionText,
+  staleResultsSections,
   toResultsCsv,
-  updateReadme,
+  updateResultsSections,
   vocabPlotSpec,
   type KernelReportInput,
   type ResultRow,
   type TopKShapeInput,
-} from '../bench/core/results-table.js';
+} from '../bench/core/results-table/index.js';
 
 const spread = (p20: number, p50: number, p80: number, n = 5) => ({ p20, p50, p80, n });
 
@@ -437,7 +439,7 @@ describe('mergeResults', () => {
   });
 });
 
-describe('the README', () => {
+describe("the docs' generated sections", () => {
   it('generates sections from rows, and replaces only what is between the markers', () => {
     const rows = [...distillResultRows(distillReport()), ...kernelResultRows(kernelReport())];
     const readme = [
@@ -454,24 +456,29 @@ describe('the README', () => {
       '<!-- results:topk:end -->',
       'outro',
     ].join('\n');
-    const out = updateReadme(readme, rows);
-    expect(staleReadmeSections(readme, rows)).toEqual(['distill', 'kernel', 'vocab', 'topk']);
-    expect(staleReadmeSections(out, rows)).toEqual([]);
-    expect(updateReadme(out, rows)).toBe(out);
+    const all = RESULTS_SECTIONS;
+    const out = updateResultsSections(readme, rows, all);
+    expect(staleResultsSections(readme, rows, all)).toEqual(['distill', 'kernel', 'vocab', 'topk']);
+    expect(staleResultsSections(out, rows, all)).toEqual([]);
+    expect(updateResultsSections(out, rows, all)).toBe(out);
+    // Only the sections asked for are rewritten or checked.
+    const distillOnly = updateResultsSections(readme, rows, ['distill']);
+    expect(staleResultsSections(distillOnly, rows, all)).toEqual(['kernel', 'vocab', 'topk']);
+    expect(resultsSectionText(distillOnly, 'kernel')).toBe('');
     expect(out.startsWith('intro\n')).toBe(true);
     expect(out).toContain('\nmiddle\n');
-    const kernel = readmeSectionText(out, 'kernel');
+    const kernel = resultsSectionText(out, 'kernel');
     expect(kernel).toContain('| NVIDIA H200 | Chrome 131 | 256×32768 |');
     expect(kernel).toContain('GPU fused');
-    const distill = readmeSectionText(out, 'distill');
+    const distill = resultsSectionText(out, 'distill');
     expect(distill).toContain('preset `quick`');
     expect(distill).toMatch(/\| student from scratch +\| 20,490 +\| 85.00 %/);
     // An incomplete run does not replace the latest complete one.
     const later = distillResultRows(
       distillReport({ complete: false, timestamp: '2027-01-01T00:00:00.000Z' }),
     );
-    expect(readmeSection('distill', [...rows, ...later])).toBe(readmeSection('distill', rows));
-    expect(() => updateReadme('no markers', rows)).toThrow(/results:distill:begin/);
+    expect(resultsSection('distill', [...rows, ...later])).toBe(resultsSection('distill', rows));
+    expect(() => updateResultsSections('no markers', rows, all)).toThrow(/results:distill:begin/);
   });
 
   it('generates the sweep section and plot from the latest complete sweep only', async () => {
@@ -508,7 +515,7 @@ describe('the README', () => {
       );
     const plain = kernelResultRows(kernelReport());
     const rows = [...sweep('2026-12-01T00:00:00.000Z'), ...plain];
-    const text = readmeSection('vocab', rows);
+    const text = resultsSection('vocab', rows);
     expect(text).toContain('**NVIDIA H200**, Chrome 131');
     expect(text).toMatch(/\| 512×32768 +\| — +\| — +\| 1.00 ms \[0.90–1.10\]/);
     expect(text).toContain('64.0 MiB / 1.62 GiB');
@@ -522,9 +529,9 @@ describe('the README', () => {
     );
     expect(text).toContain('- 128 × 131072: not measured in this run.');
     // The plain kernel section leaves the sweep out; an incomplete later sweep changes nothing.
-    expect(readmeSection('kernel', rows)).toBe(readmeSection('kernel', plain));
+    expect(resultsSection('kernel', rows)).toBe(resultsSection('kernel', plain));
     const later = [...rows, ...sweep('2027-01-01T00:00:00.000Z', false)];
-    expect(readmeSection('vocab', later)).toBe(text);
+    expect(resultsSection('vocab', later)).toBe(text);
     expect(vocabPlotSpec(plain)).toBeNull();
     const spec = vocabPlotSpec(rows)!;
     const values = (spec.data as { values: { series: string; classes: number }[] }).values;
@@ -564,7 +571,7 @@ describe('the README', () => {
       );
     const plain = kernelResultRows(kernelReport());
     const rows = [...sweep('2026-12-01T00:00:00.000Z'), ...plain];
-    const text = readmeSection('topk', rows);
+    const text = resultsSection('topk', rows);
     expect(text).toMatch(
       /\| NVIDIA H200 \| Chrome 131 \| 256×32768 +\| 32 +\| 256 B \/ 128 KiB +\| 6\.00 ms \[5\.40–6\.60\] +\| 10\.0 ms \[9\.00–11\.0\] +\| 300 ms \[270–330\] +\| 0\.60 \[0\.49–0\.73\] +\| ×50\.0 \[40\.9–61\.1\] +\| — +\| `def5678` \| 2026-12-01 \|/,
     );
@@ -578,26 +585,26 @@ describe('the README', () => {
         'stock/sparse ×50.0 [40.9–61.1] (target ≥ 25×: met).',
     );
     // The dense kernel section leaves the top-K rows out, and a default run's top-K row too.
-    expect(readmeSection('kernel', rows)).toBe(readmeSection('kernel', plain));
+    expect(resultsSection('kernel', rows)).toBe(resultsSection('kernel', plain));
     const withDefault = [
       ...rows,
       ...kernelResultRows(
         kernelReport({ timestamp: '2026-12-02T00:00:00.000Z', topK: [topKShape()] }),
       ),
     ];
-    expect(readmeSection('kernel', withDefault)).not.toContain('k32');
+    expect(resultsSection('kernel', withDefault)).not.toContain('k32');
     // A later complete run replaces the bar's cell only; a later incomplete one changes nothing.
     const slower = sweep('2027-01-01T00:00:00.000Z', true, {
       sparse: { ...topKShape().sparse!, both: spread(9, 10, 11) },
       dense: { ...topKShape().dense!, both: spread(9, 10, 11) },
     }).filter((r) => r.x_value === '256x32768k32');
-    const later = readmeSection('topk', [...rows, ...slower]);
+    const later = resultsSection('topk', [...rows, ...slower]);
     expect(later).toContain('sparse/dense 1.00 [0.82–1.22] (target ≤ 0.7: not met)');
     expect(later).toContain('2026-12-01 |');
-    expect(readmeSection('topk', [...rows, ...sweep('2027-02-01T00:00:00.000Z', false)])).toBe(
+    expect(resultsSection('topk', [...rows, ...sweep('2027-02-01T00:00:00.000Z', false)])).toBe(
       text,
     );
-    expect(readmeSection('topk', plain)).toBe(
+    expect(resultsSection('topk', plain)).toBe(
       '_No complete top-K run in bench/results/all-results.csv yet._',
     );
   });
@@ -609,14 +616,30 @@ describe('the README', () => {
     expect(committed).toBe(svg);
   });
 
-  it('matches the committed table (run `npm run results -- readme` after appending)', () => {
+  it('lives in the docs: each section in one file, each file named once per section', () => {
+    expect(RESULTS_SECTION_FILES).toEqual({
+      distill: 'docs/mnist-benchmark.md',
+      kernel: 'docs/kernel-benchmark.md',
+      vocab: 'docs/kernel-benchmark.md',
+      topk: 'docs/top-k-teachers.md',
+    });
+    expect(resultsDocs()).toEqual([
+      { file: 'docs/mnist-benchmark.md', sections: ['distill'] },
+      { file: 'docs/kernel-benchmark.md', sections: ['kernel', 'vocab'] },
+      { file: 'docs/top-k-teachers.md', sections: ['topk'] },
+    ]);
+  });
+
+  it('matches the committed table (run `npm run results -- docs` after appending)', () => {
     const table = parseResultsCsv(readFileSync('bench/results/all-results.csv', 'utf8'));
     expect(table.length).toBeGreaterThan(0);
-    const readme = readFileSync('README.md', 'utf8');
-    for (const name of README_SECTIONS) {
-      expect(readmeSectionText(readme, name), `README section ${name}`).toBe(
-        readmeSection(name, table),
-      );
+    for (const { file, sections } of resultsDocs()) {
+      const doc = readFileSync(file, 'utf8');
+      for (const name of sections) {
+        expect(resultsSectionText(doc, name), `${file}, section ${name}`).toBe(
+          resultsSection(name, table),
+        );
+      }
     }
   });
 });

@@ -19,13 +19,12 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers'; // registers the stock ops' gradients (sum, addN, mul in the checks)
-import { afterAll, afterEach, describe, expect, test } from 'vitest';
+import { afterAll, describe, expect, test } from 'vitest';
 import { countDispatches } from '../bench/core/lib/dispatch-counter.js';
 import { mulberry32 } from '../src/validation/random.js';
 import {
   distillationLoss,
   stockDistillationLoss,
-  type DistillationLossComponents,
   type DistillationLossConfig,
 } from '../src/index.js';
 import {
@@ -33,7 +32,8 @@ import {
   overrideBindingLimitForTesting,
   type AdapterClass,
 } from '../src/kernels/plan.js';
-import { uncapturedGpuErrors, useCpu, useWebGPU } from './helpers/backend.js';
+import { useCheckedWebGPU, useCpu, useWebGPU } from './helpers/backend.js';
+import { lossComponents } from './helpers/components.js';
 
 interface Case {
   leading: number[];
@@ -96,9 +96,9 @@ async function run(c: Case, x: Inputs): Promise<Outcome> {
   const y =
     c.labels === 'dense' ? tf.tensor(x.labels, shape) : tf.tensor(x.labels, c.leading, 'int32');
   const outputs = (st: tf.Tensor): tf.Tensor[] => {
-    const out = distillationLoss(y, st, teacher, c.config) as unknown;
-    if (!c.config.returnComponents) return [out as tf.Tensor];
-    const parts = out as DistillationLossComponents;
+    const { returnComponents, ...config } = c.config;
+    if (!returnComponents) return [distillationLoss(y, st, teacher, config)];
+    const parts = lossComponents(y, st, teacher, config);
     return [parts.loss, parts.hardLoss, parts.softLoss];
   };
   const values = await Promise.all(
@@ -138,12 +138,8 @@ function expectAgree(got: Outcome, want: Outcome, valueTol: (v: number) => numbe
   });
 }
 
-afterEach(() => {
-  overrideAdapterClassForTesting(null);
-  overrideBindingLimitForTesting(null);
-});
+useCheckedWebGPU();
 afterAll(async () => {
-  expect(uncapturedGpuErrors()).toEqual([]);
   await tf.setBackend('cpu');
 });
 
@@ -191,7 +187,7 @@ describe('fused sparse teacher (webgpu) against the composition (cpu)', () => {
     }
   }
 
-  test('gpu plan: more rows than the counting grid (ignoreIndex, 1100 rows of 4096, 1024 workgroups)', async () => {
+  test('hardware plan: more rows than the counting grid (ignoreIndex, 1100 rows of 4096, 1024 workgroups)', async () => {
     const c: Case = { leading: [1100], classes: 4096, topK: 4, config: { ignoreIndex: 3 } };
     const x = makeInputs(c, 1100);
     for (let b = 0; b < 1100; b += 7) x.labels[b] = 3;

@@ -11,7 +11,7 @@
  * below: every combination of the kernel's overrides is a pipeline compiled on lavapipe).
  *
  * Tolerances: derived per element for the kernel's own forms (float32 WGSL vs float64 truth)
- * in bench/core/numerics/tolerance-sparse.ts, whose header holds the derivation (the student's
+ * in src/validation/tolerance-sparse.ts, whose header holds the derivation (the student's
  * sweep carries the dense bounds of tolerance.ts; the K entries' sums ZP = Σ e^v and
  * A = Σ e^v (v − u) their exponentials', roundings' and rescalings' errors, replaying the plan's
  * scan; KL = A/ZP − log ZP + log ZS the sum of those; the gradient's σ, q and each p_k their
@@ -22,10 +22,10 @@
  * reference off by 1e-5 in T fails most cases.
  * K = C against the dense fused op: both ops against the same float64 truth (the references
  * agree to 1e-12, test/sparse-reference.test.ts), so |sparse − dense| ≤ the sum of the two derived
- * bounds (the dense one: bench/core/numerics/tolerance.ts).
+ * bounds (the dense one: src/validation/tolerance.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   distillationLoss,
   type DistillationLossConfig,
@@ -51,17 +51,13 @@ import {
   sparseTolerances,
   type SparseTolerances,
 } from '../src/validation/tolerance-sparse.js';
-import { uncapturedGpuErrors, useCpu, useWebGPU, withValidationScope } from './helpers/backend.js';
+import { useCheckedWebGPU, useCpu, useWebGPU, withValidationScope } from './helpers/backend.js';
 import { checkCase, evaluateCase, tolerancesFor } from './helpers/cases.js';
 import { sparseCases } from '../src/validation/suite.js';
 import { expectClose } from './helpers/compare.js';
+import { lossComponents } from './helpers/components.js';
 
-beforeAll(useWebGPU);
-afterEach(() => {
-  overrideBindingLimitForTesting(null);
-  overrideAdapterClassForTesting(null);
-});
-afterAll(() => expect(uncapturedGpuErrors()).toEqual([]));
+useCheckedWebGPU();
 
 const IGNORE = -100;
 
@@ -102,7 +98,7 @@ const rowsOf = (c: SparseCase) => c.leading.reduce((a, b) => a * b, 1);
 /**
  * Student logits uniform in ±6; per row K ids (distinct when K ≤ C, else drawn with
  * replacement: duplicates) with log-probabilities log_softmax of teacher logits in ±6 minus a
- * random offset (the mass outside the top K); labels as bench/core/numerics/cases.ts.
+ * random offset (the mass outside the top K); labels as src/validation/cases.ts.
  */
 function makeInputs(c: SparseCase): SparseInputs {
   const rng = mulberry32(c.seed);
@@ -134,7 +130,7 @@ function upstreamOf(c: SparseCase): Float32Array | null {
   );
 }
 
-function configOf(c: SparseCase): DistillationLossConfig {
+function configOf(c: SparseCase): DistillationLossConfig & { returnComponents?: false } {
   return {
     alpha: c.alpha,
     temperature: c.temperature,
@@ -189,10 +185,7 @@ async function runFused(c: SparseCase, x: SparseInputs, dyValues: Float32Array |
       const kept: { parts?: { hardLoss: tf.Tensor; softLoss: tf.Tensor } } = {};
       const loss = (a: tf.Tensor): tf.Tensor => {
         if (!c.components) return distillationLoss(y, a, teacher, config);
-        const out = distillationLoss(y, a, teacher, {
-          ...config,
-          returnComponents: true,
-        }) as unknown as { loss: tf.Tensor; hardLoss: tf.Tensor; softLoss: tf.Tensor };
+        const out = lossComponents(y, a, teacher, config);
         kept.parts = { hardLoss: tf.keep(out.hardLoss), softLoss: tf.keep(out.softLoss) };
         return out.loss;
       };
@@ -322,7 +315,8 @@ function gridCases(): [string, SparseCase][] {
       const i = cases.length;
       const [classes, rows] = GRID_C[(ki + ti) % GRID_C.length]!;
       const gpuLabels = GPU_LABELS[ki]!;
-      const plan: AdapterClass = (ki + ti) % 2 === 1 && gpuLabels !== null ? 'hardware' : 'software';
+      const plan: AdapterClass =
+        (ki + ti) % 2 === 1 && gpuLabels !== null ? 'hardware' : 'software';
       const labelKind =
         gpuLabels === null
           ? (['index', 'dense'] as const)[ti % 2]!
@@ -363,7 +357,8 @@ describe('fused sparse teacher vs float64 reference: K × T grid, both plans', (
       expect(new Set(mine.map((c) => c.labelKind))).toEqual(new Set(['index', 'dense']));
       expect(new Set(mine.map((c) => c.classes)).size).toBe(GRID_C.length);
       expect(new Set(mine.map((c) => c.temperature)).size).toBe(GRID_T.length);
-      if (K !== 5) expect(new Set(mine.map((c) => c.plan))).toEqual(new Set(['software', 'hardware']));
+      if (K !== 5)
+        expect(new Set(mine.map((c) => c.plan))).toEqual(new Set(['software', 'hardware']));
     }
     for (const T of GRID_T) {
       expect(new Set(cases.filter((c) => c.temperature === T).map((c) => c.plan)).size).toBe(2);
@@ -679,10 +674,7 @@ describe("the components' own gradients: the backward kernel at α = 1 (hardLoss
       c.labelKind === 'index' ? tf.tensor1d(x.labels, 'int32') : tf.tensor2d(x.labels, [B, C]);
     const g = await withValidationScope(async () => {
       const grad = tf.grad((a: tf.Tensor) => {
-        const parts = distillationLoss(y, a, teacher, {
-          ...configOf(c),
-          returnComponents: true,
-        }) as unknown as { loss: tf.Tensor; hardLoss: tf.Tensor; softLoss: tf.Tensor };
+        const parts = lossComponents(y, a, teacher, configOf(c));
         return tf.add(tf.mul(tf.sum(parts.hardLoss), wh), tf.mul(tf.sum(parts.softLoss), ws));
       })(s);
       const data = (await grad.data()) as Float32Array;
@@ -891,7 +883,7 @@ describe('K = C with every index listed once equals the dense fused op (teacher 
 });
 
 // ---------------------------------------------------------------------------------------------
-// The numerics suite's top-K family (bench/core/numerics/suite.ts: the app's "Validate kernels")
+// The numerics suite's top-K family (src/validation/suite.ts: the app's "Validate kernels")
 
 describe("the shared numerics suite's top-K teacher cases (the app runs the same)", () => {
   test.each(sparseCases().map((c) => [c.name, c.spec] as const))('%s', async (_name, spec) => {

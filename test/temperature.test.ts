@@ -7,19 +7,19 @@
  */
 import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { distillationLoss, referenceDistillationLoss } from '../src/index.js';
+import { describe, expect, test } from 'vitest';
+import { distillationLoss } from '../src/index.js';
+import { referenceDistillationLoss } from '../src/validation/index.js';
 import { mulberry32 } from '../src/validation/random.js';
-import { uncapturedGpuErrors, useWebGPU } from './helpers/backend.js';
+import { useCheckedWebGPU } from './helpers/backend.js';
 import { checkCase } from './helpers/cases.js';
 import { temperatureCases } from '../src/validation/suite.js';
 import { CENTRE_LIMIT } from '../src/validation/tolerance.js';
 
-beforeAll(useWebGPU);
-afterAll(() => expect(uncapturedGpuErrors()).toEqual([]));
+useCheckedWebGPU();
 
 // At each of 1e-4, 0.01, 0.05, 1e3, 1e4, 1e6 and 1e8, on both plans: C = 10, 1000 and 4096,
-// every gradient path (bench/core/numerics/suite.ts, shared with the app).
+// every gradient path (src/validation/suite.ts, shared with the app).
 describe('extreme temperatures', () => {
   test.each(temperatureCases().map((c) => [c.name, c.spec] as const))('%s', async (_name, spec) => {
     await checkCase(spec);

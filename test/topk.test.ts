@@ -6,13 +6,13 @@
  * and no leaked tensor.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { beforeAll, describe, expect, test } from 'vitest';
 import { mulberry32 } from '../src/validation/random.js';
 import { topKTeacher } from '../src/index.js';
-import { uncapturedGpuErrors, useCpu, useWebGPU } from './helpers/backend.js';
+import { useCheckedWebGPU, useCpu, useWebGPU } from './helpers/backend.js';
 import { expectClose } from './helpers/compare.js';
 
-afterAll(() => expect(uncapturedGpuErrors()).toEqual([]));
+useCheckedWebGPU();
 
 /**
  * Rows of distinct logits: a seeded permutation of C evenly spaced values in about [−8, 8]

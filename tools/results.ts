@@ -1,26 +1,29 @@
 /**
- * The committed results table (bench/results/all-results.csv) and the README tables generated
- * from it. The schema and the generator: bench/core/results-table.ts.
+ * The committed results table (bench/results/all-results.csv) and the docs' tables generated
+ * from it. The schema and the generator: bench/core/results-table/.
  *
  *   npm run results -- append bench/results/distill-quick-….json bench/results/kernel-….json
  *   npm run results -- export report.json [--no-header]   # the rows as CSV on stdout
- *   npm run results -- readme                             # regenerate the README's tables
- *                                                         # (distill, kernel, vocab, topk)
+ *   npm run results -- docs                               # regenerate the docs' tables:
+ *                                                         # docs/mnist-benchmark.md (distill),
+ *                                                         # docs/kernel-benchmark.md (kernel,
+ *                                                         # vocab), docs/top-k-teachers.md (topk)
  *   npm run results -- plot                               # regenerate docs/vocab-sweep.svg
- *   npm run results -- check                              # exit 1 if the README or plot is stale
+ *   npm run results -- check                              # exit 1 if a table or the plot is stale
  *
- * Exit status: 0 done (check: the README is current); 1 an error or, for check, a stale README.
+ * Exit status: 0 done (check: all current); 1 an error or, for check, a stale table or plot.
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Command } from 'commander';
 import {
   reportResultRows,
-  staleReadmeSections,
+  resultsDocs,
+  staleResultsSections,
   toResultsCsv,
-  updateReadme,
+  updateResultsSections,
   type ResultRow,
-} from '../bench/core/results-table.js';
+} from '../bench/core/results-table/index.js';
 import { writeFileAtomic } from '../bench/node/lib/results.js';
 import {
   appendResultsFile,
@@ -30,32 +33,27 @@ import {
   VOCAB_PLOT_FILE,
 } from '../bench/node/results-file.js';
 
-const README = 'README.md';
+/** `f()`, an error it throws prefixed with the file it concerns. */
+function about<T>(file: string, f: () => T): T {
+  try {
+    return f();
+  } catch (err) {
+    throw new Error(`${file}: ${err instanceof Error ? err.message : String(err)}`, {
+      cause: err,
+    });
+  }
+}
 
 /** The rows of the reports (JSON files from npm run bench / bench:kernel, or the page's). */
 function rowsOfReports(files: readonly string[]): ResultRow[] {
-  return files.flatMap((file) => {
-    let report: unknown;
-    try {
-      report = JSON.parse(readFileSync(file, 'utf8'));
-    } catch (err) {
-      throw new Error(`${file}: ${err instanceof Error ? err.message : String(err)}`, {
-        cause: err,
-      });
-    }
-    try {
-      return reportResultRows(report);
-    } catch (err) {
-      throw new Error(`${file}: ${err instanceof Error ? err.message : String(err)}`, {
-        cause: err,
-      });
-    }
-  });
+  return files.flatMap((file) =>
+    about(file, () => reportResultRows(JSON.parse(readFileSync(file, 'utf8')))),
+  );
 }
 
 const program = new Command()
   .name('results')
-  .description('The accumulated results table and the README tables generated from it');
+  .description("The accumulated results table and the docs' tables generated from it");
 
 program
   .command('append')
@@ -69,7 +67,7 @@ program
       `${opts.table}: ${added} new row(s) of ${rows.length}` +
         (added < rows.length ? ` (${rows.length - added} already there)` : ''),
     );
-    if (added > 0) console.log('then: npm run results -- readme');
+    if (added > 0) console.log('then: npm run results -- docs');
   });
 
 program
@@ -82,18 +80,20 @@ program
   });
 
 program
-  .command('readme')
-  .description("regenerate the README's result tables from the table")
+  .command('docs')
+  .description("regenerate the docs' result tables from the table")
   .option('--table <path>', 'the results table', RESULTS_FILE)
-  .option('--readme <path>', 'the README', README)
-  .action((opts: { table: string; readme: string }) => {
-    const before = readFileSync(opts.readme, 'utf8');
-    const after = updateReadme(before, readResultsFile(opts.table));
-    if (after === before) {
-      console.log(`${opts.readme}: up to date`);
-    } else {
-      writeFileAtomic(opts.readme, after);
-      console.log(`${opts.readme}: result tables regenerated from ${opts.table}`);
+  .action((opts: { table: string }) => {
+    const rows = readResultsFile(opts.table);
+    for (const { file, sections } of resultsDocs()) {
+      const before = about(file, () => readFileSync(file, 'utf8'));
+      const after = about(file, () => updateResultsSections(before, rows, sections));
+      if (after === before) {
+        console.log(`${file}: up to date`);
+      } else {
+        writeFileAtomic(file, after);
+        console.log(`${file}: result tables regenerated from ${opts.table}`);
+      }
     }
   });
 
@@ -120,22 +120,25 @@ program
 program
   .command('check')
   .description(
-    "exit 1 when the README's result tables or the sweep's plot differ from what readme and plot would write",
+    "exit 1 when the docs' result tables or the sweep's plot differ from what docs and plot would write",
   )
   .option('--table <path>', 'the results table', RESULTS_FILE)
-  .option('--readme <path>', 'the README', README)
   .option('--plot <path>', 'the SVG plot', VOCAB_PLOT_FILE)
-  .action(async (opts: { table: string; readme: string; plot: string }) => {
+  .action(async (opts: { table: string; plot: string }) => {
     const rows = readResultsFile(opts.table);
-    const stale = staleReadmeSections(readFileSync(opts.readme, 'utf8'), rows);
-    if (stale.length > 0) {
-      console.error(
-        `${opts.readme}: generated section(s) ${stale.join(', ')} differ from ${opts.table}; ` +
-          'run: npm run results -- readme',
+    for (const { file, sections } of resultsDocs()) {
+      const stale = about(file, () =>
+        staleResultsSections(readFileSync(file, 'utf8'), rows, sections),
       );
-      process.exitCode = 1;
-    } else {
-      console.log(`${opts.readme}: result tables match ${opts.table}`);
+      if (stale.length > 0) {
+        console.error(
+          `${file}: generated section(s) ${stale.join(', ')} differ from ${opts.table}; ` +
+            'run: npm run results -- docs',
+        );
+        process.exitCode = 1;
+      } else {
+        console.log(`${file}: result tables match ${opts.table}`);
+      }
     }
     const svg = await renderVocabPlotSvg(rows);
     const current = existsSync(opts.plot) ? readFileSync(opts.plot, 'utf8') : null;

@@ -7,7 +7,7 @@
  * 5 epochs, distil the student 3 epochs, train the same student from scratch 3 epochs, evaluate
  * every model on the test set; Adam (lr 1e-3), alpha 0.1, temperature 10.
  */
-import type { TeacherLogitsMode } from './distiller.js';
+import type { DistillerTeacherLogits } from 'tfjs-fused-distill';
 import { STUDENT_FILTERS, TEACHER_FILTERS, convNetParamCount } from './models.js';
 
 /** The preset names, smallest last. */
@@ -59,7 +59,7 @@ export interface BenchSettings {
   alpha: number;
   temperature: number;
   /** 'per-step' (Keras) or 'cached' teacher logits. */
-  teacherLogits: TeacherLogitsMode;
+  teacherLogits: DistillerTeacherLogits;
   /** Examples per evaluation batch (memory bound only: results do not depend on it). */
   evalBatchSize: number;
   timing: TimingSettings;
@@ -90,7 +90,7 @@ const PROTOCOL = {
   seed: 42,
   alpha: 0.1,
   temperature: 10,
-  teacherLogits: 'per-step' as TeacherLogitsMode,
+  teacherLogits: 'per-step' as DistillerTeacherLogits,
   evalBatchSize: 256,
 };
 
@@ -296,7 +296,7 @@ export interface SettingOverrides {
   trainLimit?: number;
   testLimit?: number;
   seed?: number;
-  teacherLogits?: TeacherLogitsMode;
+  teacherLogits?: DistillerTeacherLogits;
   /** Teacher conv filters, e.g. [64, 128]. */
   teacherFilters?: [number, number];
 }

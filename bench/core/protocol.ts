@@ -38,7 +38,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { Distiller } from 'tfjs-fused-distill';
-import { evaluate, inferLogits, trainStudentFromScratch, type EvalResult } from './distiller.js';
+import { crossEntropyStep, evaluate, inferLogits, type EvalResult } from './hard-label-training.js';
 import { installDispatchCounter } from './lib/dispatch-counter.js';
 import { buildConvNet, convNetParamCount, setWeightsFrom } from './models.js';
 import type { BenchSettings } from './presets.js';
@@ -229,7 +229,7 @@ async function teacherPhase(
       split: data.train,
       // Its own batch order: the teacher's data order is not part of the comparison.
       orderSeed: settings.seed + 7919,
-      step: (b) => trainStudentFromScratch(model, optimizer, b.x, b.y, { accuracy: true }),
+      step: (b) => crossEntropyStep(model, optimizer, b.x, b.y, { accuracy: true }),
     },
     ctx,
   );
@@ -374,7 +374,7 @@ async function distillPhase(
     }),
   );
   // Each Distiller owns its cache: a clone shares the data (reference-counted).
-  if (inputs.cache) distiller.setCachedLogits(inputs.cache.clone());
+  if (inputs.cache) distiller.teacherCache.set(inputs.cache.clone());
   ctx.log(`distillation (${which} loss): ${settings.epochs.distill} epochs`);
   const loop = await trainLoop(
     {
@@ -424,7 +424,7 @@ async function scratchPhase(
       epochs: settings.epochs.scratch,
       split: train,
       orderSeed: settings.seed,
-      step: (b) => trainStudentFromScratch(student, optimizer, b.x, b.y, { accuracy: true }),
+      step: (b) => crossEntropyStep(student, optimizer, b.x, b.y, { accuracy: true }),
     },
     ctx,
   );

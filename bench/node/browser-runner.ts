@@ -23,7 +23,11 @@ import { build, preview, type PreviewServer } from 'vite';
 import type { BenchEvent, ValidationSummary } from '../page/automation.js';
 import type { DistillReport } from '../core/protocol.js';
 import { formatReport } from '../core/protocol.js';
-import { formatKernelReport, kernelCsvRows, type KernelReport } from '../core/kernel-bench.js';
+import {
+  formatKernelReport,
+  kernelCsvRows,
+  type KernelReport,
+} from '../core/kernel-bench/index.js';
 import { PRESET_NAMES } from '../core/presets.js';
 import { resolveDatasetDirs } from './app-dataset-server.js';
 import { appViteConfig } from './app-vite.config.js';

@@ -1,7 +1,7 @@
 /**
  * Kernel benchmark CLI: the fused distillation loss forward+backward against the stock-op
  * composition (Keras formula) and against a memory ceiling, on the current adapter, in one
- * process. Runs bench/core/kernel-bench.ts (as the page does); prints a table with the wall
+ * process. Runs bench/core/kernel-bench/ (as the page does); prints a table with the wall
  * clock and, where the adapter has 'timestamp-query', the GPU clock; writes JSON and CSV under
  * bench/results/.
  *
@@ -53,12 +53,12 @@ import {
   stockBaselineOf,
   topKShapesFor,
   type KernelSweep,
-} from '../core/kernel-bench.js';
+} from '../core/kernel-bench/index.js';
 import { initNodeWebGPU } from './lib/node-webgpu.js';
 import { fileStamp, gitCommit, toCsv, versions, writeFileAtomic } from './lib/results.js';
 import { appendReportToResults } from './results-file.js';
 
-const CEILING_SHADER = new URL('../core/memory_ceiling.wgsl', import.meta.url);
+const CEILING_SHADER = new URL('../core/memory-ceiling.wgsl', import.meta.url);
 
 const program = new Command()
   .name('bench:kernel')

@@ -1,7 +1,7 @@
 /**
  * The committed results table in Node: reading bench/results/all-results.csv and appending a
  * report's rows to it atomically, without duplicates. The schema, the rows and the CSV text are
- * host-neutral: bench/core/results-table.ts.
+ * host-neutral: bench/core/results-table/.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import * as vega from 'vega';
@@ -13,7 +13,7 @@ import {
   type ResultRow,
   reportResultRows,
   vocabPlotSpec,
-} from '../core/results-table.js';
+} from '../core/results-table/index.js';
 import { writeFileAtomic } from './lib/results.js';
 
 /** The committed table, relative to the repository root. */
@@ -22,7 +22,7 @@ export const RESULTS_FILE = 'bench/results/all-results.csv';
 export const VOCAB_PLOT_FILE = 'docs/vocab-sweep.svg';
 
 /**
- * The vocabulary sweep's plot (bench/core/results-table.ts vocabPlotSpec) as SVG text, rendered
+ * The vocabulary sweep's plot (bench/core/results-table/vocab-plot.ts) as SVG text, rendered
  * by Vega in Node (no canvas: text widths are estimated, so the output depends only on the
  * rows); null when the table holds no complete sweep.
  */
@@ -65,12 +65,12 @@ export function appendResultsFile(path: string, rows: readonly ResultRow[]): num
 
 /**
  * `--append-results` of the CLIs: adds a finished report's rows to the committed table and says
- * how to regenerate the README's tables from it.
+ * how to regenerate the docs' tables from it.
  */
 export function appendReportToResults(report: unknown, path: string = RESULTS_FILE): string {
   const added = appendResultsFile(path, reportResultRows(report));
   return (
     `results table: ${added} new row(s) in ${path}; ` +
-    'run `npm run results -- readme` to regenerate the README tables from it'
+    "run `npm run results -- docs` to regenerate the docs' tables from it"
   );
 }

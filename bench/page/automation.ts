@@ -6,7 +6,7 @@
  * URL sees the same run, with nobody listening.
  */
 import type { DistillReport } from '../core/protocol.js';
-import type { KernelReport } from '../core/kernel-bench.js';
+import type { KernelReport } from '../core/kernel-bench/index.js';
 
 export type Task = 'kernel' | 'distill' | 'validate';
 

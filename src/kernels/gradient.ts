@@ -13,7 +13,7 @@
  * loss itself) dispatch nothing. Without returnComponents nothing here changes.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { cpuValues, webgpuInternals } from '../tfjs_internals.js';
+import { cpuValues, webgpuInternals } from '../tfjs-internals.js';
 import {
   FUSED_DISTILLATION_LOSS,
   FUSED_DISTILLATION_LOSS_GRAD,

@@ -9,7 +9,7 @@
  * - 'software' (software rasterisers: lavapipe, SwiftShader): a workgroup runs on one CPU thread,
  *   SIMD across invocations, and barriers are costly; the fastest plan measured there is a
  *   thread per row at every C, 64 invocations per workgroup (so that rows spread over cores),
- *   and long runs of chunks per backward invocation (bench/README section "Plans").
+ *   and long runs of chunks per backward invocation (docs/kernels.md, "Plans").
  */
 
 /** Up to this many classes a row is one invocation's job on every adapter. */

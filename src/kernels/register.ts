@@ -2,8 +2,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { fusedDistillationGradConfig } from './gradient.js';
 import { fusedSparseDistillationGradConfig } from './sparse-gradient.js';
-import { webgpuKernelConfigs } from './webgpu/distill_webgpu.js';
-import { sparseKernelConfigs } from './webgpu/sparse_webgpu.js';
+import { webgpuKernelConfigs } from './webgpu/distill-webgpu.js';
+import { sparseKernelConfigs } from './webgpu/sparse-webgpu.js';
 
 let registered = false;
 

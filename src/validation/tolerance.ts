@@ -1,6 +1,6 @@
 /**
  * Per-element tolerances for the fused kernels (float32 WGSL) against the float64 reference,
- * derived from the WGSL accuracy rules and the kernels' summation plans (README, "Tolerances").
+ * derived from the WGSL accuracy rules and the kernels' summation plans (docs/numerics.md, "The bounds").
  *
  * Notation: u = 2⁻²⁴ (unit roundoff of float32), ε = 2u = 2⁻²³ (one ULP at 1).
  * - WGSL exp(x): 3 + 2|x| ULP of the result, i.e. a relative error ≤ (3 + 2|x|) ε.

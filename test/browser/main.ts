@@ -5,7 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-webgpu';
-import { distillationLoss, referenceDistillationLoss } from 'tfjs-fused-distill';
+import { distillationLoss } from 'tfjs-fused-distill';
+import { referenceDistillationLoss } from 'tfjs-fused-distill/validation';
 
 export interface BrowserResult {
   backend: string;

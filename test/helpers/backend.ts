@@ -1,11 +1,17 @@
 /**
  * Backend selection for tests. `useWebGPU()` fails loudly when no WebGPU adapter exists:
  * CI always has a software one (lavapipe or SwiftShader), so a missing adapter is a defect,
- * never a reason to skip.
+ * never a reason to skip. `useCheckedWebGPU()` is the prologue of every test file that runs
+ * the kernels.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-webgpu';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
+import {
+  overrideAdapterClassForTesting,
+  overrideBindingLimitForTesting,
+} from '../../src/kernels/plan.js';
 import { describeAdapter } from '../../tools/webgpu-node.js';
 import { tfDevice } from '../../src/validation/gpu-scope.js';
 
@@ -50,4 +56,19 @@ export async function useWebGPU(): Promise<void> {
 
 export async function useCpu(): Promise<void> {
   await tf.setBackend('cpu');
+}
+
+/**
+ * The prologue of a test file on the WebGPU backend; call once, at its top level. Before its
+ * tests, the backend (useWebGPU); after each test, the plan's test hooks (adapter class,
+ * binding limit) back to the device's own; after all of them, no WebGPU error that an error
+ * scope did not catch.
+ */
+export function useCheckedWebGPU(): void {
+  beforeAll(useWebGPU);
+  afterEach(() => {
+    overrideAdapterClassForTesting(null);
+    overrideBindingLimitForTesting(null);
+  });
+  afterAll(() => expect(uncapturedGpuErrors()).toEqual([]));
 }

@@ -1,7 +1,7 @@
 /**
  * One fused-vs-reference case as a vitest assertion. The case itself (inputs, the fused op,
  * the float64 reference, the derived tolerances, the element-wise comparison) is
- * bench/core/numerics/cases.ts, shared with the app; `checkCase` turns its report into a
+ * src/validation/cases.ts, shared with the app; `checkCase` turns its report into a
  * failure with the case's context and the table of the first mismatches.
  */
 import { expect } from 'vitest';

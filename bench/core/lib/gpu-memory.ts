@@ -1,7 +1,7 @@
 /**
  * GPU memory of one loss step as tfjs sees it, and the failures a step can meet on a WebGPU
  * device (out of memory, a binding past the adapter's limit, a lost device), for the kernel
- * benchmark (bench/core/kernel-bench.ts). Host-neutral.
+ * benchmark (bench/core/kernel-bench/). Host-neutral.
  *
  * Peak bytes: the largest `tf.memory().numBytesInGPU` (bytes of tfjs' GPU buffers in use) while
  * one step is recorded and run, minus its value before the step. tfjs-backend-webgpu (4.22)

@@ -1,6 +1,6 @@
 /**
  * Timing the distillation loss alone, forward + backward, as both the kernel benchmark
- * (bench/core/kernel-bench.ts) and the distillation protocol's loss-alone timing
+ * (bench/core/kernel-bench/) and the distillation protocol's loss-alone timing
  * (bench/core/protocol/timing.ts) do: one step, windows of steps with ONE fence each (the
  * read-back of the last loss), the window size, and the dispatch count of one step; and, where
  * the device has 'timestamp-query', the GPU time of one step from tfjs' own timestamp queries.
@@ -15,7 +15,11 @@
  *     So: the sum of the GPU time of the step's passes, without the gaps between them.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { distillationLoss } from 'tfjs-fused-distill';
+import {
+  stockDistillationLoss,
+  type DistillationLossConfig,
+  type SparseTeacher,
+} from 'tfjs-fused-distill';
 import { countDispatches } from './dispatch-counter.js';
 import { spread, type Spread } from './stats.js';
 
@@ -34,8 +38,40 @@ export const GPU_CLOCK_TEXT =
   "step (tfjs times each program in a pass of its own with the device's timestamp-query; the " +
   'fused passes are timed the same way), gaps between passes excluded; one step per sample';
 
-/** The fused loss or the stock one: they share a signature. */
-export type LossFn = typeof distillationLoss;
+/**
+ * The settings of a timed loss: the loss alone, reduced to a scalar by its default mean (no
+ * `reduction`, `returnComponents` or `ignoreIndex`).
+ */
+export type TimedLossConfig = Pick<
+  DistillationLossConfig,
+  'alpha' | 'temperature' | 'divergence' | 'beta'
+>;
+
+/**
+ * A loss the benchmarks time: distillationLoss, {@link kerasStockLoss}, or the kernel
+ * benchmark's exact composition; a dense or top-K teacher, a scalar loss.
+ */
+export type LossFn = (
+  labels: tf.Tensor,
+  student: tf.Tensor,
+  teacher: tf.Tensor | SparseTeacher,
+  config: TimedLossConfig,
+) => tf.Scalar;
+
+/**
+ * stockDistillationLoss as a {@link LossFn}. The Keras formula has forward KL only: another
+ * divergence, or a β, is refused here, before the call.
+ */
+export const kerasStockLoss: LossFn = (labels, student, teacher, config) => {
+  const { divergence, beta, ...keras } = config;
+  if ((divergence !== undefined && divergence !== 'forward-kl') || beta !== undefined) {
+    throw new Error(
+      "stockDistillationLoss has the Keras formula's forward KL only, got " +
+        `divergence ${divergence ?? 'forward-kl'}${beta === undefined ? '' : `, beta ${beta}`}`,
+    );
+  }
+  return stockDistillationLoss(labels, student, teacher, keras);
+};
 
 /**
  * One forward+backward of `loss` w.r.t. the student logits (the gradient training needs,
@@ -45,11 +81,11 @@ export function lossStep(
   loss: LossFn,
   labels: tf.Tensor,
   student: tf.Tensor,
-  teacher: tf.Tensor,
-  config: object,
+  teacher: tf.Tensor | SparseTeacher,
+  config: TimedLossConfig,
 ): tf.Tensor {
   return tf.tidy(() => {
-    const f = (s: tf.Tensor) => loss(labels, s, teacher, config) as tf.Scalar;
+    const f = (s: tf.Tensor) => loss(labels, s, teacher, config);
     const { value, grads } = tf.valueAndGrads(f)([student]);
     tf.dispose(grads);
     return value;

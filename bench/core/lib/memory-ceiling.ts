@@ -1,5 +1,5 @@
 /**
- * Times the memory ceiling (bench/core/memory_ceiling.wgsl: `o = a + b`, the least traffic a
+ * Times the memory ceiling (bench/core/memory-ceiling.wgsl: `o = a + b`, the least traffic a
  * loss+gradient pass can have) on the device that tfjs uses, with the same fencing discipline
  * as the loss timings: many dispatches, one fence per window. Where the device has
  * 'timestamp-query', also on the GPU clock: one pass per window with timestampWrites.
@@ -31,7 +31,7 @@ async function fence(device: GPUDevice, probe: GPUBuffer, staging: GPUBuffer): P
 /**
  * Median and spread of one `o = a + b` pass over `elements` floats, in ms, on the wall clock
  * and (with 'timestamp-query') the GPU clock.
- * @param shader the WGSL source of bench/core/memory_ceiling.wgsl.
+ * @param shader the WGSL source of bench/core/memory-ceiling.wgsl.
  * @param callsPerWindow dispatches between two fences.
  */
 export async function measureMemoryCeiling(

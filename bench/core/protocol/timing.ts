@@ -6,12 +6,13 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { distillationLoss, stockDistillationLoss, type Distiller } from 'tfjs-fused-distill';
-import { inferLogits, trainableVariables } from '../distiller.js';
+import { distillationLoss, isSparseTeacher, type Distiller } from 'tfjs-fused-distill';
+import { inferLogits, trainableVariables } from '../hard-label-training.js';
 import {
   GPU_CLOCK,
   gpuClockAvailability,
   gpuStepTime,
+  kerasStockLoss,
   lossStep,
   stepDispatches,
   timeWindow,
@@ -73,9 +74,12 @@ async function timeOnePhaseStep(
   const t0 = performance.now();
   const teacherLogits =
     distiller.teacherLogitsMode === 'cached'
-      ? distiller.cachedTeacherLogits(batch.indices)
+      ? distiller.teacherCache.rows(batch.indices)
       : distiller.teacherForward(batch.x);
-  await teacherLogits.data();
+  const teacherTensors = isSparseTeacher(teacherLogits)
+    ? [teacherLogits.indices, teacherLogits.logProbs]
+    : [teacherLogits];
+  await Promise.all(teacherTensors.map((t) => t.data()));
   const t1 = performance.now();
   const { loss, grads, accuracy } = distiller.computeGradients(batch.x, batch.y, teacherLogits);
   // The backward pass was queued before this read, so it has finished when the loss arrives.
@@ -84,7 +88,7 @@ async function timeOnePhaseStep(
   distiller.applyGradients(grads);
   await probe.data();
   const t3 = performance.now();
-  tf.dispose([teacherLogits, loss, accuracy ?? []]);
+  tf.dispose([...teacherTensors, loss, accuracy ?? []]);
   return [t1 - t0, t2 - t1, t3 - t2];
 }
 
@@ -109,8 +113,7 @@ export async function timeLossOnly(
   const config = { alpha: settings.alpha, temperature: settings.temperature };
   const { labels, student, teacher } = captured;
   const fusedRun = (): tf.Tensor => lossStep(distillationLoss, labels, student, teacher, config);
-  const stockRun = (): tf.Tensor =>
-    lossStep(stockDistillationLoss, labels, student, teacher, config);
+  const stockRun = (): tf.Tensor => lossStep(kerasStockLoss, labels, student, teacher, config);
   // Warm-up (pipeline compilation), then one probe call to size the windows.
   await timeWindow(fusedRun, 2);
   await timeWindow(stockRun, 2);

@@ -8,7 +8,7 @@
  * epoch; one step after warm-up has its dispatches counted.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { StepResult } from 'tfjs-fused-distill';
+import type { DistillerStepResult } from 'tfjs-fused-distill';
 import { countDispatches } from '../lib/dispatch-counter.js';
 import { spread } from '../lib/stats.js';
 import type { BenchSettings } from '../presets.js';
@@ -24,7 +24,7 @@ export interface LoopSpec {
   /** Seeds {@link epochOrder}. */
   orderSeed: number;
   /** One synchronous training step; returns the loss and batch accuracy (caller-owned). */
-  step(batch: Batch): StepResult;
+  step(batch: Batch): DistillerStepResult;
 }
 
 /** Shared state of a benchmark run. */
@@ -68,7 +68,9 @@ function memoryNow(): MemorySample {
  * them. The read-back is also the window's fence: the GPU queue runs in order, so when the
  * stacked values arrive every step of the window (optimizer updates included) has finished.
  */
-async function readWindow(pending: StepResult[]): Promise<{ losses: number[]; accs: number[] }> {
+async function readWindow(
+  pending: DistillerStepResult[],
+): Promise<{ losses: number[]; accs: number[] }> {
   const hasAcc = pending.every((r) => r.accuracy !== undefined);
   const parts = pending.flatMap((r) => (hasAcc ? [r.loss, r.accuracy as tf.Scalar] : [r.loss]));
   const packed = tf.stack(parts);
@@ -114,7 +116,7 @@ export function emptyLoopRecord(): LoopRecord {
 /** Mutable state of {@link trainLoop}, kept in one place so the helpers stay small. */
 class LoopState {
   readonly record: LoopRecord = emptyLoopRecord();
-  pending: StepResult[] = [];
+  pending: DistillerStepResult[] = [];
   /** Per-step times of the windows that started after warm-up, with their sizes. */
   readonly timed: { steps: number; perStep: number }[] = [];
   /** Global step index at which the open window started. */
@@ -160,14 +162,14 @@ class LoopState {
 }
 
 /** Runs one step, counting its dispatches when it is the step chosen for that. */
-function runStep(spec: LoopSpec, state: LoopState, batch: Batch): StepResult {
+function runStep(spec: LoopSpec, state: LoopState, batch: Batch): DistillerStepResult {
   try {
     if (state.record.steps !== state.countAt) return spec.step(batch);
-    let result: StepResult | undefined;
+    let result: DistillerStepResult | undefined;
     state.record.dispatchesPerStep = countDispatches(() => {
       result = spec.step(batch);
     });
-    return result as StepResult;
+    return result as DistillerStepResult;
   } finally {
     // Safe while the step's GPU work is queued: tfjs defers freeing buffers still in use.
     tf.dispose([batch.x, batch.y]);

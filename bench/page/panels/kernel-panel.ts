@@ -1,10 +1,10 @@
 /**
  * The kernel benchmark panel: the sizes of `npm run bench:kernel`, fused vs stock vs the memory
  * ceiling, forward+backward, on this GPU, in seconds (most visitors run this first). Same code
- * as the CLI (bench/core/kernel-bench.ts); results fill the table and chart as shapes finish.
+ * as the CLI (bench/core/kernel-bench/); results fill the table and chart as shapes finish.
  * The top-K sweep (fused sparse vs fused dense vs stock sparse) is shown as the CLI prints it.
  */
-import ceilingShader from '../../core/memory_ceiling.wgsl?raw';
+import ceilingShader from '../../core/memory-ceiling.wgsl?raw';
 import {
   DEFAULT_KERNEL_SHAPES,
   formatTopKLine,
@@ -15,7 +15,7 @@ import {
   topKSweepShapes,
   type KernelShapeResult,
   type KernelSweep,
-} from '../../core/kernel-bench.js';
+} from '../../core/kernel-bench/index.js';
 import { emit } from '../automation.js';
 import { BUILD, pageVersions } from '../build-info.js';
 import { runButtons, type PageContext } from '../context.js';

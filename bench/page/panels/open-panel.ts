@@ -3,7 +3,7 @@
  * earlier run in the app, and shows the same table and charts a live run shows.
  */
 import type { DistillReport } from '../../core/protocol.js';
-import type { KernelReport } from '../../core/kernel-bench.js';
+import type { KernelReport } from '../../core/kernel-bench/index.js';
 import { renderDistillReport } from '../views/distill-view.js';
 import { renderKernelReport } from '../views/kernel-view.js';
 import { el, errorText, setStatus } from '../ui.js';

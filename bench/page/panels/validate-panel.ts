@@ -89,7 +89,7 @@ export function createValidatePanel(root: HTMLElement, ctx: PageContext): Valida
       {},
       'Each case runs the fused loss forward and backward and compares the loss and both ' +
         'gradients element by element with the float64 reference, within tolerances derived ' +
-        'from the float32 error of each step (see the README). A ratio below 1 passes.',
+        'from the float32 error of each step (docs/numerics.md). A ratio below 1 passes.',
     ),
     el('div', { class: 'controls' }, el('label', {}, 'Suite ', level), start, stop),
     status,

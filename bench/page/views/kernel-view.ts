@@ -7,7 +7,7 @@ import type {
   KernelReport,
   KernelShapeResult,
   KernelSideFigures,
-} from '../../core/kernel-bench.js';
+} from '../../core/kernel-bench/index.js';
 import type { Spread } from '../../core/lib/stats.js';
 import { spreadChart } from '../charts.js';
 import { downloadBar, el, msCell, table } from '../ui.js';

@@ -1,11 +1,15 @@
 /**
  * The "row for the results table" download: a report's rows in the committed table's schema
- * (bench/core/results-table.ts, bench/results/all-results.csv), with its header, ready for
+ * (bench/core/results-table/, bench/results/all-results.csv), with its header, ready for
  * `npm run results -- append` or to paste under the table's last line.
  */
-import { distillResultRows, kernelResultRows, toResultsCsv } from '../../core/results-table.js';
+import {
+  distillResultRows,
+  kernelResultRows,
+  toResultsCsv,
+} from '../../core/results-table/index.js';
 import type { DistillReport } from '../../core/protocol.js';
-import type { KernelReport } from '../../core/kernel-bench.js';
+import type { KernelReport } from '../../core/kernel-bench/index.js';
 
 export function resultRowsDownload(report: DistillReport | KernelReport): {
   label: string;

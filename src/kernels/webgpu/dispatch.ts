@@ -13,7 +13,7 @@ import {
   webgpuInternals,
   type UniformField,
   type WebGPUBackendInternals,
-} from '../../tfjs_internals.js';
+} from '../../tfjs-internals.js';
 
 /** A WGSL kernel: its complete source and the override constants that specialise it. */
 export interface KernelSource {

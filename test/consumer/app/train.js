@@ -17,6 +17,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
 import { Distiller } from 'tfjs-fused-distill';
+import { runValidationSuite, validationSuite } from 'tfjs-fused-distill/validation';
 
 /** The fused op's kernel as tfjs' registry and profiler name it (an internal the app checks). */
 const FUSED_DISTILLATION_LOSS = 'FusedDistillationLoss';
@@ -43,7 +44,13 @@ const TEMPERATURE = 10;
  * @property {string} backend
  * @property {string} adapter the WebGPU adapter, as `vendor architecture device`
  * @property {Record<'indices' | 'oneHot', {fused: RunResult, stock: RunResult}>} runs
+ * @property {{cases: number, passed: number, failed: number}} validation the first
+ *   VALIDATION_CASES cases of the package's quick numerics suite, run through its
+ *   `/validation` subpath as an app would validate the kernels on its user's GPU
  */
+
+/** How many cases of the quick suite the app runs (the whole suite is the app page's job). */
+const VALIDATION_CASES = 4;
 
 /**
  * A dense network with seeded initializers.
@@ -155,9 +162,12 @@ export async function distill() {
   }
   teacher.dispose();
   tf.dispose([x, indices, oneHot]);
+  const cases = validationSuite('quick').slice(0, VALIDATION_CASES);
+  const { passed, failed } = await runValidationSuite(cases);
   return {
     backend: tf.getBackend(),
     adapter: [vendor, architecture, device].filter(Boolean).join(' '),
     runs: /** @type {ConsumerResult['runs']} */ (runs),
+    validation: { cases: cases.length, passed, failed },
   };
 }

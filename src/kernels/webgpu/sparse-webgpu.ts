@@ -34,7 +34,7 @@ import {
   source,
   withRows,
   type Problem,
-} from './distill_webgpu.js';
+} from './distill-webgpu.js';
 
 /** Bindings 1–4 of the sparse kernel: the teacher's entries, then the labels. */
 function entryAndLabelBindings(

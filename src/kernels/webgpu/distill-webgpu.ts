@@ -31,7 +31,7 @@ import {
   type DistillPlan,
   type RowChunk,
 } from '../plan.js';
-import { adapterInfo, deviceLimit, type UniformField } from '../../tfjs_internals.js';
+import { adapterInfo, deviceLimit, type UniformField } from '../../tfjs-internals.js';
 import {
   asFloat32Storage,
   dispatchKernel,

@@ -1,18 +1,17 @@
 /**
- * The benchmark's glue around the library's `Distiller` (src/distiller.ts, imported by package
- * name as an app would): the "student from scratch" baseline and the evaluation that every
- * model of the comparison goes through (teacher, both distilled students, the scratch
- * student), so that the four test-set figures come from one piece of code.
+ * Training and evaluating a classifier on hard labels, for the distillation benchmark: the
+ * cross-entropy step that trains the teacher and the "student from scratch" baseline, and the
+ * evaluation that every model of the comparison goes through (teacher, both distilled students,
+ * the scratch student), so that the four test-set figures come from one piece of code.
  *
- * The distillation itself is the library's `Distiller`; nothing here is specific to it.
+ * The distillation itself is the library's `Distiller` (imported by package name, as an app
+ * would); nothing here is specific to it.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 // By package name, as an app would: under tsx this is the built dist/ (the sources' `?raw` WGSL
 // imports need Vite), under vitest an alias of src/index.ts.
-import type { StepResult } from 'tfjs-fused-distill';
-
-export type { StepResult, TeacherLogitsMode } from 'tfjs-fused-distill';
+import type { DistillerStepResult } from 'tfjs-fused-distill';
 
 /** A model's trainable variables (the backing tf.Variables, not copies). */
 export function trainableVariables(model: tfl.LayersModel): tf.Variable[] {
@@ -65,20 +64,20 @@ export function batchAccuracy(labels: tf.Tensor1D, logits: tf.Tensor2D): tf.Scal
 }
 
 /**
- * One step of the "student from scratch" baseline (and of the teacher's training): sparse
- * softmax cross-entropy from logits on the hard labels, gradients of `model`'s trainable
+ * One step of training on the hard labels alone (the teacher's training and the "student from
+ * scratch" baseline): sparse softmax cross-entropy from logits, gradients of `model`'s trainable
  * variables, `optimizer` update (use its own `tf.train.adam()`: Adam keeps per-variable state).
  *
  * @param x `[B, …]`; @param y int32 `[B]`.
  * @returns the loss (and batch accuracy with `accuracy: true`), owned by the caller.
  */
-export function trainStudentFromScratch(
+export function crossEntropyStep(
   model: tfl.LayersModel,
   optimizer: tf.Optimizer,
   x: tf.Tensor,
   y: tf.Tensor1D,
   opts: { accuracy?: boolean } = {},
-): StepResult {
+): DistillerStepResult {
   let accuracy: tf.Scalar | undefined;
   const { value, grads } = tf.variableGrads(() => {
     const logits = model.apply(x, { training: true }) as tf.Tensor2D;
