@@ -1,7 +1,7 @@
 /**
  * The exact loss with a sparse (top-K) teacher composed from stock tfjs ops, with one custom
  * gradient holding the exact student gradient: what `distillationLoss` runs on backends without
- * the fused kernels (cpu, wasm, webgl). Same function as shaders/distill_sparse.wgsl and the
+ * the fused kernels (cpu, wasm, webgl). Same function as shaders/distill-sparse.wgsl and the
  * float64 reference (src/reference-sparse.ts), special rows included (src/sparse-teacher.ts).
  * It builds `[rows, C]` temporaries (log-softmaxes, the scattered teacher in the gradient):
  * the fused kernel is the one that does not.

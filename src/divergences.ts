@@ -1,9 +1,9 @@
 /**
  * The divergences of the soft term, each described once: its name, parameters, how the WGSL
- * kernels select it (shaders/distill_divergence.wgsl, the one place in the WGSL that knows the
+ * kernels select it (shaders/distill-divergence.wgsl, the one place in the WGSL that knows the
  * divergences), its float64 value and exact gradients for the reference (src/reference.ts) and
  * its float32 tfjs form for the composed path (src/composed.ts). Adding a divergence is one
- * entry in {@link DIVERGENCES} here and its branches in shaders/distill_divergence.wgsl.
+ * entry in {@link DIVERGENCES} here and its branches in shaders/distill-divergence.wgsl.
  *
  * Notation, per row: a = s / T, b = t / T the tempered student and teacher logits,
  * q = softmax(a), p = softmax(b) (−Infinity logits are probability 0), and for two
@@ -59,7 +59,7 @@ export interface DivergenceParameter {
 
 /**
  * How the WGSL kernels select a divergence: the value of the override DIVERGENCE of
- * shaders/distill_divergence.wgsl, and the values of the overrides that hold its parameters.
+ * shaders/distill-divergence.wgsl, and the values of the overrides that hold its parameters.
  */
 export interface DivergenceKernel {
   readonly id: number;
@@ -140,7 +140,7 @@ export interface CentredKl64 {
  * x = δ − c,
  *   KL = E_w[g(x)] − h(y),  g(x) = e^−x − 1 + x,  y = E_w[g(x)] − E_w[x],  h(y) = y − log1p(y)
  *   log w − log v − KL = x − E_w[x],   v − w = w · expm1(E_w[x] − x − KL)
- * (identities of shaders/distill_common.wgsl; they use Σ v = 1). `delta` is δ as precise as the
+ * (identities of shaders/distill-common.wgsl; they use Σ v = 1). `delta` is δ as precise as the
  * caller can give it; columns with w_c = 0 contribute v's mass to E_w[e^−x] only.
  */
 export function centredKl64(
@@ -471,7 +471,7 @@ export function divergenceOf(config: Pick<ResolvedConfig, 'divergence'>): Diverg
 }
 
 /**
- * The override constants of shaders/distill_divergence.wgsl for a config (its divergence's
+ * The override constants of shaders/distill-divergence.wgsl for a config (its divergence's
  * `kernel`): DIVERGENCE and the divergence's parameters. Throws for a divergence without a
  * kernel.
  */

@@ -97,6 +97,12 @@ export function distillationLoss(
   labels: tf.Tensor,
   studentLogits: tf.Tensor,
   teacher: tf.Tensor | SparseTeacher,
+  config: ComponentsConfig,
+): DistillationLossComponents;
+export function distillationLoss(
+  labels: tf.Tensor,
+  studentLogits: tf.Tensor,
+  teacher: tf.Tensor | SparseTeacher,
   config?: LossOnlyConfig & { reduction?: 'mean' | 'sum' },
 ): tf.Scalar;
 export function distillationLoss<S extends tf.Tensor>(

@@ -1,6 +1,6 @@
 /**
  * `distillationLoss` with a sparse (top-K) teacher (src/sparse-teacher.ts): input checks, then
- * the fused kernel where it is registered (webgpu, shaders/distill_sparse.wgsl) and the exact
+ * the fused kernel where it is registered (webgpu, shaders/distill-sparse.wgsl) and the exact
  * stock-op composition elsewhere (src/composed-sparse.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';

@@ -2,7 +2,7 @@
  * The sparse (top-K) teacher: what an inference server returns instead of full logits, the
  * teacher's K most likely token ids and their log-probabilities at temperature 1, per row.
  *
- * Maths (docs/top-k-teachers.md; shaders/distill_sparse.wgsl), per row b, entries k = 1 … K
+ * Maths (docs/top-k-teachers.md; shaders/distill-sparse.wgsl), per row b, entries k = 1 … K
  * with vocabulary ids i_k and log-probabilities ℓ_k:
  *   listed entries: i_k ≠ −1 (padding) and ℓ_k ≠ −Infinity (probability 0)
  *   p_k = exp(ℓ_k / T) / Σ_{j listed} exp(ℓ_j / T)          (the tempered teacher on its support)

@@ -1,6 +1,6 @@
 /**
  * Inputs larger than one storage binding: the rows are dispatched in chunks bound at aligned
- * byte offsets of the same buffers (src/kernels/plan.ts rowChunks, shaders/distill_common.wgsl
+ * byte offsets of the same buffers (src/kernels/plan.ts rowChunks, shaders/distill-common.wgsl
  * "Row chunks"), and 'mean' / 'sum' reduce over every chunk's rows without a read-back. Each
  * case is compared with the float64 reference element by element (the value, both gradients)
  * with the derived tolerances of src/validation.

@@ -21,7 +21,6 @@ import { caseReferenceInput } from '../src/validation/cases.js';
 import { useCheckedWebGPU, withValidationScope } from './helpers/backend.js';
 import { makeInputs, tolerancesFor, type CaseInputs, type CaseSpec } from './helpers/cases.js';
 import { expectClose } from './helpers/compare.js';
-import { lossComponents } from './helpers/components.js';
 import { boundsOverCounted, finiteStandIn } from './helpers/counted-rows.js';
 
 useCheckedWebGPU();
@@ -69,7 +68,7 @@ function components(
   t: tf.Tensor,
   spec: ComponentCase,
 ): DistillationLossComponents {
-  return lossComponents(x.y, s, t, configOf(spec));
+  return distillationLoss(x.y, s, t, { ...configOf(spec), returnComponents: true });
 }
 
 /** The three values without a tape; no tensor left behind. */
@@ -422,20 +421,27 @@ describe('dispatches, gradients of the loss, leaks', () => {
       const { y, s, t } = setup(B, C);
       for (const reduction of reductions) {
         const plain = await countOf(() => distillationLoss(y, s, t, { reduction }));
-        const comps = await countOf(() => lossComponents(y, s, t, { reduction }));
+        const comps = await countOf(() =>
+          distillationLoss(y, s, t, { reduction, returnComponents: true }),
+        );
         expect(comps, reduction).toBe(plain + 1);
         // under a tape: the loss's gradient path is unchanged (no dispatch for unused components)
         const plainGrad = await countOf(() =>
           tf.valueAndGrads((a: tf.Tensor) => distillationLoss(y, a, t, { reduction }))([s]),
         );
         const compsGrad = await countOf(() =>
-          tf.valueAndGrads((a: tf.Tensor) => lossComponents(y, a, t, { reduction }).loss)([s]),
+          tf.valueAndGrads(
+            (a: tf.Tensor) => distillationLoss(y, a, t, { reduction, returnComponents: true }).loss,
+          )([s]),
         );
         expect(compsGrad, reduction).toBe(plainGrad + 1);
         // a component's gradient: one backward dispatch (the backward kernel at α = 1 or 0)
         for (const output of ['hardLoss', 'softLoss'] as const) {
           const n = await countOf(() =>
-            tf.valueAndGrads((a: tf.Tensor) => lossComponents(y, a, t, { reduction })[output])([s]),
+            tf.valueAndGrads(
+              (a: tf.Tensor) =>
+                distillationLoss(y, a, t, { reduction, returnComponents: true })[output],
+            )([s]),
           );
           expect(n, `${output}, ${reduction}`).toBe(plainGrad + 2);
         }
@@ -453,14 +459,15 @@ describe('dispatches, gradients of the loss, leaks', () => {
         distillationLoss(y, a, b, cfg),
       )([s, tv]);
       const comps = tf.valueAndGrads(
-        (a: tf.Tensor, b: tf.Tensor) => lossComponents(y, a, b, cfg).loss,
+        (a: tf.Tensor, b: tf.Tensor) =>
+          distillationLoss(y, a, b, { ...cfg, returnComponents: true }).loss,
       )([s, tv]);
       expect(await comps.value.data()).toEqual(await plain.value.data());
       expect(await comps.grads[0]!.data()).toEqual(await plain.grads[0]!.data());
       expect(await comps.grads[1]!.data()).toEqual(await plain.grads[1]!.data());
       // α · hardLoss + (1 − α) · softLoss through the tape: the loss's gradient (to rounding)
       const mixed = tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor) => {
-        const c = lossComponents(y, a, b, cfg);
+        const c = distillationLoss(y, a, b, { ...cfg, returnComponents: true });
         return tf.sum(tf.add(tf.mul(0.4, c.hardLoss), tf.mul(0.6, c.softLoss)));
       })([s, tv]);
       const sum = tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor) =>

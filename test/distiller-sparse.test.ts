@@ -18,7 +18,7 @@ import {
   type DistillerTeacherCache,
   type SparseTeacher,
 } from '../src/index.js';
-import { useCpu, useWebGPU } from './helpers/backend.js';
+import { useCheckedWebGPU, useCpu } from './helpers/backend.js';
 
 const FEATURES = 6;
 const CLASSES = 10;
@@ -337,7 +337,7 @@ describe('teacherTopK on the cpu backend', () => {
 });
 
 describe('teacherTopK on WebGPU (the fused sparse kernel)', () => {
-  beforeAll(useWebGPU);
+  useCheckedWebGPU();
 
   it('K = C gives the dense cache’s losses (fit, shuffle: false)', async () => {
     const topC = topKSetup(CLASSES, 60);

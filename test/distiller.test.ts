@@ -6,7 +6,7 @@
 // (bench/core/hard-label-training.ts): the from-scratch baseline and its evaluation.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { afterEach, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
+import { afterEach, describe, expect, expectTypeOf, it } from 'vitest';
 import {
   batchAccuracy,
   crossEntropyStep,
@@ -21,7 +21,7 @@ import {
   distillationLoss,
   type DistillerOptions,
 } from '../src/index.js';
-import { useWebGPU } from './helpers/backend.js';
+import { useCheckedWebGPU } from './helpers/backend.js';
 
 const FEATURES = 12;
 const CLASSES = 10;
@@ -132,9 +132,7 @@ async function scalar(t: tf.Tensor): Promise<number> {
   return (await t.data())[0]!;
 }
 
-beforeAll(async () => {
-  await useWebGPU();
-});
+useCheckedWebGPU();
 
 afterEach(() => {
   for (const o of owned.splice(0).reverse()) o.dispose();

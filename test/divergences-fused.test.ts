@@ -1,5 +1,5 @@
 /**
- * Reverse KL and the JSD in the fused kernels (shaders/distill_divergence.wgsl), against the
+ * Reverse KL and the JSD in the fused kernels (shaders/distill-divergence.wgsl), against the
  * float64 reference (src/reference.ts) element by element: values, ∂/∂student and ∂/∂teacher,
  * on both plans ('software': a thread per row; 'hardware': a workgroup per row for C > 64, its trees),
  * with both label kinds, every reduction, returnComponents, ignoreIndex, −Infinity masks
@@ -26,7 +26,7 @@
  *   T + log C the size of a log-probability. The divergence's sums are of terms ≥ 0 (its
  *   relative precision, the k|D| part) but for the rounding of x = log w − log m (≤ 8u · 2 ·
  *   scale / T: the roundings of u, v, u − v; a constant error in log ZS − log ZT cancels to
- *   first order, shaders/distill_divergence.wgsl), carried by |g'(x)| ≤ |x| ≤ 2 · scale / T:
+ *   first order, shaders/distill-divergence.wgsl), carried by |g'(x)| ≤ |x| ≤ 2 · scale / T:
  *   ≤ 8u (2 · scale / T)² ≈ 0.05 · 1e-5 (2 · scale / T)², inside the composed bound's
  *   0.4 · 1e-5 (2 · scale / T)². Components: hardLoss ρ (|CE| + 2L), softLoss ρ k (|D| +
  *   min(L, …) as above). Reduced ('mean', 'sum'): the rows' bounds weighted, plus u (B + 8) w
@@ -68,7 +68,6 @@ import { useCheckedWebGPU, withValidationScope } from './helpers/backend.js';
 import { compareElements } from '../src/validation/compare.js';
 import { rowSumDepth, U } from '../src/validation/tolerance.js';
 import { expectClose } from './helpers/compare.js';
-import { lossComponents } from './helpers/components.js';
 
 useCheckedWebGPU();
 
@@ -213,7 +212,7 @@ async function runFused(c: FusedCase, x: Inputs, dy: Float32Array | null): Promi
       dispatches = countDispatches(() => {
         out = tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor) => {
           if (!c.components) return distillationLoss(y, a, b, cfg);
-          const k = lossComponents(y, a, b, cfg);
+          const k = distillationLoss(y, a, b, { ...cfg, returnComponents: true });
           parts.push(tf.keep(k.hardLoss), tf.keep(k.softLoss));
           return k.loss;
         })([s, tv ?? t], dyT);
@@ -444,7 +443,7 @@ describe('reverse KL and the JSD in the fused kernels vs the float64 reference',
         const config = { divergence, ignoreIndex: -100 };
         const { result, fusedCalls } = countFusedCalls(() =>
           components
-            ? Object.values(lossComponents(y, s, t, config))
+            ? Object.values(distillationLoss(y, s, t, { ...config, returnComponents: true }))
             : [distillationLoss(y, s, t, config)],
         );
         expect(fusedCalls, JSON.stringify({ divergence, components })).toBe(1);
@@ -591,7 +590,8 @@ describe('reverse KL and the JSD in the fused kernels vs the float64 reference',
             const s = tf.tensor2d(x.s, [x.B, x.C]);
             const t = tf.variable(tf.tensor2d(x.t, [x.B, x.C]));
             const grads = tf.grads(
-              (a: tf.Tensor, b: tf.Tensor) => lossComponents(y, a, b, configOf(c))[name],
+              (a: tf.Tensor, b: tf.Tensor) =>
+                distillationLoss(y, a, b, { ...configOf(c), returnComponents: true })[name],
             )([s, t]);
             const out = await Promise.all(grads.map((h) => h.data()));
             tf.dispose([y, s, t, ...grads]);

@@ -197,7 +197,7 @@ describe('config', () => {
   });
 
   test('every divergence has its own selection in the WGSL and its constants', () => {
-    // shaders/distill_divergence.wgsl (test/divergences-fused.test.ts): the override DIVERGENCE
+    // shaders/distill-divergence.wgsl (test/divergences-fused.test.ts): the override DIVERGENCE
     for (const d of DIVS) expect(DIVERGENCES[d].kernel, d).toBeDefined();
     const ids = DIVS.map((d) => DIVERGENCES[d].kernel?.id);
     expect(new Set(ids).size).toBe(DIVS.length);

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 // Registers the stock ops' gradients for the stock composition.
 import '@tensorflow/tfjs-layers';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { beforeAll, describe, expect, test } from 'vitest';
 import { distillationLoss } from '../src/index.js';
 import {
   DEFAULT_KERNEL_SHAPES,
@@ -35,15 +35,9 @@ import {
 import { kernelResultRows } from '../bench/core/results-table/index.js';
 import { countDispatches } from '../bench/core/lib/dispatch-counter.js';
 import { gpuClockAvailability, gpuStepTime, lossStep } from '../bench/core/lib/loss-timing.js';
-import {
-  uncapturedGpuErrors,
-  tfDevice,
-  useWebGPU,
-  withValidationScope,
-} from './helpers/backend.js';
+import { tfDevice, useCheckedWebGPU, withValidationScope } from './helpers/backend.js';
 
-beforeAll(useWebGPU);
-afterAll(() => expect(uncapturedGpuErrors()).toEqual([]));
+useCheckedWebGPU();
 
 const CEILING_SHADER = readFileSync(
   new URL('../bench/core/memory-ceiling.wgsl', import.meta.url),

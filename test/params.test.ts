@@ -1,6 +1,6 @@
 /**
  * The uniform `Params` has one layout in two languages: `struct Params` in
- * shaders/distill_common.wgsl and PARAMS_FIELDS in src/kernels/webgpu/distill-webgpu.ts, from
+ * shaders/distill-common.wgsl and PARAMS_FIELDS in src/kernels/webgpu/distill-webgpu.ts, from
  * which params() builds the uniform (one value per field, in order; tfjs' makeUniforms packs
  * scalars 4 bytes apart, as WGSL lays out a struct of scalars). This test reads the WGSL file
  * and fails when the two disagree in names, order or types.
@@ -53,13 +53,13 @@ function parseWgslStruct(source: string, name: string): WgslField[] {
 }
 
 const commonWgsl = () =>
-  readFileSync(new URL('../shaders/distill_common.wgsl', import.meta.url), 'utf8');
+  readFileSync(new URL('../shaders/distill-common.wgsl', import.meta.url), 'utf8');
 
-test('PARAMS_FIELDS matches struct Params of shaders/distill_common.wgsl: names, order, types', () => {
+test('PARAMS_FIELDS matches struct Params of shaders/distill-common.wgsl: names, order, types', () => {
   const wgsl = parseWgslStruct(commonWgsl(), 'Params');
   expect(
     PARAMS_FIELDS.map((f) => ({ name: f.name, type: f.type })),
-    'PARAMS_FIELDS (src/kernels/webgpu/distill-webgpu.ts) vs struct Params (shaders/distill_common.wgsl)',
+    'PARAMS_FIELDS (src/kernels/webgpu/distill-webgpu.ts) vs struct Params (shaders/distill-common.wgsl)',
   ).toEqual(wgsl);
   // params() writes one 4-byte scalar per field: a vector, matrix or array would need padding.
   for (const f of wgsl) expect(['u32', 'i32', 'f32'], `type of Params.${f.name}`).toContain(f.type);

@@ -1,7 +1,7 @@
 /**
  * The row statistics have one layout in two languages: ROW_STATS_WIDTH floats per row in
  * src/kernels/names.ts (the size of the rowStats tensor the kernels write) and `struct
- * StoredRowStats` in shaders/distill_common.wgsl, the element type every kernel binds the
+ * StoredRowStats` in shaders/distill-common.wgsl, the element type every kernel binds the
  * statistics as. These tests read the WGSL files (no GPU) and fail when the struct's stride
  * is not ROW_STATS_WIDTH floats, or when a kernel reads or writes the statistics other than a
  * whole row at a time (an offset into a flat array would bypass the struct).
@@ -26,10 +26,10 @@ function shaderCode(): Map<string, string> {
 }
 
 test('struct StoredRowStats is ROW_STATS_WIDTH plain f32 fields (a row stride of that many floats)', () => {
-  const common = shaderCode().get('distill_common.wgsl');
+  const common = shaderCode().get('distill-common.wgsl');
   expect(common).toBeDefined();
   const body = /\bstruct\s+StoredRowStats\s*\{([^}]*)\}/.exec(common!);
-  expect(body, 'struct StoredRowStats in distill_common.wgsl').not.toBeNull();
+  expect(body, 'struct StoredRowStats in distill-common.wgsl').not.toBeNull();
   const fields = body![1]!
     .split(',')
     .map((f) => f.trim())
@@ -50,10 +50,10 @@ test('every kernel binds the row statistics as array<StoredRowStats>', () => {
   }
   expect(declaring.sort()).toEqual(
     expect.arrayContaining([
-      'distill_backward.wgsl',
-      'distill_components.wgsl',
-      'distill_forward.wgsl',
-      'distill_sparse.wgsl',
+      'distill-backward.wgsl',
+      'distill-components.wgsl',
+      'distill-forward.wgsl',
+      'distill-sparse.wgsl',
     ]),
   );
 });

@@ -14,7 +14,7 @@
  * Gradient entries are differences of probabilities (σ, q, p ≤ 1) weighted by α and
  * (1 − α) k / T: their error is ≤ ~10 u · (α + k / T) · w_b, held to 1e-5 · max|g| + 1e-7.
  * K = C against the dense fused op: the sparse kernel's KL is the direct form (absolute error a
- * few ulps of log C times k, see shaders/distill_sparse.wgsl), the dense one centred: the bound
+ * few ulps of log C times k, see shaders/distill-sparse.wgsl), the dense one centred: the bound
  * is 1e-5 · k · (1 + log C) on each row loss.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -33,7 +33,6 @@ import {
   type AdapterClass,
 } from '../src/kernels/plan.js';
 import { useCheckedWebGPU, useCpu, useWebGPU } from './helpers/backend.js';
-import { lossComponents } from './helpers/components.js';
 
 interface Case {
   leading: number[];
@@ -98,7 +97,7 @@ async function run(c: Case, x: Inputs): Promise<Outcome> {
   const outputs = (st: tf.Tensor): tf.Tensor[] => {
     const { returnComponents, ...config } = c.config;
     if (!returnComponents) return [distillationLoss(y, st, teacher, config)];
-    const parts = lossComponents(y, st, teacher, config);
+    const parts = distillationLoss(y, st, teacher, { ...config, returnComponents: true });
     return [parts.loss, parts.hardLoss, parts.softLoss];
   };
   const values = await Promise.all(

@@ -1,5 +1,5 @@
 /**
- * The fused op with a sparse (top-K) teacher `{ indices, logProbs }` (shaders/distill_sparse.wgsl)
+ * The fused op with a sparse (top-K) teacher `{ indices, logProbs }` (shaders/distill-sparse.wgsl)
  * against the float64 reference (src/reference-sparse.ts), element by element: the loss value
  * (and its components) and the student's gradient, on both plans ('hardware': a workgroup per row
  * with shared-memory trees; 'software': a thread per row), over K ∈ {1, 5, 32, 256}, C up to 262,144,
@@ -55,7 +55,6 @@ import { useCheckedWebGPU, useCpu, useWebGPU, withValidationScope } from './help
 import { checkCase, evaluateCase, tolerancesFor } from './helpers/cases.js';
 import { sparseCases } from '../src/validation/suite.js';
 import { expectClose } from './helpers/compare.js';
-import { lossComponents } from './helpers/components.js';
 
 useCheckedWebGPU();
 
@@ -185,7 +184,7 @@ async function runFused(c: SparseCase, x: SparseInputs, dyValues: Float32Array |
       const kept: { parts?: { hardLoss: tf.Tensor; softLoss: tf.Tensor } } = {};
       const loss = (a: tf.Tensor): tf.Tensor => {
         if (!c.components) return distillationLoss(y, a, teacher, config);
-        const out = lossComponents(y, a, teacher, config);
+        const out = distillationLoss(y, a, teacher, { ...config, returnComponents: true });
         kept.parts = { hardLoss: tf.keep(out.hardLoss), softLoss: tf.keep(out.softLoss) };
         return out.loss;
       };
@@ -674,7 +673,7 @@ describe("the components' own gradients: the backward kernel at α = 1 (hardLoss
       c.labelKind === 'index' ? tf.tensor1d(x.labels, 'int32') : tf.tensor2d(x.labels, [B, C]);
     const g = await withValidationScope(async () => {
       const grad = tf.grad((a: tf.Tensor) => {
-        const parts = lossComponents(y, a, teacher, configOf(c));
+        const parts = distillationLoss(y, a, teacher, { ...configOf(c), returnComponents: true });
         return tf.add(tf.mul(tf.sum(parts.hardLoss), wh), tf.mul(tf.sum(parts.softLoss), ws));
       })(s);
       const data = (await grad.data()) as Float32Array;

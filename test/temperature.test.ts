@@ -1,7 +1,7 @@
 /**
  * Temperatures far outside the usual 1–20: the soft term (1 − α) T² KL stays of order one while
  * KL shrinks like 1/T², so a KL computed as a difference of log-sums (size log C) is all
- * rounding by T = 1e4. The kernels compute it around a centre (distill_common.wgsl); these cases
+ * rounding by T = 1e4. The kernels compute it around a centre (distill-common.wgsl); these cases
  * hold them to the derived per-element tolerances and, beyond that, to a plain relative bar on
  * every row's loss, over the whole accepted range (1e-4 to 1e8), on both plans.
  */
@@ -68,7 +68,7 @@ test('every row loss within 1e-5 relative of the float64 reference, T = 1 … 1e
 });
 
 test("the tolerance model's CENTRE_LIMIT is the kernels'", () => {
-  const wgsl = readFileSync(new URL('../shaders/distill_common.wgsl', import.meta.url), 'utf8');
+  const wgsl = readFileSync(new URL('../shaders/distill-common.wgsl', import.meta.url), 'utf8');
   const match = /const CENTRE_LIMIT: f32 = ([0-9.]+);/.exec(wgsl);
   expect(Number(match?.[1])).toBe(CENTRE_LIMIT);
 });

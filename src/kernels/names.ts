@@ -16,7 +16,7 @@ export const FUSED_DISTILLATION_LOSS_SCALE = 'FusedDistillationLossScale';
 
 /**
  * Floats of row statistics per row: the f32 fields of `struct StoredRowStats` in
- * shaders/distill_common.wgsl (test/row-stats-layout.test.ts checks the two agree).
+ * shaders/distill-common.wgsl (test/row-stats-layout.test.ts checks the two agree).
  */
 export const ROW_STATS_WIDTH = 12;
 

@@ -1,7 +1,7 @@
 /**
  * The thread/workgroup plan, chosen from the problem size and the kind of adapter. Shared by
- * the forward and backward kernels (see the headers of shaders/distill_forward.wgsl and
- * shaders/distill_backward.wgsl).
+ * the forward and backward kernels (see the headers of shaders/distill-forward.wgsl and
+ * shaders/distill-backward.wgsl).
  *
  * - 'hardware' (hardware adapters): parallelism first. Small C (≤ 64, MNIST's 10) is a thread per
  *   row; larger C gives each row up to a whole workgroup of 256 invocations that merge their

@@ -58,7 +58,7 @@ export interface CaseInputs {
 
 /**
  * A top-K teacher `{ indices, logProbs }` instead of the dense teacher logits (src/sparse-teacher.ts;
- * the kernel shaders/distill_sparse.wgsl, the reference src/reference-sparse.ts, the
+ * the kernel shaders/distill-sparse.wgsl, the reference src/reference-sparse.ts, the
  * tolerances tolerance-sparse.ts). Its entries are constants: only the student's gradient is
  * compared (teacherGrad is 'none').
  */

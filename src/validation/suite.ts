@@ -1,6 +1,6 @@
 /**
- * The numerics suite's cases as data, shared by the tests (test/fused.grid.test.ts,
- * test/fused.edge.test.ts, test/temperature.test.ts, test/numerics-divergences.test.ts) and the
+ * The numerics suite's cases as data, shared by the tests (test/fused-grid.test.ts,
+ * test/fused-edge.test.ts, test/temperature.test.ts, test/numerics-divergences.test.ts) and the
  * app's "Validate kernels" panel:
  * the same specs under the same names, checked by the same `evaluateCase` with the same
  * tolerances.
@@ -8,7 +8,7 @@
  * Families:
  * - 'grid': B × C × T of the issue, α, reduction, label kind, gradient path and upstream
  *   rotated so that every value of every axis meets every B and every C; on the adapter's plan.
- * - 'grid, gpu plan': the same grid with the hardware plan forced (workgroup per row,
+ * - 'grid, hardware plan': the same grid with the hardware plan forced (workgroup per row,
  *   shared-memory trees), so that a software adapter proves it too.
  * - 'edge': named edge cases (huge logits, extreme shifts, identical or one-hot teachers, odd
  *   C, explicit upstream gradients, NaN, out-of-range labels), on both plans.
@@ -20,7 +20,7 @@
  *   holds the full suite of the sparse kernel).
  * - 'divergence': reverse KL and the JSD (β = 0.5 and 0.2), values and both gradients, at
  *   T ∈ {1, 4, 100}, a small C (a thread per row on both plans) and a large one (a workgroup per
- *   row on the gpu plan), both plans forced, with −Infinity masks (both sides, one side, and
+ *   row on the hardware plan), both plans forced, with −Infinity masks (both sides, one side, and
  *   where reverse KL is +Infinity) and ignored rows rotated in (tolerance-divergence.ts;
  *   test/divergences-fused.test.ts holds the op-level suite of these kernels).
  *
@@ -31,7 +31,13 @@ import { choosePlan, type AdapterClass } from '../kernels/plan.js';
 import type { CaseInputs, CaseSpec, MaskKind } from './cases.js';
 
 export type CaseFamily =
-  'grid' | 'grid, gpu plan' | 'edge' | 'largest' | 'temperature' | 'top-K teacher' | 'divergence';
+  | 'grid'
+  | 'grid, hardware plan'
+  | 'edge'
+  | 'largest'
+  | 'temperature'
+  | 'top-K teacher'
+  | 'divergence';
 
 export interface NamedCase {
   /** Stable and unique in the suite; the tests' test.each titles. */
@@ -97,15 +103,15 @@ export function gpuPlanGridCases(): NamedCase[] {
   return gridSpecs()
     .filter((c) => c.batch * c.classes < HUGE || c.temperature === 10)
     .map((c) => ({
-      name: `${gridName(c)}, gpu plan`,
-      family: 'grid, gpu plan',
+      name: `${gridName(c)}, hardware plan`,
+      family: 'grid, hardware plan',
       kind: 'grid',
       spec: { ...c, plan: 'hardware' },
     }));
 }
 
 // ---------------------------------------------------------------------------------------------
-// Edge cases (test/fused.edge.test.ts)
+// Edge cases (test/fused-edge.test.ts)
 
 export const PLANS: readonly AdapterClass[] = ['software', 'hardware'];
 export const EDGE_BASE: Readonly<CaseSpec> = {
@@ -122,7 +128,7 @@ export const EDGE_BASE: Readonly<CaseSpec> = {
 export const EDGE_SIZES = [10, 1271, 4096] as const;
 export const ODD_SIZES = [10, 1271, 1023, 257] as const;
 
-/** Edge kinds whose tests check more than the comparison (see test/fused.edge.test.ts). */
+/** Edge kinds whose tests check more than the comparison (see test/fused-edge.test.ts). */
 export type EdgeKind =
   | 'logits ±100'
   | 'logits ±1e4'
@@ -433,7 +439,7 @@ export const DIVERGENCE_FAMILY: readonly { divergence: Divergence; beta?: number
 export const DIVERGENCE_TEMPERATURES = [1, 4, 100] as const;
 /**
  * [B, C]: a small C (a thread per row on every plan) and two large ones (a workgroup per row on
- * the gpu plan; 1271 scalar loads, 1000 vec4 ones).
+ * the hardware plan; 1271 scalar loads, 1000 vec4 ones).
  */
 export const DIVERGENCE_SHAPES = [
   [7, 10],
@@ -519,7 +525,7 @@ export function sharedCases(): NamedCase[] {
  */
 export const QUICK_MAX_ELEMENTS = 600_000;
 
-/** "cpu plan, thread per row", "gpu plan, row shared by invocations" or "adapter plan". */
+/** "software plan, thread per row", "hardware plan, row shared by invocations" or "adapter plan". */
 function rowSplit(c: NamedCase): string {
   const { batch, classes, reduction, plan } = c.spec;
   if (!plan) return 'adapter plan'; // known only on the adapter that runs it

@@ -1,6 +1,6 @@
 /**
  * Per-element tolerances of the fused kernels for reverse KL and the JSD (the second sweep of
- * shaders/distill_divergence.wgsl) against the float64 reference (src/reference.ts), with
+ * shaders/distill-divergence.wgsl) against the float64 reference (src/reference.ts), with
  * −Infinity masks and ignored rows: the numerics suite's 'divergence' family (cases.ts,
  * suite.ts).
  *

@@ -1,6 +1,6 @@
 /**
  * The per-element tolerances of the fused kernel for a sparse (top-K) teacher
- * (shaders/distill_sparse.wgsl) against the float64 reference (src/reference-sparse.ts), and the
+ * (shaders/distill-sparse.wgsl) against the float64 reference (src/reference-sparse.ts), and the
  * entries of seeded sparse teachers: shared by test/sparse-teacher.test.ts and the numerics
  * suite's 'top-K teacher' family (cases.ts, suite.ts).
  *
@@ -289,7 +289,7 @@ export interface SparseTolerances {
 }
 
 /**
- * The derived per-element tolerances of the sparse kernel (shaders/distill_sparse.wgsl) on
+ * The derived per-element tolerances of the sparse kernel (shaders/distill-sparse.wgsl) on
  * these inputs (the module's header), for the plan of `adapter` (under any plan override in
  * force, as choosePlan sees it). `dyValues`: the upstream gradient (null: 1); `counted`: 1 per
  * row counted by 'mean' (ignoreIndex; default every row).

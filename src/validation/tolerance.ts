@@ -14,7 +14,7 @@
  * - An exponential whose result is below the smallest normal float32 may be flushed to 0:
  *   an absolute error of FTZ_FLOOR times whatever multiplies it; and so may the final result
  *   (SwiftShader flushes it): FTZ_FLOOR more, absolute.
- * - KL_b comes from the centred sums the forward kernel keeps (shaders/distill_common.wgsl):
+ * - KL_b comes from the centred sums the forward kernel keeps (shaders/distill-common.wgsl):
  *   KL = E_p[g(x)] − h(y). Its bound is relative to E_p[g] (every term ≥ 0), plus the errors of
  *   x_c (roundings of u, v, v − u, − c: absolute, per element) carried by g'(x) = 1 − e^−x,
  *   and of the weights p (relative, per element). A constant error in the centre c cancels
@@ -31,7 +31,7 @@ export const U = 2 ** -24;
 export const EPS = 2 ** -23;
 /** The factor on first-order bounds for the second-order terms and unitemised roundings. */
 export const SAFETY = 2;
-/** shaders/distill_common.wgsl's CENTRE_LIMIT: past it the kernel keeps the direct KL. */
+/** shaders/distill-common.wgsl's CENTRE_LIMIT: past it the kernel keeps the direct KL. */
 export const CENTRE_LIMIT = 60;
 /** Below this a float32 result may be flushed to zero (smallest normal ≈ 1.18e-38). */
 export const FTZ_FLOOR = 1.2e-38;
@@ -125,7 +125,7 @@ export function rescaleCount(x: ArrayLike<number>, ctx: PlanContext): number {
 /**
  * The longest dependency chain of the batch reduction: in the forward kernel (batch in one
  * workgroup) each row group's leader adds ⌈B / tileRows⌉ losses before the log₂ tree over the
- * workgroup; distill_reduce.wgsl adds ⌈B / 256⌉ per invocation before its 8-level tree.
+ * workgroup; distill-reduce.wgsl adds ⌈B / 256⌉ per invocation before its 8-level tree.
  */
 export function batchSumDepth(ctx: PlanContext): number {
   const plan = choosePlan(ctx.batch, ctx.classes, ctx.reduceToScalar, ctx.adapter);
@@ -155,8 +155,8 @@ export function expSumError(
 }
 
 /**
- * The terms of one KL(w ‖ m) as the kernels keep it (shaders/distill_common.wgsl,
- * shaders/distill_divergence.wgsl): three row sums Σ w, Σ w x, Σ w g(x) (+ m where w is
+ * The terms of one KL(w ‖ m) as the kernels keep it (shaders/distill-common.wgsl,
+ * shaders/distill-divergence.wgsl): three row sums Σ w, Σ w x, Σ w g(x) (+ m where w is
  * masked), then KL = E_w[g] − h(y), y = E_w[g] − E_w[x] (klFromMoments). Per element: w_c and
  * its relative error bound; x_c as the kernel's form gives it (around its centre) and its
  * absolute error bound; m_c as the kernel computes it for the far branch's m − w + w x (and a

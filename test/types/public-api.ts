@@ -88,6 +88,10 @@ export function componentTypes(): void {
   expectTypeOf(() =>
     distillationLoss(y, s, t, { returnComponents: false }),
   ).returns.toEqualTypeOf<tf.Scalar>();
+  // a reduction known only at run time: components of some shape
+  expectTypeOf(() =>
+    distillationLoss(y, s, t, { returnComponents: true, reduction: someReduction }),
+  ).returns.toEqualTypeOf<DistillationLossComponents>();
   // a flag known only at run time: either
   expectTypeOf(() => distillationLoss(y, s, t, someConfig)).returns.toEqualTypeOf<
     tf.Tensor | DistillationLossComponents

@@ -3,7 +3,7 @@
  * with any number of inputs and outputs (tfjs' own programs have exactly one output).
  */
 import type { DataType, KernelBackend, TensorInfo } from '@tensorflow/tfjs-core';
-import convertToF32Wgsl from '../../../shaders/convert_to_f32.wgsl?raw';
+import convertToF32Wgsl from '../../../shaders/convert-to-f32.wgsl?raw';
 import { MAX_WORKGROUPS_PER_DIMENSION } from '../plan.js';
 import {
   activeGpuTimers,

@@ -3,16 +3,16 @@
  * each turning tensors and attributes into dispatches of the WGSL in shaders/.
  */
 import type { KernelBackend, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
-import chunkScalarWgsl from '../../../shaders/distill_chunk_scalar.wgsl?raw';
-import chunkVec4Wgsl from '../../../shaders/distill_chunk_vec4.wgsl?raw';
-import commonWgsl from '../../../shaders/distill_common.wgsl?raw';
-import divergenceWgsl from '../../../shaders/distill_divergence.wgsl?raw';
-import forwardWgsl from '../../../shaders/distill_forward.wgsl?raw';
-import rowsWgsl from '../../../shaders/distill_rows.wgsl?raw';
-import backwardWgsl from '../../../shaders/distill_backward.wgsl?raw';
-import componentsWgsl from '../../../shaders/distill_components.wgsl?raw';
-import reduceWgsl from '../../../shaders/distill_reduce.wgsl?raw';
-import scaleWgsl from '../../../shaders/distill_scale.wgsl?raw';
+import chunkScalarWgsl from '../../../shaders/distill-chunk-scalar.wgsl?raw';
+import chunkVec4Wgsl from '../../../shaders/distill-chunk-vec4.wgsl?raw';
+import commonWgsl from '../../../shaders/distill-common.wgsl?raw';
+import divergenceWgsl from '../../../shaders/distill-divergence.wgsl?raw';
+import forwardWgsl from '../../../shaders/distill-forward.wgsl?raw';
+import rowsWgsl from '../../../shaders/distill-rows.wgsl?raw';
+import backwardWgsl from '../../../shaders/distill-backward.wgsl?raw';
+import componentsWgsl from '../../../shaders/distill-components.wgsl?raw';
+import reduceWgsl from '../../../shaders/distill-reduce.wgsl?raw';
+import scaleWgsl from '../../../shaders/distill-scale.wgsl?raw';
 import { klFactor } from '../../config.js';
 import { divergenceConstants } from '../../divergences.js';
 import {
@@ -48,7 +48,7 @@ export function source(kernel: string, chunk: 1 | 4): string {
 
 /**
  * The source of a kernel that computes a divergence (the forward and backward kernels): as
- * `source`, with shaders/distill_divergence.wgsl after the shared declarations. Its override
+ * `source`, with shaders/distill-divergence.wgsl after the shared declarations. Its override
  * constants come from the config's entry in src/divergences.ts (divergenceConstants).
  */
 function divergenceSource(kernel: string, chunk: 1 | 4): string {
@@ -58,7 +58,7 @@ function divergenceSource(kernel: string, chunk: 1 | 4): string {
 }
 
 /**
- * The fields of `struct Params` in shaders/distill_common.wgsl, in order, with their WGSL types:
+ * The fields of `struct Params` in shaders/distill-common.wgsl, in order, with their WGSL types:
  * the one description that `params()` builds the uniform from (test/params.test.ts checks it
  * against the WGSL source).
  */
@@ -186,7 +186,7 @@ export function planFor(backend: KernelBackend, problem: Problem, reduction: str
 }
 
 /**
- * A kernel that counts the rows not ignored itself (shaders/distill_rows.wgsl): every workgroup
+ * A kernel that counts the rows not ignored itself (shaders/distill-rows.wgsl): every workgroup
  * reads the B labels, so the grid is capped at this many workgroups (each then visits several
  * rows): the count costs at most this many times B label reads per dispatch instead of B² / rows
  * per workgroup, and 1024 workgroups of 256 invocations still fill a large GPU.
@@ -202,7 +202,7 @@ export function gridRowsFor(plan: DistillPlan, rows: number, counting = false): 
   return Math.min(Math.ceil(rows / plan.tileRows), cap);
 }
 
-/** A kernel's own file with shaders/distill_rows.wgsl (ignored rows and their count) before it. */
+/** A kernel's own file with shaders/distill-rows.wgsl (ignored rows and their count) before it. */
 export function withRows(kernel: string): string {
   return [rowsWgsl, kernel].join('\n');
 }
@@ -343,7 +343,7 @@ const forwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
 
 /**
  * The op's scalar from the per-row losses ('mean' / 'sum', when the forward kernel did not
- * reduce the batch itself): shaders/distill_reduce.wgsl, one dispatch.
+ * reduce the batch itself): shaders/distill-reduce.wgsl, one dispatch.
  */
 export function reduceLosses(
   backend: KernelBackend,
@@ -377,7 +377,7 @@ export function reduceLosses(
 
 /**
  * hardLoss and softLoss (`[]` each, or the leading shape for 'none') from the row statistics:
- * shaders/distill_components.wgsl, one dispatch for both.
+ * shaders/distill-components.wgsl, one dispatch for both.
  */
 export function componentsFrom(
   backend: KernelBackend,

@@ -1,11 +1,11 @@
 /**
  * The fused distillation kernels for a sparse (top-K) teacher on tfjs' WebGPU backend:
- * shaders/distill_sparse.wgsl for the forward pass (and, BACKWARD, the gradient at an upstream
+ * shaders/distill-sparse.wgsl for the forward pass (and, BACKWARD, the gradient at an upstream
  * dy), the dense kernels' reduction and components kernels for what follows the row statistics
  * (the sparse kernel writes them in the same layout).
  */
 import type { KernelBackend, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
-import sparseWgsl from '../../../shaders/distill_sparse.wgsl?raw';
+import sparseWgsl from '../../../shaders/distill-sparse.wgsl?raw';
 import {
   FUSED_SPARSE_DISTILLATION_LOSS,
   FUSED_SPARSE_DISTILLATION_LOSS_GRAD,
@@ -250,7 +250,7 @@ const backwardKernel: KernelFunc = ({ inputs, backend: b, attrs }) => {
         { kernel, plan, problem, attrs: a, counting, dyPerRow, oneWorkgroup: false },
         { student, ids: teacherIds!, logProbs: teacherLogProbs!, labels },
         [
-          // binding 6 holds dy in the backward pass (shaders/distill_sparse.wgsl)
+          // binding 6 holds dy in the backward pass (shaders/distill-sparse.wgsl)
           { kind: 'input', name: 'dy', tensor: dy!, reads: 'f32' },
           { kind: 'input', name: 'rowStats', tensor: rowStats!, reads: 'f32' },
         ],

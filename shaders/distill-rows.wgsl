@@ -1,5 +1,5 @@
-// distill_rows.wgsl — what the kernels that finish rows themselves (distill_forward.wgsl,
-// distill_sparse.wgsl) share: ignored rows and their count, a row's loss and statistics
+// distill-rows.wgsl — what the kernels that finish rows themselves (distill-forward.wgsl,
+// distill-sparse.wgsl) share: ignored rows and their count, a row's loss and statistics
 // (finishRow), and the batch's loss when one workgroup reduces it (BATCH_IN_WORKGROUP).
 // Prepended to the kernel's own file, which declares what these use: labelIndices (i32, the
 // whole batch), params, losses, stats, the override constants IGNORE_INDEX, WORKGROUP_SIZE and
@@ -8,7 +8,7 @@
 //
 // N, the rows not ignored ('mean' with an ignore index divides by max(N, 1)), is counted by
 // every workgroup that needs it from the int32 labels: B / WORKGROUP_SIZE loads per invocation
-// plus a tree. The grid of such a dispatch is capped (src/kernels/webgpu/distill_webgpu.ts,
+// plus a tree. The grid of such a dispatch is capped (src/kernels/webgpu/distill-webgpu.ts,
 // COUNTING_MAX_WORKGROUPS), so a batch costs at most that many times B label reads, not B².
 
 // Whether row `row` (global) is ignored: its int32 label is the ignore index.
@@ -37,7 +37,7 @@ fn countRows(lid: u32) -> u32 {
 }
 
 // ℓ_b from a row's statistics and its label term Σ_c y_c d_c (labelDot), and the statistics
-// written out (distill_common.wgsl's layout) for the backward, reduction and components
+// written out (distill-common.wgsl's layout) for the backward, reduction and components
 // kernels; w is the row's weight in the op's output.
 fn finishRow(row: u32, rs: RowStats, labelDot: f32, w: f32) -> f32 {
   let ce = rs.labelSum * rs.logZ1 - labelDot;

@@ -1,6 +1,6 @@
-// distill_chunk_scalar.wgsl — the "chunk" a distillation kernel loads at once when rows are not
+// distill-chunk-scalar.wgsl — the "chunk" a distillation kernel loads at once when rows are not
 // 16-byte aligned (C % 4 != 0): one class. Prepended, as a whole file, instead of
-// distill_chunk_vec4.wgsl; the kernels are written once against `Chunk`.
+// distill-chunk-vec4.wgsl; the kernels are written once against `Chunk`.
 
 alias Chunk = f32;
 const CHUNK: u32 = 1u;

@@ -1,4 +1,4 @@
-// distill_scale.wgsl — the backward pass when the forward kernel already wrote the gradients at
+// distill-scale.wgsl — the backward pass when the forward kernel already wrote the gradients at
 // unit upstream gradient: one dispatch multiplies the student's and (when written) the
 // teacher's gradient by the upstream gradient dy.
 //
@@ -11,7 +11,7 @@
 //   4 outStudent Chunk[B·C/CHUNK] read_write   5 outTeacher Chunk[B·C/CHUNK] read_write
 //
 // Thread plan: one chunk per invocation per pass of a grid-stride loop over the rows · C/CHUNK
-// chunks of this dispatch's row chunk (distill_common.wgsl, "Row chunks"; 2-D grid: x · y
+// chunks of this dispatch's row chunk (distill-common.wgsl, "Row chunks"; 2-D grid: x · y
 // workgroups of WORKGROUP_SIZE, flattened), the row of chunk i being firstRow + i / (C / CHUNK)
 // when dy has one entry per row.
 

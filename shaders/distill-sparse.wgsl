@@ -1,4 +1,4 @@
-// distill_sparse.wgsl — the distillation loss against a sparse (top-K) teacher: per-row losses
+// distill-sparse.wgsl — the distillation loss against a sparse (top-K) teacher: per-row losses
 // (or their reduction over the batch), row statistics, and the student's gradient; also the
 // backward pass (BACKWARD) that rewrites that gradient for an upstream dy from the statistics.
 //
@@ -17,19 +17,19 @@
 // vocabulary (it holds −log Σ_listed q, the student's mass outside the support): the direct
 // form above is well conditioned there. Where K = C lists the whole vocabulary at high T, KL_b
 // shrinks like 1/T² and keeps an absolute (not relative) error of a few ulps of log C; the
-// dense op's centred form (distill_common.wgsl) is the one to use for full teachers.
+// dense op's centred form (distill-common.wgsl) is the one to use for full teachers.
 // The teacher's entries are constants: no gradient is written for them.
 //
-// Row statistics, the dense kernels' layout (distill_common.wgsl) where the meaning is shared,
-// so that distill_reduce.wgsl and distill_components.wgsl read them unchanged:
+// Row statistics, the dense kernels' layout (distill-common.wgsl) where the meaning is shared,
+// so that distill-reduce.wgsl and distill-components.wgsl read them unchanged:
 //   [m_s, m_ℓ, log Z1, log ZS, log ZP, KL_b, Σ_c y_c, flags, 0, 0, w_b, CE_b]
-// flags: those of distill_common.wgsl. 1 (NaN): a NaN or +Infinity student logit, a NaN or
+// flags: those of distill-common.wgsl. 1 (NaN): a NaN or +Infinity student logit, a NaN or
 // +Infinity ℓ_k, an id outside [−1, C) (never used as an address), or no listed entry at all
 // (the teacher has no distribution), or the student masked everywhere; 2: unusable labels;
 // 4: ignored row; 8: the student masks (−Infinity) a listed id, KL_b = +Infinity; 16: label
 // mass on a column the student masks; 32: the student's side of flag 1.
 //
-// Bindings (group 0), for the rows of one chunk (distill_common.wgsl, "Row chunks"): [·, C]
+// Bindings (group 0), for the rows of one chunk (distill-common.wgsl, "Row chunks"): [·, C]
 // arrays hold this chunk's rows from Chunk headChunks on; per-row arrays the whole batch.
 //   0 student  Chunk[B·C/CHUNK] read
 //   1 teacherIds i32[B·K] read          2 teacherLogProbs f32[B·K] read

@@ -1,4 +1,4 @@
-// distill_reduce.wgsl — the batch reduction of the per-row losses into the op's scalar.
+// distill-reduce.wgsl — the batch reduction of the per-row losses into the op's scalar.
 //
 // Forward: out = rowWeight · Σ_b ℓ_b   (rowWeight = 1/B for 'mean', 1 for 'sum'), or, for
 // 'mean' with an ignore index (params.countRows), Σ_b ℓ_b / max(N, 1) with N the rows whose
@@ -12,7 +12,7 @@
 // Thread plan: one workgroup of 256 invocations; invocation i sums rows i, i + 256, …, then a
 // shared-memory tree adds the 256 partial sums. The order is fixed, so the result is the same
 // on every run. A NaN row loss makes the output NaN, else a +Infinity one +Infinity (selected,
-// never added: distill_common.wgsl, lossSpecial).
+// never added: distill-common.wgsl, lossSpecial).
 
 @group(0) @binding(0) var<storage, read> rowLosses: array<f32>;
 @group(0) @binding(1) var<uniform> params: Params;

@@ -1,6 +1,6 @@
-// distill_common.wgsl — declarations shared by every distillation kernel; prepended to each
+// distill-common.wgsl — declarations shared by every distillation kernel; prepended to each
 // kernel's source (whole-file concatenation, never splicing inside a function), after the
-// chunk file (distill_chunk_vec4.wgsl or distill_chunk_scalar.wgsl).
+// chunk file (distill-chunk-vec4.wgsl or distill-chunk-scalar.wgsl).
 //
 // Maths, per row b, with s = student logits, t = teacher logits, y = labels, T = temperature,
 // m_s = max_c s_c, m_t = max_c t_c, d_c = s_c − m_s, u_c = d_c / T, v_c = (t_c − m_t) / T:
@@ -29,13 +29,13 @@
 // q − p = p · expm1(E_p[x] − x − KL) (a series where the argument is below 1 in magnitude).
 //
 // Row statistics (12 floats per row: struct StoredRowStats below), written by the forward
-// kernel, read by the backward one and (returnComponents) by distill_components.wgsl:
+// kernel, read by the backward one and (returnComponents) by distill-components.wgsl:
 //   [m_s, m_t, log Z1, log ZS, log ZT, KL_b, Σ_c y_c, flags, c, E_p[x], w_b, CE_b]
 // w_b: the row's weight in the op's output (rowWeight; 1/max(N, 1) over the counted rows N for
 // 'mean' with an ignore index; 0 for an ignored row; counted only when the forward kernel
 // writes gradients or reduces the batch itself).
 // (The forward KL kernels' layout; with another divergence, KL_b, c and E_p[x] hold its D_b and
-// the means its gradients use: shaders/distill_divergence.wgsl, "Row statistics".)
+// the means its gradients use: shaders/distill-divergence.wgsl, "Row statistics".)
 // KL_b and CE_b are the row's component values as the reference defines them (src/reference.ts):
 // 0 for an ignored row; KL_b NaN for flag 1, +Infinity for flag 8; CE_b NaN for flags 2 and 32,
 // +Infinity for flag 16 (selected, never computed from infinities).
@@ -49,7 +49,7 @@
 // 32 = the student's side of flag 1 alone (a NaN or +Infinity student logit, or a student row
 // masked everywhere): CE_b is NaN (a NaN teacher row leaves CE_b, the hard component, finite);
 // 64 = the row holds a logit that is not a finite number (a mask, NaN or infinity): its sweeps
-// take the general form, with the masks' selects (distill_forward.wgsl, "Fast rows"). An
+// take the general form, with the masks' selects (distill-forward.wgsl, "Fast rows"). An
 // ignored row is never swept and never has it: its gradients are selected to 0 whatever the
 // fast form computes from its logits.
 //
@@ -70,7 +70,7 @@
 // ignoreIndex and 'mean': N, the number of rows not ignored, is counted on the GPU by each
 // kernel that needs it from the int32 labels (bound whole): the reduction kernel, and the
 // forward kernel's workgroups when they write gradients or reduce the batch themselves (each
-// reads all B labels: B/WORKGROUP_SIZE loads per invocation, plus a tree; distill_rows.wgsl;
+// reads all B labels: B/WORKGROUP_SIZE loads per invocation, plus a tree; distill-rows.wgsl;
 // such a grid is capped at 1024 workgroups, so the count costs at most 1024 · B reads). 'mean' is then
 // Σ ℓ_b / max(N, 1): a batch of padding only is 0 with zero gradients, not 0/0.
 

@@ -1,19 +1,19 @@
-// distill_forward.wgsl — forward pass of the distillation loss: per-row losses (or their
+// distill-forward.wgsl — forward pass of the distillation loss: per-row losses (or their
 // reduction over the batch), per-row statistics and, when a tape records the op, the
 // gradients at unit upstream gradient (as Liger-Kernel does: the backward pass then only
 // scales them by dy, or hands them over untouched when dy is the implicit 1 of a loss).
 //
-// Forward, per row b (notation of distill_common.wgsl):
+// Forward, per row b (notation of distill-common.wgsl):
 //   ℓ_b = α · (Σ y · log Z1 − Σ y d) + (1 − α) k · D_b,  D_b the divergence (DIVERGENCE,
-//   shaders/distill_divergence.wgsl); forward KL: KL_b = E_p[g(x)] − h(y) (the
-//   cancellation-free form of distill_common.wgsl, from sums kept around a moving centre)
+//   shaders/distill-divergence.wgsl); forward KL: KL_b = E_p[g(x)] − h(y) (the
+//   cancellation-free form of distill-common.wgsl, from sums kept around a moving centre)
 //   output: ℓ_b for 'none'; rowWeight · Σ_b ℓ_b for 'mean' (rowWeight = 1/B) and 'sum'.
 // Gradients (WRITE_STUDENT_GRAD / WRITE_TEACHER_GRAD), written as rowWeight · ∂ℓ_b/∂·:
 //   ∂ℓ_b/∂s_c = α (σ_c Σ y − y_c) + (1 − α) (k / T) (q_c − p_c)
-//   ∂ℓ_b/∂t_c = (1 − α) (k / T) · p_c (x_c − E_p[x])   (see distill_common.wgsl)
-// (forward KL; the other divergences' ∂D/∂s and ∂D/∂t: shaders/distill_divergence.wgsl)
+//   ∂ℓ_b/∂t_c = (1 − α) (k / T) · p_c (x_c − E_p[x])   (see distill-common.wgsl)
+// (forward KL; the other divergences' ∂D/∂s and ∂D/∂t: shaders/distill-divergence.wgsl)
 //
-// Bindings (group 0), for the rows of one chunk (distill_common.wgsl, "Row chunks"): the
+// Bindings (group 0), for the rows of one chunk (distill-common.wgsl, "Row chunks"): the
 // [·, C] arrays hold this chunk's rows from Chunk headChunks on; per-row arrays the whole batch.
 //   0 student  Chunk[B·C/CHUNK] read          1 teacher Chunk[B·C/CHUNK] read
 //   2 labelIndices i32[B] read (index labels; a placeholder otherwise)
@@ -44,7 +44,7 @@
 // nothing where they are not: a per-chunk choice would not do, since a CPU rasteriser runs both
 // sides of a branch its lanes disagree on), and its gradient sweep takes the general form too.
 // Reverse KL and
-// the JSD need log ZS and log ZT before their sums (distill_divergence.wgsl): the online sweep
+// the JSD need log ZS and log ZT before their sums (distill-divergence.wgsl): the online sweep
 // keeps the maxima and log-sums only (the centred KL sums off), then a second sweep over the
 // row (still in cache) adds the divergence's terms, merged by the same kind of tree; without
 // gradients that second statistics sweep is the price of those divergences (s and t read twice
@@ -52,7 +52,7 @@
 // The dispatches are the same. When
 // BATCH_IN_WORKGROUP, one workgroup visits every row and reduces the losses itself: the
 // forward pass is one dispatch. Otherwise rows are spread over the grid's y dimension and
-// distill_reduce.wgsl sums the per-row losses when a scalar is asked for.
+// distill-reduce.wgsl sums the per-row losses when a scalar is asked for.
 
 @group(0) @binding(0) var<storage, read> student: array<Chunk>;
 @group(0) @binding(1) var<storage, read> teacher: array<Chunk>;
@@ -70,7 +70,7 @@ override BATCH_IN_WORKGROUP: bool = false;
 override WRITE_STUDENT_GRAD: bool = false;
 override WRITE_TEACHER_GRAD: bool = false;
 override WORKGROUP_SIZE: u32 = 256u;
-// int32 labels with an ignore index (params.ignoreIndex; distill_common.wgsl, flag 4).
+// int32 labels with an ignore index (params.ignoreIndex; distill-common.wgsl, flag 4).
 override IGNORE_INDEX: bool = false;
 
 // One invocation's share of a row, relative to its own running maxima.
@@ -79,13 +79,13 @@ struct RowState {
   mt: f32,
   z1: f32,        // Σ exp(s − ms)
   zs: f32,        // Σ exp((s − ms) / T)
-  zm: f32,        // the part of zs on columns the teacher masks (distill_common.wgsl, masks)
+  zm: f32,        // the part of zs on columns the teacher masks (distill-common.wgsl, masks)
   zt: f32,        // Σ exp(v),  v = (t − mt) / T
   pv: f32,        // Σ exp(v) · v
   pu: f32,        // Σ exp(v) · u,  u = (s − ms) / T
   labelDot: f32,  // Σ y (s − ms)
   labelSum: f32,  // Σ y
-  // The centred KL sums (distill_common.wgsl), around a centre mc in the δ = v − u of the
+  // The centred KL sums (distill-common.wgsl), around a centre mc in the δ = v − u of the
   // current maxima: x = δ − mc, weights e^v (those of zt).
   mc: f32,        // the centre; moved with the maxima, so x of a visited element never changes
   em: f32,        // exp(mc) ≥ 0, or −1 once the centred sums are abandoned (direct KL for the row)
@@ -99,14 +99,14 @@ var<workgroup> sharedLoss: array<f32, WORKGROUP_SIZE>;
 var<workgroup> sharedCount: array<u32, WORKGROUP_SIZE>;
 // anyRowFlag's answer, read back as a uniform value
 var<workgroup> sharedAnyFlag: u32;
-// The tree of the divergence sums (reverse KL, JSD: distill_divergence.wgsl): a slot per
+// The tree of the divergence sums (reverse KL, JSD: distill-divergence.wgsl): a slot per
 // invocation where a row group has several, else one slot, never used (forward KL).
 override SUM_SLOTS: u32 = select(1u, WORKGROUP_SIZE,
                                  DIVERGENCE != DIVERGENCE_FORWARD_KL && TILE_COLS > 1u);
 var<workgroup> sharedSums: array<DivergenceSums, SUM_SLOTS>;
 
 // (em starts at −1, the centred KL sums off, where the divergence is not forward KL: the second
-// sweep computes it, distill_divergence.wgsl)
+// sweep computes it, distill-divergence.wgsl)
 fn emptyState() -> RowState {
   return RowState(LOWEST_LOGIT, LOWEST_LOGIT, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
                   select(1.0, -1.0, divergenceNeedsSums()), 0.0, 0.0);

@@ -1,5 +1,5 @@
-// distill_backward.wgsl — gradients of the distillation loss with respect to the student's and
-// the teacher's logits, recomputed from the row statistics that distill_forward.wgsl saved.
+// distill-backward.wgsl — gradients of the distillation loss with respect to the student's and
+// the teacher's logits, recomputed from the row statistics that distill-forward.wgsl saved.
 // Used when the forward pass did not write a gradient that turns out to be needed (the
 // teacher's logits were not on the tape when the loss ran); the common case scales the
 // gradients the forward pass wrote.
@@ -9,14 +9,14 @@
 // q = softmax(s / T), p = softmax(t / T) (each one exponential, from the saved log-sums):
 //   ∂L/∂s_bc = w_b [ α (σ_c · Σ_j y_j − y_c) + (1 − α) (k / T) (q_c − p_c) ]
 //   ∂L/∂t_bc = w_b (1 − α) (k / T) · p_c (log p_c − log q_c − KL_b)   (as p_c (x_c − E_p[x]),
-//   without cancellation: see distill_common.wgsl)
+//   without cancellation: see distill-common.wgsl)
 // A row flagged NaN gets NaN in both gradients; a row with an out-of-range integer label gets
 // NaN in the student's gradient (the teacher's does not depend on the labels).
-// −Infinity logits (masks) and rows whose KL_b is +Infinity: distill_common.wgsl. These are
+// −Infinity logits (masks) and rows whose KL_b is +Infinity: distill-common.wgsl. These are
 // forward KL's formulas; the other divergences' (the override DIVERGENCE, from the same row
-// statistics): shaders/distill_divergence.wgsl.
+// statistics): shaders/distill-divergence.wgsl.
 //
-// Bindings (group 0), for the rows of one chunk (distill_common.wgsl, "Row chunks"):
+// Bindings (group 0), for the rows of one chunk (distill-common.wgsl, "Row chunks"):
 //   0 student Chunk[B·C/CHUNK] read      1 teacher Chunk[B·C/CHUNK] read
 //   2 labelIndices i32[B] read           3 denseLabels Chunk[B·C/CHUNK] read
 //   4 params Params uniform              5 stats f32[B·12] read
@@ -25,7 +25,7 @@
 // (A label or gradient binding that this specialisation does not use is bound to a 16-byte
 // placeholder and never touched.)
 //
-// Thread plan: as in distill_forward.wgsl, a workgroup is TILE_ROWS × TILE_COLS = 256
+// Thread plan: as in distill-forward.wgsl, a workgroup is TILE_ROWS × TILE_COLS = 256
 // invocations; the grid's y dimension walks the rows (TILE_ROWS per workgroup, in steps of
 // gridRows · TILE_ROWS) and its x dimension covers a row in spans of
 // TILE_COLS · CHUNKS_PER_THREAD chunks. No reductions, no barriers: each element's gradient

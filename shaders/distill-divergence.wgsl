@@ -1,16 +1,16 @@
-// distill_divergence.wgsl — the divergences of the soft term: the one place in the WGSL that
+// distill-divergence.wgsl — the divergences of the soft term: the one place in the WGSL that
 // knows them, as src/divergences.ts (DIVERGENCES) is the one place in the TypeScript. Prepended,
-// as a whole file, after distill_common.wgsl to the forward and backward kernels; the override
+// as a whole file, after distill-common.wgsl to the forward and backward kernels; the override
 // DIVERGENCE (the entry's `kernel.id` in src/divergences.ts) selects one at pipeline creation,
 // so each divergence is its own specialisation and forward KL's is the code it always was.
 // Adding a divergence: its id below, its branch in divergenceInfinite, elementTerms,
 // softStudentGrad, softTeacherGrad and divergenceOfSums, and its entry in src/divergences.ts.
 //
-// Notation of distill_common.wgsl: u = (s − m_s)/T, v = (t − m_t)/T, q = softmax(s/T) =
+// Notation of distill-common.wgsl: u = (s − m_s)/T, v = (t − m_t)/T, q = softmax(s/T) =
 // e^(u − log ZS), p = softmax(t/T) = e^(v − log ZT), −Infinity logits probability 0 (finite
 // stand-ins, terms selected to 0).
 //
-//   0 'forward-kl'  D = KL(p ‖ q): one online sweep (distill_forward.wgsl, distill_common.wgsl).
+//   0 'forward-kl'  D = KL(p ‖ q): one online sweep (distill-forward.wgsl, distill-common.wgsl).
 //   1 'reverse-kl'  D = KL(q ‖ p)
 //       ∂D/∂s = q (log q − log p − D) / T,   ∂D/∂t = (p − q) / T
 //   2 'jsd'         M = β p + (1 − β) q,   D = β KL(p ‖ M) + (1 − β) KL(q ‖ M)
@@ -27,7 +27,7 @@
 // normalisers. The dispatches are the same either way.)
 //
 // Each KL(w ‖ m) they need is kept as three sums over the row, in the cancellation-free form of
-// distill_common.wgsl with x_c = log w_c − log m_c as computed (centre 0):
+// distill-common.wgsl with x_c = log w_c − log m_c as computed (centre 0):
 //   Σ w,   Σ w x,   Σ w g(x) + Σ_{w_c = 0} m_c       (g(x) = e^−x − 1 + x ≥ 0)
 // KL = E_w[g(x)] − h(y) (klFromMoments): with normalised w and m, y = E_w[e^−x] − 1 is only the
 // rounding of the normalisers, so KL is a sum of terms ≥ 0 at every temperature (no cancellation
@@ -52,9 +52,9 @@
 // it masks (no limit). JSD: never infinite (M > 0 wherever p or q is); a one-sided mask adds M's
 // mass to the other KL's sums, δ = −log β or −log(1 − β) on the unmasked side.
 //
-// Row statistics (distill_common.wgsl) of these divergences: kl holds D_b; centre reverse KL:
+// Row statistics (distill-common.wgsl) of these divergences: kl holds D_b; centre reverse KL:
 // log ZS − log ZT, the constant of x; JSD: E_p[log p − log M]; meanX reverse KL: E_q[x]; JSD:
-// E_q[log q − log M]. Forward KL's are as distill_common.wgsl says.
+// E_q[log q − log M]. Forward KL's are as distill-common.wgsl says.
 
 override DIVERGENCE: u32 = 0u;
 // 'jsd' only: β, log β and log(1 − β) (src/divergences.ts passes all three).
@@ -247,7 +247,7 @@ fn softTeacherGrad(e: Tempered, rs: RowStats) -> Chunk {
 }
 
 // ∂ℓ/∂s of one chunk at unit upstream weight (callers multiply by w_b): forward KL's is
-// studentGradChunk (distill_common.wgsl); the others α (σ Σ y − y) + (1 − α)(k/T) ∂D/∂s · T.
+// studentGradChunk (distill-common.wgsl); the others α (σ Σ y − y) + (1 − α)(k/T) ∂D/∂s · T.
 // general: false for a row without FLAG_NONFINITE (its logits all finite, or an ignored row,
 // whose gradients are selected to 0): forward KL's masks are then constant false and their
 // selects fold away (the forward kernel passes a constant).
@@ -277,7 +277,7 @@ fn teacherGradFor(s: Chunk, t: Chunk, rs: RowStats, general: bool) -> Chunk {
   return softTeacherGrad(tempered(s, t, rs), rs) * (params.klWeight * params.invTemperature);
 }
 
-// The gradient chunks weighted, or NaN / 0 where the row is flagged (distill_common.wgsl:
+// The gradient chunks weighted, or NaN / 0 where the row is flagged (distill-common.wgsl:
 // studentGradOut, teacherGradOut). Where D_b = +Infinity (and weighs) the side whose divergence
 // it is has no gradient limit: NaN where that side has mass, 0 where it masks (forward KL: the
 // teacher's; reverse KL: the student's).

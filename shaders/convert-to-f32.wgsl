@@ -1,4 +1,4 @@
-// convert_to_f32.wgsl — out[i] = f32(in[i]) for every i in [0, n): an int32 tensor, or a bool
+// convert-to-f32.wgsl — out[i] = f32(in[i]) for every i in [0, n): an int32 tensor, or a bool
 // tensor (stored by tfjs-backend-webgpu as i32 0 / 1), converted to float32. Exact for
 // |in[i]| ≤ 2²⁴; beyond that WGSL rounds to one of the two nearest floats. Standalone (no
 // shared declarations): dispatched before a kernel that reads f32 from an input that tfjs

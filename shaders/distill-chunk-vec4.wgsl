@@ -1,6 +1,6 @@
-// distill_chunk_vec4.wgsl — the "chunk" a distillation kernel loads at once when every row
+// distill-chunk-vec4.wgsl — the "chunk" a distillation kernel loads at once when every row
 // starts on a 16-byte boundary (C % 4 == 0): four classes as a vec4. Prepended, as a whole
-// file, instead of distill_chunk_scalar.wgsl; the kernels are written once against `Chunk`.
+// file, instead of distill-chunk-scalar.wgsl; the kernels are written once against `Chunk`.
 // (On lavapipe a vec4 load costs about what a scalar load does, so this halves a pass.)
 
 alias Chunk = vec4<f32>;

@@ -1,14 +1,14 @@
-// distill_components.wgsl — the components of the loss (returnComponents), from the row
-// statistics that distill_forward.wgsl wrote in the same forward pass: one dispatch writes both.
+// distill-components.wgsl — the components of the loss (returnComponents), from the row
+// statistics that distill-forward.wgsl wrote in the same forward pass: one dispatch writes both.
 //
-// Forward, per row b (distill_common.wgsl, row statistics; src/reference.ts):
+// Forward, per row b (distill-common.wgsl, row statistics; src/reference.ts):
 //   hard_b = CE_b                (StoredRowStats.ce: 0 if ignored, NaN / +Infinity already
 //                                 selected)
 //   soft_b = k · D_b             (StoredRowStats.kl, the divergence: KL_b for forward KL;
 //                                 NaN / +Infinity kept as they are, k > 0)
 //   output: hard_b and soft_b per row ('none'), or each reduced like the loss: rowWeight · Σ_b
 //   ('mean': 1/B; 'sum': 1), or Σ_b / max(N, 1) for 'mean' with an ignore index (N counted here
-//   from the labels, as distill_reduce.wgsl does). NaN wins over +Infinity in a sum.
+//   from the labels, as distill-reduce.wgsl does). NaN wins over +Infinity in a sum.
 // Gradient: none of its own; ∂hardLoss and ∂softLoss are the backward kernel at α = 1 and α = 0
 // (src/kernels/gradient.ts).
 //
