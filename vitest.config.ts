@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
@@ -21,11 +22,16 @@ export default defineConfig({
     // Dawn (the `webgpu` package) is a native addon: one process per test file is the
     // setting known to be stable with it (worker threads have crashed it).
     pool: 'forks',
+    // Every core: vitest's default leaves one idle, which on a 2-core CI machine runs the files
+    // one at a time. A file's time is lavapipe's threads and the float64 references on the
+    // main thread in turns, so two files at once overlap them.
+    maxWorkers: availableParallelism(),
     setupFiles: ['test/setup/webgpu.ts', 'test/setup/assertions.ts'],
     // A fresh machine starts with an empty Mesa shader cache: lavapipe then compiles each
     // pipeline specialisation in seconds (a test that walks 24 of them took 56 s cold on a quiet
-    // machine and passed 120 s with another job on the 2 cores), so the limit leaves room.
-    testTimeout: 300_000,
-    hookTimeout: 300_000,
+    // machine, and the real row chunks past 128 MiB 160 s), and two files share the cores, so
+    // the limit leaves room.
+    testTimeout: 600_000,
+    hookTimeout: 600_000,
   },
 });
