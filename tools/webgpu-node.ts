@@ -13,7 +13,7 @@
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { describeAdapterInfo } from '../bench/core/lib/adapter.js';
+import { describeAdapterInfo } from '../bench/core/lib/adapter-description.js';
 
 const LAVAPIPE_ICDS = [
   '/usr/share/vulkan/icd.d/lvp_icd.json',
