@@ -12,7 +12,13 @@ import {
   type DistillAttrs,
 } from '../src/kernels/names.js';
 import { overrideAdapterClassForTesting } from '../src/kernels/plan.js';
-import { edgeCases, largestCases, type EdgeKind } from '../src/validation/suite.js';
+import {
+  EDGE_BASE,
+  edgeCases,
+  largestCases,
+  PLANS,
+  type EdgeKind,
+} from '../src/validation/suite.js';
 import { useCheckedWebGPU, withValidationScope } from './helpers/backend.js';
 import {
   adapterOf,
@@ -27,18 +33,9 @@ import { expectClose, findMismatches } from './helpers/compare.js';
 
 useCheckedWebGPU();
 
-const base: CaseSpec = {
-  batch: 7,
-  classes: 10,
-  temperature: 10,
-  alpha: 0.1,
-  reduction: 'none',
-  labelKind: 'index',
-  seed: 42,
-  teacherGrad: 'tape',
-  upstream: 'random',
-};
-const plans = ['software', 'hardware'] as const;
+// The suite's edge-case base and plans (src/validation/suite.ts), shared with the app.
+const base: CaseSpec = EDGE_BASE;
+const plans = PLANS;
 
 /** What some edge cases check beyond the comparison with the reference. */
 const beyondTheReference: Partial<Record<EdgeKind, (spec: CaseSpec) => Promise<void>>> = {
