@@ -11,6 +11,13 @@ registerFusedDistillation();
 // The losses
 export { distillationLoss, type DistillationLossComponents, type RowLosses } from './op.js';
 export { stockDistillationLoss, KERAS_EPSILON } from './stock.js';
+export { fusedLinearDistillationLoss } from './linear/op.js';
+export {
+  DEFAULT_LINEAR_MEMORY_BUDGET_BYTES,
+  type FusedLinearDistillationLossConfig,
+  type LinearHead,
+  type LinearTeacher,
+} from './linear/types.js';
 export { topKTeacher } from './topk.js';
 export { isSparseTeacher, type SparseTeacher } from './sparse-teacher.js';
 

@@ -10,6 +10,7 @@
  * | internal                                   | read by                                        |
  * | ------------------------------------------ | ---------------------------------------------- |
  * | engine.isTapeOn(), engine.state.activeTape | the op: which gradients the forward writes     |
+ * | engine.runKernelFunc(), state.*Depth       | the linear op: a lazy gradient, its own tapes  |
  * | WebGPUBackend command encoder, uniforms…   | dispatch: recording standalone WGSL            |
  * | WebGPUBackend.tensorMap entries            | dispatch (stored dtype, buffer), gradient (dy) |
  * | WebGPUBackend.device.limits                | the op: bindings, chunks, the largest buffer   |
@@ -91,6 +92,73 @@ export function activeTape(engine: unknown = tf.engine()): readonly TapeNode[] |
     }
   }
   return tape as TapeNode[];
+}
+
+/** The lazy gradients of a {@link runWithGradients} node: one closure per input it names. */
+export type LazyGradients = Record<string, () => tf.Tensor>;
+
+/** An op whose forward is any tfjs code and whose backward is one closure per input. */
+export interface GradientNode {
+  /** The inputs that gradients may flow to (or be refused for), by name. */
+  readonly inputs: tf.NamedTensorMap;
+  /** Runs inside a tidy with the tape off; what `save` is given reaches `backward`. */
+  readonly forward: (save: (tensors: tf.Tensor[]) => void) => tf.Tensor[];
+  /** The upstream gradients, one per output (zeros for an output nothing used), and the saved tensors. */
+  readonly backward: (dys: tf.Tensor[], saved: tf.Tensor[]) => LazyGradients;
+}
+
+/**
+ * Runs `node` as one tape node. tf.customGrad computes every input's gradient eagerly; this is
+ * the engine's `runKernelFunc` under it, whose gradient map is lazy, so that the closure of an
+ * input nothing differentiates never runs, and one that must refuse (a constant teacher) can
+ * throw. Returns the forward's outputs.
+ */
+export function runWithGradients(node: GradientNode, engine: unknown = tf.engine()): tf.Tensor[] {
+  const e = engine as { runKernelFunc?: unknown };
+  if (typeof e.runKernelFunc !== 'function') {
+    throw new TfjsInternalsError('engine.runKernelFunc()', 'is missing');
+  }
+  const out = (e.runKernelFunc as (params: unknown) => tf.Tensor | tf.Tensor[]).call(engine, {
+    forwardFunc: (_backend: unknown, save: (tensors: tf.Tensor[]) => void) => node.forward(save),
+    backwardsFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) =>
+      node.backward(Array.isArray(dy) ? dy : [dy], saved),
+    inputs: node.inputs,
+  });
+  return Array.isArray(out) ? out : [out];
+}
+
+/**
+ * Runs `f` (which may call tf.grads) on a tape of its own, whatever the engine is doing: inside
+ * a {@link runWithGradients} forward (where the engine's tape is off) or a backward pass
+ * (where a nested tf.grads would replace the outer tape and then null it). The engine's
+ * `state.activeTape`, `gradientDepth` and `kernelDepth` are set aside and restored.
+ */
+export function withOwnTape<T>(f: () => T, engine: unknown = tf.engine()): T {
+  const state = (engine as { state?: unknown }).state;
+  if (!isObject(state)) throw new TfjsInternalsError('engine.state', 'is missing');
+  for (const field of ['gradientDepth', 'kernelDepth'] as const) {
+    if (typeof state[field] !== 'number') {
+      throw new TfjsInternalsError(
+        `engine.state.${field}`,
+        `is ${describeValue(state[field])} (expected a number)`,
+      );
+    }
+  }
+  const before = {
+    activeTape: state.activeTape,
+    gradientDepth: state.gradientDepth,
+    kernelDepth: state.kernelDepth,
+  };
+  state.activeTape = null;
+  state.gradientDepth = 0;
+  state.kernelDepth = 0;
+  try {
+    return f();
+  } finally {
+    state.activeTape = before.activeTape;
+    state.gradientDepth = before.gradientDepth;
+    state.kernelDepth = before.kernelDepth;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
