@@ -4,6 +4,7 @@
  */
 import type { Tensor } from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
+import type { LinearHead } from './linear/types.js';
 import { checkSparseTeacher, isSparseTeacher, type SparseTeacher } from './sparse-teacher.js';
 import { isTensorLike } from './validate.js';
 
@@ -13,6 +14,11 @@ export interface ModelShapes {
   readonly input: readonly (number | null)[];
   /** Classes C: the width of both models' logits. */
   readonly classes: number;
+  /**
+   * The logits' axes between the batch and the classes (`null`: any size): none for `[B, C]`,
+   * `[S]` for a sequence model's `[B, S, C]`. Every position is a row of the loss.
+   */
+  readonly steps: readonly (number | null)[];
 }
 
 function describe(t: Tensor): string {
@@ -55,10 +61,15 @@ function modelShapes(model: LayersModel, role: 'student' | 'teacher'): ModelShap
     );
   }
   const out = outputs[0]!;
-  const classes = out.shape[1];
-  if (out.shape.length !== 2 || typeof classes !== 'number' || classes < 1) {
+  const classes = out.shape.at(-1);
+  if (
+    (out.shape.length !== 2 && out.shape.length !== 3) ||
+    typeof classes !== 'number' ||
+    classes < 1
+  ) {
     throw new Error(
-      `${op}: the ${role} '${model.name}' must output logits of shape [B, C], got ${shapeText(out.shape)}`,
+      `${op}: the ${role} '${model.name}' must output logits of shape [B, C] (or [B, S, C] for ` +
+        `a sequence), got ${shapeText(out.shape)}`,
     );
   }
   const source = out.sourceLayer as { getClassName(): string; getConfig(): object } | undefined;
@@ -69,7 +80,22 @@ function modelShapes(model: LayersModel, role: 'student' | 'teacher'): ModelShap
         `distillation loss takes logits (remove the final softmax activation)`,
     );
   }
-  return { input: inputs[0]!.shape.slice(1), classes };
+  return { input: inputs[0]!.shape.slice(1), classes, steps: out.shape.slice(1, -1) };
+}
+
+/** Whether two shapes (`null`: any size) can be the same. */
+function compatible(a: readonly (number | null)[], b: readonly (number | null)[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === null || b[i] === null || d === b[i]);
+}
+
+/** `a` with its unknown sizes taken from `b` where `b` knows them. */
+function merge(a: readonly (number | null)[], b: readonly (number | null)[]): (number | null)[] {
+  return a.map((d, i) => d ?? b[i] ?? null);
+}
+
+/** The logits' shape of a batch of `batch` examples, `null` where the models do not say. */
+function logitsText(batch: number | string, shapes: ModelShapes): string {
+  return shapeText([batch, ...shapes.steps, shapes.classes] as (number | null)[]);
 }
 
 /**
@@ -89,10 +115,13 @@ export function checkModels(student: LayersModel, teacher: LayersModel): ModelSh
         `both must have the same number of classes`,
     );
   }
-  const compatible =
-    s.input.length === t.input.length &&
-    s.input.every((d, i) => d === null || t.input[i] === null || d === t.input[i]);
-  if (!compatible) {
+  if (!compatible(s.steps, t.steps)) {
+    throw new Error(
+      `${op}: the student outputs logits ${shapeText([null, ...s.steps, s.classes])} but the ` +
+        `teacher ${shapeText([null, ...t.steps, t.classes])}; both must have the same shape`,
+    );
+  }
+  if (!compatible(s.input, t.input)) {
     throw new Error(
       `${op}: the student takes inputs ${shapeText([null, ...s.input])} but the teacher ` +
         `${shapeText([null, ...t.input])}; both must take the same x`,
@@ -109,10 +138,13 @@ export function checkModels(student: LayersModel, teacher: LayersModel): ModelSh
         `training the student would change the teacher`,
     );
   }
-  return { input: s.input.map((d, i) => d ?? t.input[i] ?? null), classes: s.classes };
+  return { input: merge(s.input, t.input), classes: s.classes, steps: merge(s.steps, t.steps) };
 }
 
-/** How labels are given: int32 `[B]` class indices or float32 `[B, C]` one-hot / soft labels. */
+/**
+ * How labels are given: int32 `[B]` class indices or float32 `[B, C]` one-hot / soft labels
+ * (`[B, S]` and `[B, S, C]` for a sequence model's `[B, S, C]` logits).
+ */
 export type LabelKind = 'index' | 'dense';
 
 /** Checks that `x` is a live tensor of the models' input shape with at least one example. */
@@ -134,7 +166,8 @@ export function checkInputs(x: unknown, shapes: ModelShapes, op: string, name = 
 /**
  * Checks a batch (or a data set) `x`, `y` against the models' shapes.
  *
- * @returns the number of examples B and how the labels are given.
+ * @returns the number of examples B, the rows of the loss (B, or B × S for a sequence model)
+ *   and how the labels are given.
  */
 export function checkData(
   x: unknown,
@@ -142,7 +175,7 @@ export function checkData(
   shapes: ModelShapes,
   op: string,
   names: readonly [string, string] = ['x', 'y'],
-): { batch: number; labelKind: LabelKind } {
+): { batch: number; rows: number; labelKind: LabelKind } {
   const [xName, yName] = names;
   const xs = checkInputs(x, shapes, op, xName);
   const batch = xs.shape[0]!;
@@ -154,18 +187,47 @@ export function checkData(
     );
   }
   const C = shapes.classes;
-  if (ys.dtype === 'int32' && ys.rank === 1) return { batch, labelKind: 'index' };
-  if (ys.dtype === 'float32' && ys.rank === 2 && ys.shape[1] === C) {
-    return { batch, labelKind: 'dense' };
+  const steps = shapes.steps;
+  const middle = ys.shape.slice(1, 1 + steps.length);
+  const fitsSteps = steps.every((d, i) => d === null || middle[i] === d);
+  if (ys.dtype === 'int32' && ys.rank === 1 + steps.length && fitsSteps) {
+    return { batch, rows: ys.size, labelKind: 'index' };
+  }
+  if (
+    ys.dtype === 'float32' &&
+    ys.rank === 2 + steps.length &&
+    fitsSteps &&
+    ys.shape.at(-1) === C
+  ) {
+    return { batch, rows: ys.size / C, labelKind: 'dense' };
   }
   const hint =
-    ys.rank === 1 && ys.dtype !== 'int32'
+    ys.rank === 1 + steps.length && ys.dtype !== 'int32'
       ? ' (cast class indices to int32: tf.cast(y, "int32"))'
       : '';
+  const indexShape = shapeText([batch, ...steps]);
   throw new TypeError(
-    `${op}: ${yName} must be int32 [${batch}] class indices or float32 [${batch}, ${C}] ` +
-      `one-hot/soft labels, got ${describe(ys)}${hint}`,
+    `${op}: ${yName} must be int32 ${indexShape} class indices or float32 ` +
+      `${logitsText(batch, shapes)} one-hot/soft labels, got ${describe(ys)}${hint}`,
   );
+}
+
+/**
+ * Throws when the option `ignoreIndex` is set and the labels are float32 one-hot / soft labels:
+ * it applies to int32 class indices only (the loss's rule, checked before anything runs).
+ */
+export function checkIgnoredLabels(
+  ignoreIndex: number | undefined,
+  labelKind: LabelKind,
+  op: string,
+  name = 'y',
+): void {
+  if (ignoreIndex !== undefined && labelKind === 'dense') {
+    throw new Error(
+      `${op}: ignoreIndex (${ignoreIndex}) applies to int32 class-index labels only, but ${name} ` +
+        'holds float32 one-hot / soft labels (pass class indices, or leave ignoreIndex out)',
+    );
+  }
 }
 
 /** Throws unless `value` is an integer ≥ 1. */
@@ -243,24 +305,69 @@ export function checkBatchIndices(
 export function checkStepTeacher(
   teacher: unknown,
   batch: number,
-  classes: number,
+  shapes: ModelShapes,
   op: string,
 ): Tensor | SparseTeacher {
+  const { classes, steps } = shapes;
   if (isSparseTeacher(teacher)) {
-    checkSparseTeacher(teacher, [batch, classes], op);
+    // Unknown sequence sizes from the teacher itself (the loss checks them against the labels).
+    const known = isTensorLike(teacher.indices) ? teacher.indices.shape : [];
+    checkSparseTeacher(
+      teacher,
+      [batch, ...steps.map((d, i) => d ?? known[i + 1] ?? 0), classes],
+      op,
+    );
     return teacher;
   }
   const logits = checkTensor(teacher, 'teacherLogits', op);
+  const leadingText = shapeText([batch, ...steps]).slice(0, -1);
   if (
     logits.dtype !== 'float32' ||
-    logits.rank !== 2 ||
+    logits.rank !== 2 + steps.length ||
     logits.shape[0] !== batch ||
-    logits.shape[1] !== classes
+    !steps.every((d, i) => d === null || logits.shape[i + 1] === d) ||
+    logits.shape.at(-1) !== classes
   ) {
     throw new Error(
-      `${op}: teacherLogits must be float32 [${batch}, ${classes}], got ${describe(logits)} ` +
-        `(or a sparse teacher { indices, logProbs } [${batch}, K])`,
+      `${op}: teacherLogits must be float32 ${logitsText(batch, shapes)}, got ` +
+        `${describe(logits)} (or a sparse teacher { indices, logProbs } ${leadingText}, K])`,
     );
   }
   return logits;
+}
+
+/**
+ * Checks a step's teacher head `{ hidden, weight, bias? }`: float32 `hidden` `[B, H]`, `weight`
+ * `[H, C]` and `bias` `[C]` (the loss checks them again, and everything else).
+ */
+export function checkTeacherHead(
+  head: LinearHead,
+  batch: number,
+  shapes: ModelShapes,
+  op: string,
+): LinearHead {
+  const { classes, steps } = shapes;
+  const hidden = checkTensor(head.hidden, 'teacher head hidden', op);
+  const weight = checkTensor(head.weight, 'teacher head weight', op);
+  const bias = head.bias === undefined ? null : checkTensor(head.bias, 'teacher head bias', op);
+  const width = hidden.shape.at(-1);
+  const fits =
+    hidden.dtype === 'float32' &&
+    hidden.rank === 2 + steps.length &&
+    hidden.shape[0] === batch &&
+    steps.every((d, i) => d === null || hidden.shape[i + 1] === d) &&
+    weight.dtype === 'float32' &&
+    weight.rank === 2 &&
+    weight.shape[0] === width &&
+    weight.shape[1] === classes &&
+    (bias === null || (bias.dtype === 'float32' && bias.rank === 1 && bias.shape[0] === classes));
+  if (!fits) {
+    throw new Error(
+      `${op}: a teacher head must be float32 hidden ${shapeText([batch, ...steps]).slice(0, -1)}, ` +
+        `H], weight [H, ${classes}] ` +
+        `and bias [${classes}], got hidden ${describe(hidden)}, weight ${describe(weight)}` +
+        (bias === null ? '' : `, bias ${describe(bias)}`),
+    );
+  }
+  return head;
 }

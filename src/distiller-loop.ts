@@ -8,32 +8,97 @@ import { oneHotFloat } from './composed.js';
 import type { LabelKind } from './distiller-checks.js';
 import type { DistillerCallbacks, DistillerFitArgs } from './distiller-options.js';
 
-/** Correct predictions in a batch, float32 scalar. */
-export function correctCount(y: tf.Tensor, kind: LabelKind, logits: tf.Tensor): tf.Scalar {
+/**
+ * The positions a metric counts: a bool mask in the labels' leading shape, false where an int32
+ * label equals `ignoreIndex`; null when every position counts (no ignoreIndex, dense labels).
+ */
+function keptMask(y: tf.Tensor, kind: LabelKind, ignoreIndex?: number): tf.Tensor | null {
+  return ignoreIndex === undefined || kind !== 'index' ? null : tf.notEqual(y, ignoreIndex);
+}
+
+/**
+ * Correct predictions in a batch, float32 scalar; with `ignoreIndex`, among the positions whose
+ * label is not it.
+ */
+export function correctCount(
+  y: tf.Tensor,
+  kind: LabelKind,
+  logits: tf.Tensor,
+  ignoreIndex?: number,
+): tf.Scalar {
   return tf.tidy(() => {
     const labels = kind === 'index' ? y : tf.argMax(y, -1);
-    return tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), tf.cast(labels, 'int32')), 'float32'));
+    const correct = tf.equal(tf.argMax(logits, -1), tf.cast(labels, 'int32'));
+    const kept = keptMask(y, kind, ignoreIndex);
+    return tf.sum(tf.cast(kept === null ? correct : tf.logicalAnd(correct, kept), 'float32'));
   });
 }
 
-/** Summed softmax cross-entropy of a batch from logits, float32 scalar. */
-export function crossEntropySum(y: tf.Tensor, kind: LabelKind, logits: tf.Tensor): tf.Scalar {
+/**
+ * The positions the metrics of a batch count, float32 scalar: `rows`, or with `ignoreIndex`
+ * those whose label is not it.
+ */
+export function keptCount(
+  y: tf.Tensor,
+  kind: LabelKind,
+  rows: number,
+  ignoreIndex?: number,
+): tf.Scalar {
   return tf.tidy(() => {
-    const classes = logits.shape[1]!;
+    const kept = keptMask(y, kind, ignoreIndex);
+    return kept === null ? tf.scalar(rows) : tf.sum(tf.cast(kept, 'float32'));
+  });
+}
+
+/**
+ * The student's accuracy on a batch of `rows` positions, float32 scalar: with `ignoreIndex`,
+ * over the positions not ignored, and 0 when every one is (as the loss's mean).
+ */
+export function batchAccuracy(
+  y: tf.Tensor,
+  kind: LabelKind,
+  logits: tf.Tensor,
+  rows: number,
+  ignoreIndex?: number,
+): tf.Scalar {
+  return tf.tidy(() =>
+    tf.div<tf.Scalar>(
+      correctCount(y, kind, logits, ignoreIndex),
+      tf.maximum(keptCount(y, kind, rows, ignoreIndex), 1),
+    ),
+  );
+}
+
+/**
+ * Summed softmax cross-entropy of a batch from logits, float32 scalar; a position whose int32
+ * label is `ignoreIndex` adds 0.
+ */
+export function crossEntropySum(
+  y: tf.Tensor,
+  kind: LabelKind,
+  logits: tf.Tensor,
+  ignoreIndex?: number,
+): tf.Scalar {
+  return tf.tidy(() => {
+    const classes = logits.shape.at(-1)!;
     const logSigma = tf.logSoftmax(logits);
     if (kind !== 'index') return tf.neg(tf.sum(tf.mul(y, logSigma))) as tf.Scalar;
     // oneHotFloat takes any C ≥ 1 (tf.oneHot wants 2); an out-of-range label makes its row NaN,
-    // as it does in the loss.
+    // as it does in the loss, unless it is the ignored index (0).
     const idx = tf.cast(y, 'int32');
     const valid = tf.logicalAnd(tf.greaterEqual(idx, 0), tf.less(idx, classes));
     const rows = tf.neg(tf.sum(tf.mul(oneHotFloat(idx, classes), logSigma), -1));
-    return tf.sum(tf.where(valid, rows, tf.fill(rows.shape, NaN))) as tf.Scalar;
+    const checked = tf.where(valid, rows, tf.fill(rows.shape, NaN));
+    const kept = keptMask(idx, kind, ignoreIndex);
+    return tf.sum(kept === null ? checked : tf.where(kept, checked, tf.zerosLike(checked)));
   });
 }
 
 /**
  * The student's loss and accuracy on `x`, `y` in inference mode, `batchSize` examples at a
- * time; the sums stay on the backend and are read back once at the end.
+ * time; the sums stay on the backend and are read back once at the end. Both are means over
+ * `rows`: the examples, or every position of a sequence model's `[B, S, C]` logits; with
+ * `ignoreIndex`, over the positions whose int32 label is not it (both 0 when none is left).
  */
 export async function evaluateStudent(
   student: LayersModel,
@@ -41,9 +106,12 @@ export async function evaluateStudent(
   y: tf.Tensor,
   labelKind: LabelKind,
   batchSize: number,
+  rows = x.shape[0]!,
+  ignoreIndex?: number,
 ): Promise<{ loss: number; accuracy: number }> {
   const n = x.shape[0]!;
-  let sums = tf.zeros([2]); // [correct, summed cross-entropy]
+  const perBatch = rows / n;
+  let sums = tf.zeros([3]); // [correct, summed cross-entropy, positions counted]
   try {
     for (let start = 0; start < n; start += batchSize) {
       const size = Math.min(batchSize, n - start);
@@ -53,16 +121,18 @@ export async function evaluateStudent(
           training: false,
         }) as tf.Tensor2D;
         const batch = tf.stack([
-          correctCount(yb, labelKind, logits),
-          crossEntropySum(yb, labelKind, logits),
+          correctCount(yb, labelKind, logits, ignoreIndex),
+          crossEntropySum(yb, labelKind, logits, ignoreIndex),
+          keptCount(yb, labelKind, size * perBatch, ignoreIndex),
         ]);
         return tf.add(sums, batch);
       });
       sums.dispose();
       sums = next;
     }
-    const [correct = NaN, lossSum = NaN] = await sums.data();
-    return { loss: lossSum / n, accuracy: correct / n };
+    const [correct = NaN, lossSum = NaN, kept = NaN] = await sums.data();
+    const counted = ignoreIndex === undefined ? rows : Math.max(kept, 1);
+    return { loss: lossSum / counted, accuracy: correct / counted };
   } finally {
     sums.dispose();
   }

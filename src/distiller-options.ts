@@ -11,6 +11,7 @@ import {
   type Divergence,
 } from './config.js';
 import { checkModels, checkTeacherTopK, type ModelShapes } from './distiller-checks.js';
+import { splitDenseHead, type DenseHead } from './distiller-head.js';
 import type { SparseTeacher } from './sparse-teacher.js';
 
 /** Where a step's teacher logits come from. */
@@ -21,9 +22,12 @@ interface DistillerCommonOptions extends Pick<
   DistillationLossConfig,
   'alpha' | 'temperature' | 'temperatureSquared'
 > {
-  /** The trained model: `x` → `[B, C]` logits (no final softmax). */
+  /**
+   * The trained model: `x` → `[B, C]` logits (no final softmax), or `[B, S, C]` for a sequence
+   * model, every position a row of the loss (labels `[B, S]` or `[B, S, C]`).
+   */
   student: LayersModel;
-  /** The frozen model, same input and `[B, C]` logits; its weights are never updated. */
+  /** The frozen model, same input and logits' shape; its weights are never updated. */
   teacher: LayersModel;
   /**
    * Updates the student's trainable variables. Default: `tf.train.adam()` (Keras' default),
@@ -53,10 +57,29 @@ interface DistillerCommonOptions extends Pick<
 export interface DistillerFusedLossOptions extends DistillerCommonOptions {
   /** 'fused' (default). */
   loss?: 'fused';
+  /**
+   * Fuse the student's head into the loss (`fusedLinearDistillationLoss`): a student whose last
+   * layer is a Dense with linear activation runs up to that layer (a model sharing its layers
+   * and weights), and the loss computes the logits `hidden · kernel + bias` a chunk of rows at a
+   * time from the head's own variables, never holding `[B, C]`. A teacher ending in such a
+   * Dense likewise passes its head (per-step teacher logits only; a cache holds logits or a
+   * top-K). The same loss and gradients up to float32 rounding.
+   *
+   * false (default): the model's logits. true: fused, and a student without such a head is an
+   * error at construction. 'auto': fused when the student has such a head.
+   */
+  fusedHead?: boolean | 'auto';
   /** The soft term's divergence. Default 'forward-kl'; a top-K teacher takes forward KL only. */
   divergence?: Divergence;
   /** β of 'jsd', in (0, 1). Default 0.5. Only with `divergence: 'jsd'`. */
   beta?: number;
+  /**
+   * A class index that marks positions to ignore (e.g. −100 for a sequence's padding), int32
+   * class-index labels only, as `DistillationLossConfig.ignoreIndex`: a position whose label
+   * equals it adds nothing to the loss or its gradients and is not counted by the mean; the
+   * accuracy and `evaluate` skip it too. An integer in the int32 range; default none.
+   */
+  ignoreIndex?: number;
 }
 
 /**
@@ -67,6 +90,10 @@ export interface DistillerStockLossOptions extends DistillerCommonOptions {
   loss: 'stock';
   divergence?: 'forward-kl';
   beta?: undefined;
+  /** The Keras formula counts every position: no ignored labels. */
+  ignoreIndex?: undefined;
+  /** The stock formula takes logits: never fused ('auto' resolves to off). */
+  fusedHead?: false | 'auto';
 }
 
 /** Options of the `Distiller` constructor: exactly what it accepts. */
@@ -88,6 +115,8 @@ const OPTION_KEY_RECORD: Record<DistillerOptionKey, true> = {
   loss: true,
   teacherLogits: true,
   teacherTopK: true,
+  fusedHead: true,
+  ignoreIndex: true,
 };
 const OPTION_KEYS: readonly string[] = Object.keys(OPTION_KEY_RECORD);
 
@@ -99,7 +128,7 @@ export interface UnknownDistillerOption {
 /**
  * The constructor's argument type: `O`, with every field that is not a Distiller option typed
  * {@link UnknownDistillerOption}, so that a misspelt or foreign option (`reduction`,
- * `ignoreIndex`) fails to compile although the options' type is inferred.
+ * `returnComponents`) fails to compile although the options' type is inferred.
  */
 export type DistillerExactOptions<O> = O & {
   [K in Exclude<keyof O, DistillerOptionKey>]: UnknownDistillerOption;
@@ -132,6 +161,8 @@ export interface DistillerLossConfig {
   readonly divergence: Divergence;
   /** β of 'jsd'; absent for the other divergences. */
   readonly beta?: number;
+  /** The ignored class index (`ignoreIndex`); absent when none is. */
+  readonly ignoreIndex?: number;
 }
 
 /** Options of `Distiller.trainStep`. */
@@ -158,7 +189,10 @@ export interface DistillerStepOptions {
 export interface DistillerStepResult {
   /** The batch loss (mean over the batch, plus regularization penalties), float32 scalar. */
   loss: tf.Scalar;
-  /** The student's accuracy on the batch in [0, 1], when `accuracy: true` was asked. */
+  /**
+   * The student's accuracy on the batch in [0, 1], when `accuracy: true` was asked: over the
+   * positions not ignored (`ignoreIndex`; 0 when every one is).
+   */
   accuracy?: tf.Scalar;
 }
 
@@ -230,10 +264,14 @@ export interface DistillerHistory {
 export interface DistillerEvaluation {
   /**
    * Mean softmax cross-entropy of the student's logits against the labels (the Keras
-   * Distiller's `student_loss`): `−log softmax(s)[y]`, or `−Σ_c y_c log softmax(s)_c`.
+   * Distiller's `student_loss`): `−log softmax(s)[y]`, or `−Σ_c y_c log softmax(s)_c`. With
+   * `ignoreIndex`, the mean over the positions not ignored (0 when every one is).
    */
   loss: number;
-  /** Fraction of examples whose student argmax equals the label (argmax of dense labels). */
+  /**
+   * Fraction of examples (positions) whose student argmax equals the label (argmax of dense
+   * labels); with `ignoreIndex`, of the positions not ignored (0 when every one is).
+   */
   accuracy: number;
 }
 
@@ -249,6 +287,49 @@ export interface ResolvedDistillerOptions {
   readonly teacherTopK: number | null;
   /** The caller's optimizer, or undefined for the Distiller's own default. */
   readonly optimizer: tf.Optimizer | undefined;
+  /** The student split at its head when the steps fuse it (`fusedHead`), else null. */
+  readonly studentHead: DenseHead | null;
+  /** The teacher split at its head when per-step steps pass it as a teacher head, else null. */
+  readonly teacherHead: DenseHead | null;
+}
+
+/**
+ * Resolves `fusedHead`: the student's split when the steps fuse its head, the teacher's when
+ * per-step teacher logits can come from its head too.
+ */
+function resolveFusedHead(
+  value: unknown,
+  loss: 'fused' | 'stock',
+  mode: DistillerTeacherLogits,
+  student: LayersModel,
+  teacher: LayersModel,
+): { studentHead: DenseHead | null; teacherHead: DenseHead | null } {
+  const op = 'Distiller';
+  const none = { studentHead: null, teacherHead: null };
+  if (value === undefined || value === false) return none;
+  if (value !== true && value !== 'auto') {
+    throw new TypeError(`${op}: fusedHead must be true, false or 'auto', got ${String(value)}`);
+  }
+  if (loss === 'stock') {
+    if (value === 'auto') return none;
+    throw new Error(
+      `${op}: fusedHead: true needs loss 'fused' (loss 'stock' is the Keras formula on logits)`,
+    );
+  }
+  const studentHead = splitDenseHead(student);
+  if (typeof studentHead === 'string') {
+    if (value === 'auto') return none;
+    throw new Error(
+      `${op}: fusedHead: true needs a student whose last layer is a Dense with linear ` +
+        `activation, but the student '${student.name}' does not qualify: ${studentHead} ` +
+        `(use fusedHead: 'auto' to fuse only when it does)`,
+    );
+  }
+  const teacherHead = mode === 'per-step' ? splitDenseHead(teacher) : null;
+  return {
+    studentHead,
+    teacherHead: typeof teacherHead === 'string' ? null : teacherHead,
+  };
 }
 
 /** Checks the constructor's options, in order, with errors that name the option. */
@@ -262,17 +343,35 @@ export function resolveDistillerOptions(options: DistillerOptions): ResolvedDist
       throw new Error(`${op}: unknown option '${key}' (expected one of ${OPTION_KEYS.join(', ')})`);
     }
   }
-  const { student, teacher, alpha, temperature, temperatureSquared, divergence, beta } = options;
+  const {
+    student,
+    teacher,
+    alpha,
+    temperature,
+    temperatureSquared,
+    divergence,
+    beta,
+    ignoreIndex,
+  } = options;
   const shapes = checkModels(student, teacher);
   const loss = options.loss ?? 'fused';
   if (loss !== 'fused' && loss !== 'stock') {
     throw new Error(`${op}: loss must be 'fused' or 'stock', got ${String(loss)}`);
   }
-  const resolved = resolveConfig({ alpha, temperature, temperatureSquared, divergence, beta }, op);
+  const resolved = resolveConfig(
+    { alpha, temperature, temperatureSquared, divergence, beta, ignoreIndex },
+    op,
+  );
   if (loss === 'stock' && resolved.divergence !== 'forward-kl') {
     throw new Error(
       `${op}: loss 'stock' is the Keras formula (forward KL); divergence ` +
         `'${resolved.divergence}' needs loss 'fused'`,
+    );
+  }
+  if (loss === 'stock' && resolved.hasIgnoreIndex) {
+    throw new Error(
+      `${op}: loss 'stock' is the Keras formula (every position counted); ignoreIndex ` +
+        `(${resolved.ignoreIndex}) needs loss 'fused'`,
     );
   }
   const lossConfig: DistillerLossConfig = Object.freeze({
@@ -282,6 +381,7 @@ export function resolveDistillerOptions(options: DistillerOptions): ResolvedDist
     reduction: 'mean',
     divergence: resolved.divergence,
     ...(resolved.divergence === 'jsd' ? { beta: beta ?? DEFAULT_JSD_BETA } : {}),
+    ...(resolved.hasIgnoreIndex ? { ignoreIndex: resolved.ignoreIndex } : {}),
   });
   const mode = options.teacherLogits ?? 'per-step';
   if (mode !== 'per-step' && mode !== 'cached') {
@@ -299,6 +399,7 @@ export function resolveDistillerOptions(options: DistillerOptions): ResolvedDist
   if (optimizer !== undefined && typeof optimizer?.applyGradients !== 'function') {
     throw new TypeError(`${op}: optimizer must be a tf.Optimizer (e.g. tf.train.adam())`);
   }
+  const heads = resolveFusedHead(options.fusedHead, loss, mode, student, teacher);
   return {
     student,
     teacher,
@@ -308,5 +409,6 @@ export function resolveDistillerOptions(options: DistillerOptions): ResolvedDist
     teacherLogitsMode: mode,
     teacherTopK: topK,
     optimizer: options.optimizer,
+    ...heads,
   };
 }

@@ -13,7 +13,9 @@ import {
   checkTensor,
   type ModelShapes,
 } from './distiller-checks.js';
+import { headTensors, isLinearHead } from './distiller-head.js';
 import type { DistillerTeacherValue } from './distiller-options.js';
+import type { LinearHead } from './linear/types.js';
 import { checkSparseTeacher, isSparseTeacher, type SparseTeacher } from './sparse-teacher.js';
 import { topKTeacher } from './topk.js';
 import { isTensorLike } from './validate.js';
@@ -69,12 +71,13 @@ export function teacherBytes(value: DistillerTeacherValue | null): number {
 }
 
 /** The tensors of a value (or of a step's teacher). */
-function tensorsOf(value: tf.Tensor | SparseTeacher | null): tf.Tensor[] {
+function tensorsOf(value: tf.Tensor | SparseTeacher | LinearHead | null): tf.Tensor[] {
   if (value === null) return [];
+  if (isLinearHead(value)) return headTensors(value);
   return isSparseTeacher(value) ? [value.indices, value.logProbs] : [value];
 }
 
-export function disposeTeacher(value: tf.Tensor | SparseTeacher | null): void {
+export function disposeTeacher(value: tf.Tensor | SparseTeacher | LinearHead | null): void {
   tf.dispose(tensorsOf(value));
 }
 
@@ -197,7 +200,13 @@ export class TeacherCache<V extends DistillerTeacherValue> implements DistillerT
         );
       }
       checkTensor(value, 'value', op);
-      if (value.dtype !== 'float32' || value.rank !== 2 || value.shape[1] !== C) {
+      const steps = this.shapes.steps;
+      if (
+        value.dtype !== 'float32' ||
+        value.rank !== 2 + steps.length ||
+        !steps.every((d, i) => d === null || value.shape[i + 1] === d) ||
+        value.shape.at(-1) !== C
+      ) {
         throw new Error(
           `${op}: value must be float32 [N, ${C}] teacher logits, got ${describe(value)}`,
         );
@@ -213,8 +222,9 @@ export class TeacherCache<V extends DistillerTeacherValue> implements DistillerT
       );
     }
     // The rows N come from the ids; their rank, dtype and K are checked against [N, C] next.
-    const n = isTensorLike(value.indices) ? (value.indices.shape[0] ?? 0) : 0;
-    const { topK } = checkSparseTeacher(value, [n, C], op);
+    const known = isTensorLike(value.indices) ? value.indices.shape : [];
+    const leading = [known[0] ?? 0, ...this.shapes.steps.map((d, i) => d ?? known[i + 1] ?? 0)];
+    const { topK } = checkSparseTeacher(value, [...leading, C], op);
     if (topK > C) {
       throw new RangeError(
         `${op}: K = ${topK} entries per example, more than the C = ${C} classes`,

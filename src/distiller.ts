@@ -2,7 +2,10 @@
  * `Distiller`: knowledge distillation of a tfjs-layers student from a frozen tfjs-layers
  * teacher with the fused loss, in the spirit of the Keras example's `Distiller`
  * (https://keras.io/examples/vision/knowledge_distillation/) and with tfjs-layers' `fit`
- * conventions. Any single-input, single-output models whose outputs are logits `[B, C]` work.
+ * conventions. Any single-input, single-output models whose outputs are logits `[B, C]` work,
+ * or `[B, S, C]` (a sequence model: every position is a row of the loss and of the metrics).
+ * With `fusedHead`, a student ending in a linear Dense runs up to that layer and the loss
+ * (`fusedLinearDistillationLoss`) takes the head's kernel and bias, never the whole logits.
  *
  * One training step:
  *   1. teacher logits: the teacher in inference mode OUTSIDE the gradient tape (it is frozen;
@@ -24,13 +27,16 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel, Logs } from '@tensorflow/tfjs-layers';
 import {
   checkData,
+  checkIgnoredLabels,
   checkInputs,
   checkPositiveInt,
   checkStepTeacher,
+  checkTeacherHead,
   type ModelShapes,
 } from './distiller-checks.js';
+import { isLinearHead, type DenseHead } from './distiller-head.js';
 import {
-  correctCount,
+  batchAccuracy,
   each,
   evaluateStudent,
   normalizeCallbacks,
@@ -61,6 +67,8 @@ import {
   TeacherCache,
   type DistillerTeacherCache,
 } from './distiller-teacher-cache.js';
+import { fusedLinearDistillationLoss } from './linear/op.js';
+import type { LinearHead } from './linear/types.js';
 import { distillationLoss } from './op.js';
 import type { SparseTeacher } from './sparse-teacher.js';
 import { stockDistillationLoss } from './stock.js';
@@ -106,6 +114,17 @@ export class Distiller<O extends DistillerOptions = DistillerOptions> {
   /** K when the cache keeps the teacher's top-K per example (`teacherTopK`), else null. */
   readonly teacherTopK: number | null;
   /**
+   * Whether the steps fuse the student's Dense head into the loss (the option `fusedHead`,
+   * resolved): the student runs up to its head and the loss takes the head's kernel and bias.
+   */
+  readonly fusedHead: boolean;
+  /**
+   * Whether per-step teacher logits come from the teacher's head (a teacher head
+   * `{ hidden, weight, bias }`, {@link teacherHeadForward}) rather than its logits: with
+   * {@link fusedHead}, 'per-step' teacher logits and a teacher ending in a linear Dense.
+   */
+  readonly fusedTeacherHead: boolean;
+  /**
    * The teacher's outputs for a whole data set, for steps given `batchIndices` in 'cached'
    * mode: `fill(x)`, `set(value)`, `value`, `rows(batchIndices)`, `bytes`, `clear()`. Its
    * values are `tf.Tensor2D` logits, or `SparseTeacher`s when the options' type has
@@ -118,6 +137,9 @@ export class Distiller<O extends DistillerOptions = DistillerOptions> {
   /** The step's loss, its config bound: a scalar (the batch mean). */
   private readonly lossOf: (y: tf.Tensor, s: tf.Tensor, t: tf.Tensor | SparseTeacher) => tf.Scalar;
   private readonly ownsOptimizer: boolean;
+  /** The student and teacher split at their heads (`fusedHead`), or null. */
+  private readonly studentHead: DenseHead | null;
+  private readonly teacherHead: DenseHead | null;
   /** {@link teacherCache}, with the method steps use. */
   private readonly cache: TeacherCache<DistillerTeacherValueOf<O>>;
   private fitting = false;
@@ -131,6 +153,10 @@ export class Distiller<O extends DistillerOptions = DistillerOptions> {
     this.lossConfig = resolved.lossConfig;
     this.teacherLogitsMode = resolved.teacherLogitsMode;
     this.teacherTopK = resolved.teacherTopK;
+    this.studentHead = resolved.studentHead;
+    this.teacherHead = resolved.teacherHead;
+    this.fusedHead = this.studentHead !== null;
+    this.fusedTeacherHead = this.teacherHead !== null;
     const config = this.lossConfig;
     const keras = {
       alpha: config.alpha,
@@ -146,6 +172,21 @@ export class Distiller<O extends DistillerOptions = DistillerOptions> {
     this.teacherCache = this.cache;
     this.ownsOptimizer = resolved.optimizer === undefined;
     this.optimizer = resolved.optimizer ?? tf.train.adam();
+  }
+
+  /**
+   * {@link checkData}, and with `ignoreIndex` int32 class-index labels (the loss's own error,
+   * named by the Distiller's method before anything runs).
+   */
+  private checkBatch(
+    x: tf.Tensor,
+    y: tf.Tensor,
+    op: string,
+    names?: readonly [string, string],
+  ): ReturnType<typeof checkData> {
+    const data = checkData(x, y, this.shapes, op, names);
+    checkIgnoredLabels(this.lossConfig.ignoreIndex, data.labelKind, op, names?.[1]);
+    return data;
   }
 
   /** The student's trainable variables, read at each step (`layer.trainable` may change). */
@@ -165,33 +206,95 @@ export class Distiller<O extends DistillerOptions = DistillerOptions> {
   }
 
   /**
+   * Phase 1 with {@link fusedTeacherHead}: the teacher up to its Dense head, in inference mode,
+   * outside any gradient tape, as a teacher head for the fused loss: `hidden` `[B, H_t]`, and
+   * the head's `weight` `[H_t, C]` and `bias` `[C]` as constants (new tensors sharing the
+   * variables' data, not the variables, so the loss sees no trainable teacher weight).
+   *
+   * @returns tensors owned by the caller (dispose all three).
+   */
+  teacherHeadForward(x: tf.Tensor): LinearHead {
+    const op = 'Distiller.teacherHeadForward';
+    const head = this.teacherHead;
+    if (head === null) {
+      throw new Error(
+        `${op}: this Distiller passes no teacher head (it needs fusedHead, 'per-step' teacher ` +
+          `logits and a teacher whose last layer is a Dense with linear activation)`,
+      );
+    }
+    checkInputs(x, this.shapes, op);
+    return tf.tidy(() => {
+      const hidden = head.body.apply(x, { training: false }) as tf.Tensor;
+      const weight = tf.clone(head.kernel.read());
+      return head.bias === null
+        ? { hidden, weight }
+        : { hidden, weight, bias: tf.clone(head.bias.read()) };
+    });
+  }
+
+  /**
    * Phase 2: student forward (training mode) + loss + backward, differentiating the student's
    * trainable variables only; `teacherLogits` is a constant.
    *
    * @param x a batch of the models' input shape; @param y int32 `[B]` class indices or float32
    *   `[B, C]` one-hot / soft labels; @param teacherLogits float32 `[B, C]`, or a sparse teacher
-   *   `{ indices, logProbs }` int32 / float32 `[B, K]`.
+   *   `{ indices, logProbs }` int32 / float32 `[B, K]`, or with {@link fusedHead} a teacher
+   *   head `{ hidden, weight, bias? }` ({@link teacherHeadForward}).
    * @returns the loss, the gradients (for {@link applyGradients}) and the batch accuracy when
    *   asked; all owned by the caller.
    */
   computeGradients(
     x: tf.Tensor,
     y: tf.Tensor,
-    teacherLogits: tf.Tensor | SparseTeacher,
+    teacherLogits: tf.Tensor | SparseTeacher | LinearHead,
     opts: { accuracy?: boolean } = {},
   ): DistillerGradients {
     const op = 'Distiller.computeGradients';
-    const { batch, labelKind } = checkData(x, y, this.shapes, op);
-    checkStepTeacher(teacherLogits, batch, this.shapes.classes, op);
+    const { batch, rows, labelKind } = this.checkBatch(x, y, op);
+    const head = this.studentHead;
+    if (isLinearHead(teacherLogits)) {
+      if (head === null) {
+        throw new Error(
+          `${op}: a teacher head { hidden, weight, bias } needs fusedHead (this Distiller's ` +
+            `loss takes teacher logits or a sparse teacher)`,
+        );
+      }
+      checkTeacherHead(teacherLogits, batch, this.shapes, op);
+    } else {
+      checkStepTeacher(teacherLogits, batch, this.shapes, op);
+    }
     let accuracy: tf.Scalar | undefined;
+    const keepAccuracy = (studentLogits: tf.Tensor) => {
+      // Kept out of variableGrads' tidy; not on the loss path, so no gradient flows.
+      const ignoreIndex = this.lossConfig.ignoreIndex;
+      accuracy = tf.keep(batchAccuracy(y, labelKind, studentLogits, rows, ignoreIndex));
+    };
     try {
       const { value, grads } = tf.variableGrads(() => {
-        const studentLogits = this.student.apply(x, { training: true }) as tf.Tensor2D;
-        if (opts.accuracy) {
-          // Kept out of variableGrads' tidy; not on the loss path, so no gradient flows.
-          accuracy = tf.keep(tf.div<tf.Scalar>(correctCount(y, labelKind, studentLogits), batch));
+        let loss: tf.Scalar;
+        if (head !== null) {
+          // The student up to its head, then the loss on the head's own variables: the
+          // gradients reach the kernel and bias through the loss, the body's weights through
+          // the hidden states, as through the model's logits.
+          const hidden = head.body.apply(x, { training: true }) as tf.Tensor;
+          // The logits only for the accuracy asked for (they are what fusing avoids).
+          if (opts.accuracy) keepAccuracy(head.layer.apply(hidden) as tf.Tensor);
+          const studentHead: LinearHead =
+            head.bias === null
+              ? { hidden, weight: head.kernel.read() }
+              : { hidden, weight: head.kernel.read(), bias: head.bias.read() };
+          loss = fusedLinearDistillationLoss(
+            y,
+            studentHead,
+            teacherLogits,
+            this.lossConfig,
+          ) as tf.Scalar;
+        } else {
+          const studentLogits = this.student.apply(x, { training: true }) as tf.Tensor2D;
+          if (opts.accuracy) keepAccuracy(studentLogits);
+          // A teacher head was refused above without a fused student head.
+          loss = this.lossOf(y, studentLogits, teacherLogits as tf.Tensor | SparseTeacher);
         }
-        let loss = this.lossOf(y, studentLogits, teacherLogits);
         for (const penalty of regularizationPenalties(this.student)) {
           loss = tf.add(loss, penalty);
         }
@@ -224,11 +327,11 @@ export class Distiller<O extends DistillerOptions = DistillerOptions> {
    */
   trainStep(x: tf.Tensor, y: tf.Tensor, opts: DistillerStepOptions = {}): DistillerStepResult {
     const op = 'Distiller.trainStep';
-    const { batch } = checkData(x, y, this.shapes, op);
-    let teacherLogits: tf.Tensor | SparseTeacher;
+    const { batch } = this.checkBatch(x, y, op);
+    let teacherLogits: tf.Tensor | SparseTeacher | LinearHead;
     let owned = true;
     if (opts.teacherLogits !== undefined) {
-      teacherLogits = checkStepTeacher(opts.teacherLogits, batch, this.shapes.classes, op);
+      teacherLogits = checkStepTeacher(opts.teacherLogits, batch, this.shapes, op);
       owned = false;
     } else if (this.teacherLogitsMode === 'cached') {
       const indices = opts.batchIndices;
@@ -241,7 +344,7 @@ export class Distiller<O extends DistillerOptions = DistillerOptions> {
       }
       teacherLogits = this.cache.rowsFor(indices, op);
     } else {
-      teacherLogits = this.teacherForward(x);
+      teacherLogits = this.teacherHead ? this.teacherHeadForward(x) : this.teacherForward(x);
     }
     try {
       const { grads, ...result } = this.computeGradients(x, y, teacherLogits, opts);
@@ -269,9 +372,10 @@ export class Distiller<O extends DistillerOptions = DistillerOptions> {
     args: { batchSize?: number } = {},
   ): Promise<DistillerEvaluation> {
     const op = 'Distiller.evaluate';
-    const { labelKind } = checkData(x, y, this.shapes, op);
+    const { rows, labelKind } = this.checkBatch(x, y, op);
     const batchSize = checkPositiveInt(args.batchSize ?? 32, 'batchSize', op);
-    return evaluateStudent(this.student, x, y, labelKind, batchSize);
+    const ignoreIndex = this.lossConfig.ignoreIndex;
+    return evaluateStudent(this.student, x, y, labelKind, batchSize, rows, ignoreIndex);
   }
 
   /**
@@ -286,7 +390,7 @@ export class Distiller<O extends DistillerOptions = DistillerOptions> {
    */
   async fit(x: tf.Tensor, y: tf.Tensor, args: DistillerFitArgs = {}): Promise<DistillerHistory> {
     const op = 'Distiller.fit';
-    const { batch: n } = checkData(x, y, this.shapes, op);
+    const { batch: n } = this.checkBatch(x, y, op);
     const epochs = checkPositiveInt(args.epochs ?? 1, 'epochs', op);
     const batchSize = checkPositiveInt(args.batchSize ?? 32, 'batchSize', op);
     const shuffle = args.shuffle ?? true;
@@ -295,10 +399,7 @@ export class Distiller<O extends DistillerOptions = DistillerOptions> {
       if (!Array.isArray(validation) || validation.length !== 2) {
         throw new TypeError(`${op}: validationData must be [x, y]`);
       }
-      checkData(validation[0], validation[1], this.shapes, op, [
-        'validationData[0]',
-        'validationData[1]',
-      ]);
+      this.checkBatch(validation[0], validation[1], op, ['validationData[0]', 'validationData[1]']);
     }
     const callbacks = normalizeCallbacks(args.callbacks);
     if (this.fitting) throw new Error(`${op}: another fit() of this Distiller is running`);

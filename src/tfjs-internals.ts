@@ -11,6 +11,7 @@
  * | ------------------------------------------ | ---------------------------------------------- |
  * | engine.isTapeOn(), engine.state.activeTape | the op: which gradients the forward writes     |
  * | engine.runKernelFunc(), state.*Depth       | the linear op: a lazy gradient, its own tapes  |
+ * | WebGPUBackend.bufferManager                | measuring: the GPU bytes in use, high-water    |
  * | WebGPUBackend command encoder, uniforms…   | dispatch: recording standalone WGSL            |
  * | WebGPUBackend.tensorMap entries            | dispatch (stored dtype, buffer), gradient (dy) |
  * | WebGPUBackend.device.limits                | the op: bindings, chunks, the largest buffer   |
@@ -483,5 +484,71 @@ export function activeGpuTimers(backend: WebGPUBackendInternals): GpuTimingInter
       return fields.querySet;
     },
     getQueryTime: () => fields.getQueryTime(),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// GPU memory (tfjs-backend-webgpu's buffer manager)
+
+/**
+ * Releases the buffers of the tensors disposed so far (on WebGPU; elsewhere nothing to do).
+ * tfjs-webgpu frees a disposed tensor's buffer at its next queue submit, which comes every few
+ * kernels; the linear op submits after each chunk, so that a chunk's buffers are not still held
+ * while the next chunk allocates its own.
+ */
+export function releaseDisposedBuffers(): void {
+  if (tf.getBackend() !== 'webgpu') return;
+  const backend = webgpuInternals(tf.backend());
+  backend.endComputePassEncoder();
+  backend.ensureCommandEncoderReady();
+  backend.submitQueue();
+}
+
+/** The GPU bytes in use while a tracker runs: where it started and its high-water mark. */
+export interface GpuBytesTracker {
+  /** Bytes in use when tracking started. */
+  readonly startBytes: number;
+  /** The most bytes in use at any buffer acquisition since then. */
+  readonly peakBytes: number;
+  /** Stops tracking (restores the buffer manager). */
+  stop(): void;
+}
+
+/**
+ * Tracks the bytes of GPU buffers in use (`bufferManager.numBytesUsed`: every tensor's buffer,
+ * uniforms and read-back staging, counted once per buffer, and a disposed tensor's until tfjs
+ * releases it at its next submit), sampling at every acquisition. `tf.memory().numBytes` counts
+ * bytes per tensor, so a reshape or a clone of one buffer counts twice there.
+ */
+export function trackGpuBytesInUse(backend: unknown = tf.backend()): GpuBytesTracker {
+  const b = backend as { bufferManager?: unknown };
+  const manager = b.bufferManager;
+  if (!isObject(manager) || typeof manager.acquireBuffer !== 'function') {
+    throw new TfjsInternalsError('WebGPUBackend.bufferManager.acquireBuffer()', 'is missing');
+  }
+  if (typeof manager.numBytesUsed !== 'number') {
+    throw new TfjsInternalsError(
+      'WebGPUBackend.bufferManager.numBytesUsed',
+      `is ${describeValue(manager.numBytesUsed)} (expected a number)`,
+    );
+  }
+  const original = manager.acquireBuffer as (...args: unknown[]) => unknown;
+  const used = () => manager.numBytesUsed as number;
+  const tracker = { startBytes: used(), peakBytes: used() };
+  manager.acquireBuffer = function (this: unknown, ...args: unknown[]) {
+    const buffer = original.apply(this, args);
+    tracker.peakBytes = Math.max(tracker.peakBytes, used());
+    return buffer;
+  };
+  return {
+    get startBytes() {
+      return tracker.startBytes;
+    },
+    get peakBytes() {
+      return tracker.peakBytes;
+    },
+    stop() {
+      manager.acquireBuffer = original;
+    },
   };
 }

@@ -222,7 +222,7 @@ describe('Distiller: construction', () => {
         teacher,
         [name]: 1,
       });
-    for (const name of ['reduction', 'ignoreIndex', 'returnComponents', 'temprature']) {
+    for (const name of ['reduction', 'returnComponents', 'temprature']) {
       expect(unknownOption(name), name).toThrow(
         new RegExp(`Distiller: unknown option '${name}' \\(expected one of student, teacher, `),
       );

@@ -454,16 +454,29 @@ describe("the docs' generated sections", () => {
       '<!-- results:vocab:end -->',
       '<!-- results:topk:begin -->',
       '<!-- results:topk:end -->',
+      '<!-- results:linear:begin -->',
+      '<!-- results:linear:end -->',
       'outro',
     ].join('\n');
     const all = RESULTS_SECTIONS;
     const out = updateResultsSections(readme, rows, all);
-    expect(staleResultsSections(readme, rows, all)).toEqual(['distill', 'kernel', 'vocab', 'topk']);
+    expect(staleResultsSections(readme, rows, all)).toEqual([
+      'distill',
+      'kernel',
+      'vocab',
+      'topk',
+      'linear',
+    ]);
     expect(staleResultsSections(out, rows, all)).toEqual([]);
     expect(updateResultsSections(out, rows, all)).toBe(out);
     // Only the sections asked for are rewritten or checked.
     const distillOnly = updateResultsSections(readme, rows, ['distill']);
-    expect(staleResultsSections(distillOnly, rows, all)).toEqual(['kernel', 'vocab', 'topk']);
+    expect(staleResultsSections(distillOnly, rows, all)).toEqual([
+      'kernel',
+      'vocab',
+      'topk',
+      'linear',
+    ]);
     expect(resultsSectionText(distillOnly, 'kernel')).toBe('');
     expect(out.startsWith('intro\n')).toBe(true);
     expect(out).toContain('\nmiddle\n');
@@ -622,10 +635,11 @@ describe("the docs' generated sections", () => {
       kernel: 'docs/kernel-benchmark.md',
       vocab: 'docs/kernel-benchmark.md',
       topk: 'docs/top-k-teachers.md',
+      linear: 'docs/kernel-benchmark.md',
     });
     expect(resultsDocs()).toEqual([
       { file: 'docs/mnist-benchmark.md', sections: ['distill'] },
-      { file: 'docs/kernel-benchmark.md', sections: ['kernel', 'vocab'] },
+      { file: 'docs/kernel-benchmark.md', sections: ['kernel', 'vocab', 'linear'] },
       { file: 'docs/top-k-teachers.md', sections: ['topk'] },
     ]);
   });

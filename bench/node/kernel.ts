@@ -28,6 +28,16 @@
  * with the teacher's top-K against the dense fused loss on the same logits (alternating
  * windows) and against the stock composition with the same top-K, with the teacher's bytes
  * per row of each (dense C·4, sparse K·8).
+ *
+ * Linear head, `--linear [--linear-sizes 512x256x32768,…]` (rows x H x V; default the grid
+ * H ∈ {256, 768} × V ∈ {32768, 131072} × rows ∈ {512, 2048}): fusedLinearDistillationLoss with
+ * a teacher head against `matMul(h, W) + b` then distillationLoss, and then the stock
+ * composition, forward+backward w.r.t. hidden, weight and bias; the plain matMul's throughput
+ * and the FLOP floor beside them; peak bytes from tf.profile(). With `--linear` the dense and
+ * top-K shapes run only when `--shapes` / `--topk` are given. `--linear-op-budget MiB` sets the
+ * op's memoryBudgetBytes; a matMul side whose arrays exceed one storage binding is refused
+ * unless `--linear-try-past-binding` (then its zeros are reported as a failure); a side whose
+ * estimate exceeds `--memory-budget` GiB (default 8) is refused.
  */
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
@@ -35,18 +45,21 @@ import { Command } from 'commander';
 import '@tensorflow/tfjs-layers';
 import {
   DEFAULT_KERNEL_SHAPES,
+  DEFAULT_LINEAR_SIZES,
   DEFAULT_MEMORY_BUDGET_GIB,
   DEFAULT_TOPK_SHAPES,
   divergenceLabel,
   formatFailureLine,
   formatKernelPlan,
   formatKernelReport,
+  formatLinearLine,
   formatShapeLine,
   formatTopKLine,
   KERNEL_DIVERGENCES,
   KERNEL_SWEEPS,
   kernelCsvRows,
   parseDivergenceOptions,
+  parseLinearSizes,
   parseShapes,
   runKernelBenchmark,
   STOCK_BASELINE_TEXT,
@@ -100,6 +113,19 @@ const program = new Command()
     'forward-kl',
   )
   .option('--beta <b>', 'β of --divergence jsd, in (0, 1) (default 0.5)')
+  .option(
+    '--linear',
+    'time the linear head: the fused linear op vs matMul + fused loss vs matMul + stock',
+  )
+  .option(
+    '--linear-sizes <list>',
+    'linear sizes rows x H x V, comma-separated (e.g. 64x32x1024), or grid (implies --linear)',
+  )
+  .option('--linear-op-budget <MiB>', "the fused linear op's memoryBudgetBytes, MiB", parseFloat)
+  .option(
+    '--linear-try-past-binding',
+    'run matMul sides whose arrays exceed one storage binding (their zeros are reported)',
+  )
   .option('--seed <n>', 'input seed', (v) => parseInt(v, 10), 1234)
   .option('--out <dir>', 'results directory', 'bench/results')
   .option('--append-results', 'add the rows to bench/results/all-results.csv', false);
@@ -121,6 +147,10 @@ async function main(): Promise<void> {
     memoryBudget?: number;
     maxSideS?: number;
     phases?: boolean;
+    linear?: boolean;
+    linearSizes?: string;
+    linearOpBudget?: number;
+    linearTryPastBinding?: boolean;
   }>();
   if (opts.sweep !== undefined && !(KERNEL_SWEEPS as readonly string[]).includes(opts.sweep)) {
     throw new Error(
@@ -132,11 +162,18 @@ async function main(): Promise<void> {
   }
   const sweep = (opts.sweep as KernelSweep | undefined) ?? null;
   const { divergence, beta } = parseDivergenceOptions(opts.divergence, opts.beta);
-  const shapes = parseShapes(opts.shapes);
+  const linear = opts.linear === true || opts.linearSizes !== undefined;
+  if (opts.linearOpBudget !== undefined && !(opts.linearOpBudget > 0)) {
+    throw new Error('--linear-op-budget: expected a positive number of MiB');
+  }
+  const linearShapes = linear ? parseLinearSizes(opts.linearSizes ?? DEFAULT_LINEAR_SIZES) : [];
+  // With --linear, the dense and top-K shapes run only when given on the command line.
+  const shapesGiven = program.getOptionValueSource('shapes') !== 'default';
+  const shapes = linear && !shapesGiven ? [] : parseShapes(opts.shapes);
   // Top-K teachers are forward KL only: the default shape is dropped for another divergence,
   // shapes given on the command line (or the topk sweep) are an error.
   const topKGiven = program.getOptionValueSource('topk') !== 'default';
-  const topK = topKShapesFor(opts.topk, topKGiven, sweep, divergence);
+  const topK = linear && !topKGiven ? [] : topKShapesFor(opts.topk, topKGiven, sweep, divergence);
   const env = await initNodeWebGPU();
   console.log(`adapter: ${env.adapter.description}`);
   console.log(
@@ -160,6 +197,15 @@ async function main(): Promise<void> {
       ? { memoryBudgetBytes: opts.memoryBudget * 1024 ** 3 }
       : {}),
     ...(opts.maxSideS !== undefined ? { maxSideMs: opts.maxSideS * 1000 } : {}),
+    ...(linear
+      ? {
+          linear: linearShapes,
+          linearTryPastBinding: opts.linearTryPastBinding === true,
+          ...(opts.linearOpBudget !== undefined
+            ? { linearOpBudgetBytes: opts.linearOpBudget * 1024 ** 2 }
+            : {}),
+        }
+      : {}),
     windows: opts.windows,
     windowMs: opts.windowMs,
     alpha: opts.alpha,
@@ -177,8 +223,9 @@ async function main(): Promise<void> {
     onShape: (r) => console.log(formatShapeLine(r)),
     onFailure: (f) => console.log(formatFailureLine(f)),
     onTopKShape: (r) => console.log(formatTopKLine(r)),
+    onLinearShape: (r) => console.log(formatLinearLine(r)),
     onProgress: (line) => {
-      if (sweep) console.log(`  … ${line}`);
+      if (sweep || linear) console.log(`  … ${line}`);
     },
     signal: abort.signal,
   });

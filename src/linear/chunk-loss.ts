@@ -1,18 +1,22 @@
 /**
  * One chunk of rows through the loss: the head's logits are transformed and handed to
  * `distillationLoss` (the fused kernels on WebGPU, the exact composition elsewhere); under a
- * tape of the chunk's own, autograd gives ∂objective/∂z for the chunk's raw logits z.
+ * tape of the chunk's own, autograd gives ∂objective/∂z' for the transformed logits, and the
+ * transform's own derivative takes it to the raw logits z.
  */
 import * as tf from '@tensorflow/tfjs-core';
-// The transform's ops (mul, tanh, where) are differentiated by autograd: their gradients are
-// registered by this tfjs-core module (as @tensorflow/tfjs does), whatever the app imports.
-import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import type { DistillationLossComponents } from '../composed.js';
 import { distillationLoss } from '../op.js';
 import type { SparseTeacher } from '../sparse-teacher.js';
 import { withOwnTape } from '../tfjs-internals.js';
 import { chunkLossConfig, type ResolvedLinearConfig } from './config.js';
-import { maskOf, rawLogits, teacherHeadLogits, transformLogits } from './head-logits.js';
+import {
+  maskOf,
+  rawLogits,
+  teacherHeadLogits,
+  transformGradient,
+  transformLogits,
+} from './head-logits.js';
 import type { RowTeacher } from './inputs.js';
 
 /** A chunk's losses: scalars summed over its rows ('sum'), or per row `[c]` ('none'). */
@@ -70,10 +74,18 @@ export function chunkLosses(
   }) as unknown as ChunkLosses;
 }
 
+/** An output of the chunk's losses to differentiate, and its upstream gradient. */
+export interface ChunkUpstream {
+  readonly output: keyof ChunkLosses;
+  /** Shaped like the output; none for the implicit 1 of a loss (the fast path). */
+  readonly dy?: tf.Tensor;
+}
+
 /**
- * ∂objective/∂z for the chunk's raw logits z = h · W + b, and the objective's value: the
- * transform and the loss run on a tape of their own; `objective` turns the chunk's losses into
- * the scalar to differentiate (the summed loss, or the upstream gradients' weighted sum).
+ * ∂/∂z of Σ_o ⟨dy_o, output_o⟩ for the chunk's raw logits z = h · W + b, and the first output's
+ * value. Only the loss runs on a tape (of the chunk's own): its gradient is the fused kernel's,
+ * or the composition's; the transform's derivative is written out. Each output is one backward
+ * pass with its own upstream gradient, so no op of the objective needs a gradient of its own.
  */
 export function chunkGradient(
   rows: ChunkRows,
@@ -81,19 +93,26 @@ export function chunkGradient(
   bias: tf.Tensor1D | undefined,
   cfg: ResolvedLinearConfig,
   reduction: 'sum' | 'none',
-  objective: (losses: ChunkLosses) => tf.Scalar,
-): { value: tf.Scalar; dz: tf.Tensor2D } {
+  upstreams: readonly ChunkUpstream[],
+): { value: tf.Tensor; dz: tf.Tensor2D } {
   return tf.tidy(() => {
     const z = rawLogits(rows.hidden, weight, bias);
     const teacher = teacherInput(rows.teacher, cfg);
     const masked = maskOf(z, cfg.transform);
-    const { value, grads } = withOwnTape(() =>
-      tf.valueAndGrads((logits: tf.Tensor) =>
-        objective(
-          lossesOf(rows, transformLogits(logits, cfg.transform, masked), teacher, cfg, reduction),
-        ),
-      )([z]),
-    );
-    return { value: value as tf.Scalar, dz: grads[0] as tf.Tensor2D };
+    const transformed = transformLogits(z, cfg.transform, masked);
+    let value: tf.Tensor | null = null;
+    let total: tf.Tensor | null = null;
+    for (const { output, dy } of upstreams) {
+      const result = withOwnTape(() =>
+        tf.valueAndGrads(
+          (logits: tf.Tensor) => lossesOf(rows, logits, teacher, cfg, reduction)[output]!,
+        )([transformed], dy),
+      );
+      value ??= result.value;
+      total = total === null ? result.grads[0]! : tf.add(total, result.grads[0]!);
+    }
+    const gradient = total ?? tf.zerosLike(transformed);
+    const dz = transformGradient(gradient, transformed, masked, cfg.transform);
+    return { value: value ?? tf.scalar(0), dz: dz as tf.Tensor2D };
   });
 }

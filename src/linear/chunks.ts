@@ -13,6 +13,13 @@
 import type { HeadTransform } from './config.js';
 import type { LinearShapes } from './inputs.js';
 
+/**
+ * How the op differentiates: not at all (no tape), in the forward pass at unit upstream
+ * gradient ('eager'), or in the backward pass with the upstream gradients ('recompute'; with
+ * components, one backward per output differentiated).
+ */
+export type LinearGradients = 'none' | 'eager' | 'recompute' | 'recompute-components';
+
 /** The rows per chunk and what the op may hold. */
 export interface LinearChunkPlan {
   readonly rowsPerChunk: number;
@@ -32,12 +39,25 @@ export interface LinearChunkPlan {
 export function workingTensorsPerRow(
   shapes: LinearShapes,
   transform: HeadTransform,
-  withGradients: boolean,
+  gradients: LinearGradients,
 ): number {
-  let k = 2 + (withGradients ? 2 : 0);
-  const steps = (transform.logitScale === 1 ? 0 : 1) + (transform.softCap === null ? 0 : 5);
-  k += steps * (withGradients ? 2 : 1);
-  if (shapes.teacherKind === 'head') k += 1 + steps;
+  const capped = transform.softCap !== null;
+  const transformed = capped || transform.logitScale !== 1;
+  // The raw logits, the teacher's logits or rows, and a margin of two for what is not `[c, V]`
+  // but adds up (row statistics, `[c, H]` products, uniforms, buffers awaiting release).
+  let k = 4;
+  // The transformed logits; with a soft cap the mask and three intermediates of its tidy.
+  if (transformed) k += 1 + (capped ? 4 : 0);
+  if (gradients !== 'none') {
+    // The loss gradient; its chain through the transform (and that chain's intermediates).
+    k += 1 + (transformed ? 1 : 0) + (capped ? 3 : 0);
+    // Recomputed with upstream gradients: the loss gradient scaled by them; with components,
+    // one more for the sum over the outputs.
+    if (gradients === 'recompute') k += 1;
+    if (gradients === 'recompute-components') k += 3;
+  }
+  // A teacher head's raw logits beside its transformed ones, and its transform's intermediates.
+  if (shapes.teacherKind === 'head') k += transformed ? 1 + (capped ? 4 : 0) : 0;
   return k;
 }
 
@@ -45,14 +65,15 @@ export function workingTensorsPerRow(
 export function planLinearChunks(
   shapes: LinearShapes,
   transform: HeadTransform,
-  withGradients: boolean,
+  gradients: LinearGradients,
   memoryBudgetBytes: number,
   bindingLimitBytes: number,
   op: string,
 ): LinearChunkPlan {
   const { rows, hiddenSize, vocab } = shapes;
   const rowBytes = vocab * 4;
-  const k = workingTensorsPerRow(shapes, transform, withGradients);
+  const k = workingTensorsPerRow(shapes, transform, gradients);
+  const withGradients = gradients !== 'none';
   const fixed = withGradients ? hiddenSize * vocab * 4 + rows * hiddenSize * 4 : 0;
   const byBudget = Math.floor((memoryBudgetBytes - fixed) / (rowBytes * k));
   if (byBudget < 1) {

@@ -1,6 +1,8 @@
 /**
- * A head's logits for a chunk of rows, z' = softCap(logitScale · (h · W + b)), and the
- * transform alone (differentiated by autograd on the chunk's own tape).
+ * A head's logits for a chunk of rows, z' = softCap(logitScale · (h · W + b)), the transform
+ * alone, and its gradient written out (no autograd, so no core-op gradients are needed):
+ *   ∂z'/∂z = logitScale · (1 − tanh²(y / cap)) = logitScale · (1 − (z' / cap)²),  y = logitScale · z,
+ * and 0 where z is −Infinity (a masked class).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { HeadTransform } from './config.js';
@@ -26,11 +28,31 @@ export function transformLogits(
   transform: HeadTransform,
   masked: tf.Tensor | null = maskOf(z, transform),
 ): tf.Tensor {
-  const scaled = transform.logitScale === 1 ? z : tf.mul(z, transform.logitScale);
-  if (transform.softCap === null || masked === null) return scaled;
+  const scale = transform.logitScale;
+  if (transform.softCap === null || masked === null) return scale === 1 ? z : tf.mul(z, scale);
   const cap = transform.softCap;
-  const capped = tf.mul(tf.tanh(tf.div(scaled, cap)), cap);
-  return tf.where(masked, scaled, capped);
+  return tf.tidy(() => {
+    const scaled = scale === 1 ? z : tf.mul(z, scale);
+    return tf.where(masked, scaled, tf.mul(tf.tanh(tf.div(scaled, cap)), cap));
+  });
+}
+
+/** ∂L/∂z from ∂L/∂z' (`transformed` is z', `masked` where z is −Infinity). */
+export function transformGradient(
+  gradient: tf.Tensor,
+  transformed: tf.Tensor,
+  masked: tf.Tensor | null,
+  transform: HeadTransform,
+): tf.Tensor {
+  const scale = transform.logitScale;
+  if (transform.softCap === null || masked === null) {
+    return scale === 1 ? gradient : tf.mul(gradient, scale);
+  }
+  const cap = transform.softCap;
+  return tf.tidy(() => {
+    const slope = tf.mul(tf.sub(1, tf.square(tf.div(transformed, cap))), scale);
+    return tf.where(masked, tf.zerosLike(gradient), tf.mul(gradient, slope));
+  });
 }
 
 /**

@@ -11,10 +11,11 @@ import {
   activeTape,
   maxStorageBufferBindingSize,
   runWithGradients,
+  releaseDisposedBuffers,
   type LazyGradients,
 } from '../tfjs-internals.js';
-import { chunkGradient, chunkLosses, type ChunkLosses } from './chunk-loss.js';
-import { planLinearChunks } from './chunks.js';
+import { chunkGradient, chunkLosses, type ChunkLosses, type ChunkUpstream } from './chunk-loss.js';
+import { planLinearChunks, type LinearGradients } from './chunks.js';
 import { resolveLinearConfig, type ResolvedLinearConfig } from './config.js';
 import { HeadGradients } from './head-gradients.js';
 import {
@@ -93,6 +94,14 @@ function outputNames(cfg: ResolvedLinearConfig): OutputName[] {
   return cfg.loss.returnComponents ? ['loss', 'hardLoss', 'softLoss'] : ['loss'];
 }
 
+/**
+ * The sum of a list of tensors, one add at a time: tf.addN binds every input at once, and a
+ * long list exceeds the storage bindings a WebGPU shader may have.
+ */
+function sumOf(parts: tf.Tensor[]): tf.Tensor {
+  return parts.reduce((total, part) => tf.add(total, part));
+}
+
 /** The op's outputs from every chunk's: summed and scaled, or per row in the leading shape. */
 function joinOutputs(
   parts: ChunkLosses[],
@@ -107,7 +116,7 @@ function joinOutputs(
         ...shapes.leadingShape,
       ]);
     }
-    const total = pieces.length === 1 ? pieces[0]! : tf.addN(pieces);
+    const total = sumOf(pieces);
     return scale === 1 ? total : tf.mul(total, scale);
   });
 }
@@ -135,13 +144,14 @@ function forwardOnly(
           ) as unknown as tf.TensorContainer,
       ) as unknown as ChunkLosses,
     );
+    releaseDisposedBuffers();
   }
   return joinOutputs(parts, cfg, shapes, reductionScale(rows.labels, cfg, shapes.rows));
 }
 
 /**
- * Every chunk's ∂objective/∂z folded into the head's gradients; `objective` makes a chunk's
- * losses the scalar to differentiate, given the chunk's first row and row count.
+ * Every chunk's ∂/∂z folded into the head's gradients; `upstreams` gives, for a chunk's first
+ * row and row count, the outputs to differentiate and their upstream gradients.
  */
 function headGradients(
   rows: RowInputs,
@@ -150,8 +160,8 @@ function headGradients(
   rowsPerChunk: number,
   hiddenShape: readonly number[],
   scale: tf.Tensor | number,
-  objective: (losses: ChunkLosses, start: number, count: number) => tf.Scalar,
-  values?: tf.Scalar[],
+  upstreams: (start: number, count: number) => ChunkUpstream[],
+  values?: tf.Tensor[],
 ): tf.Tensor[] {
   const reduction = cfg.loss.reduction === 'none' ? 'none' : 'sum';
   const sums = new HeadGradients(rows.weight, rows.bias !== undefined);
@@ -160,8 +170,13 @@ function headGradients(
     // The chunk's temporaries go with its tidy; the running sums must outlive it.
     const { hidden, dz, value } = tf.tidy(() => {
       const chunk = sliceRows(rows, start, count);
-      const grad = chunkGradient(chunk, rows.weight, rows.bias, cfg, reduction, (l) =>
-        objective(l, start, count),
+      const grad = chunkGradient(
+        chunk,
+        rows.weight,
+        rows.bias,
+        cfg,
+        reduction,
+        upstreams(start, count),
       );
       return { hidden: chunk.hidden, dz: grad.dz, value: grad.value };
     });
@@ -169,6 +184,7 @@ function headGradients(
     tf.dispose([hidden, dz]);
     if (values) values.push(value);
     else value.dispose();
+    releaseDisposedBuffers();
   }
   return sums.finish(hiddenShape, scale);
 }
@@ -262,10 +278,19 @@ export function fusedLinearDistillationLoss(
   const bindingLimit = webgpu ? maxStorageBufferBindingSize() : Number.POSITIVE_INFINITY;
   if (webgpu) checkBindings(labels, student, teacher, shapes, bindingLimit);
   const taping = activeTape() !== null;
+  // Gradients in the forward pass when one scalar upstream gradient scales them all.
+  const eager = cfg.loss.reduction !== 'none' && !cfg.loss.returnComponents;
+  const gradients: LinearGradients = !taping
+    ? 'none'
+    : eager
+      ? 'eager'
+      : cfg.loss.returnComponents
+        ? 'recompute-components'
+        : 'recompute';
   const plan = planLinearChunks(
     shapes,
     cfg.transform,
-    taping,
+    gradients,
     cfg.memoryBudgetBytes,
     bindingLimit,
     OP,
@@ -291,8 +316,6 @@ export function fusedLinearDistillationLoss(
   } else {
     inputs.teacherLogProbs = (teacher as { logProbs: tf.Tensor }).logProbs;
   }
-  // Gradients in the forward pass when one scalar upstream gradient scales them all.
-  const eager = cfg.loss.reduction !== 'none' && !cfg.loss.returnComponents;
   const studentNames = ['hidden', 'weight', ...(student.bias ? ['bias'] : [])];
   const refuse = (name: string) => () => {
     throw new Error(
@@ -312,7 +335,7 @@ export function fusedLinearDistillationLoss(
       const rows = rowsOf();
       const scale = reductionScale(rows.labels, cfg, shapes.rows);
       if (!eager) return forwardOnly(rows, cfg, shapes, plan.rowsPerChunk);
-      const values: tf.Scalar[] = [];
+      const values: tf.Tensor[] = [];
       const grads = headGradients(
         rows,
         cfg,
@@ -320,11 +343,11 @@ export function fusedLinearDistillationLoss(
         plan.rowsPerChunk,
         student.hidden.shape,
         scale,
-        (l) => l.loss as tf.Scalar,
+        () => [{ output: 'loss' }],
         values,
       );
       save(grads);
-      const total = values.length === 1 ? values[0]! : tf.addN(values);
+      const total = sumOf(values);
       return [scale === 1 ? total : tf.mul(total, scale)];
     },
     backward: (dys, saved) => {
@@ -345,15 +368,12 @@ export function fusedLinearDistillationLoss(
         plan.rowsPerChunk,
         student.hidden.shape,
         1,
-        (losses, start, count) => {
-          const terms = used.map(({ name, dy: upstream }) => {
-            const weighted = tf.mul(losses[name]!, upstreamRows(upstream, start, count));
-            return cfg.loss.reduction === 'none' ? tf.sum(weighted) : weighted;
-          });
-          const sum =
-            terms.length === 0 ? tf.scalar(0) : terms.length === 1 ? terms[0]! : tf.addN(terms);
-          return (scale === 1 ? sum : tf.mul(sum, scale)) as tf.Scalar;
-        },
+        (start, count) =>
+          used.map(({ name, dy: upstream }) => {
+            // 'mean' / 'sum': the chunk's summed output, scaled like the op's; 'none': its rows.
+            const rowsDy = upstreamRows(upstream, start, count);
+            return { output: name, dy: scale === 1 ? rowsDy : tf.mul(rowsDy, scale) };
+          }),
       );
       return gradientMap(grads);
     },

@@ -96,3 +96,22 @@ export {
   type SparseToleranceInput,
   type SparseTolerances,
 } from './tolerance-sparse.js';
+export {
+  linearLogits64,
+  lossConfigOf,
+  referenceFusedLinearDistillationLoss,
+  transformLogits64,
+  transformSlope64,
+  type LinearReferenceFault,
+  type LinearReferenceInput,
+  type LinearReferenceResult,
+  type LinearReferenceTeacher,
+  makeLinearCase,
+  type LinearCaseSpec,
+} from './reference-linear.js';
+export {
+  gamma,
+  linearTolerances,
+  type LinearToleranceOptions,
+  type LinearTolerances,
+} from './tolerance-linear.js';

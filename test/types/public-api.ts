@@ -140,14 +140,25 @@ export function distillerOptions(): void {
   new Distiller({ student, teacher, loss: 'fused', divergence: 'jsd', beta: 0.3 });
   new Distiller({ student, teacher, loss: 'stock', alpha: 0.5 });
   new Distiller({ student, teacher, teacherLogits: 'cached', teacherTopK: 5 });
+  new Distiller({ student, teacher, fusedHead: true, divergence: 'jsd', beta: 0.3 });
+  new Distiller({ student, teacher, fusedHead: 'auto', teacherLogits: 'cached', teacherTopK: 5 });
+  new Distiller({ student, teacher, loss: 'stock', fusedHead: 'auto' });
+  // @ts-expect-error the stock loss takes logits: its head is never fused
+  new Distiller({ student, teacher, loss: 'stock', fusedHead: true });
+  // @ts-expect-error fusedHead is true, false or 'auto'
+  new Distiller({ student, teacher, fusedHead: 'always' });
+  expectTypeOf<Distiller['fusedHead']>().toEqualTypeOf<boolean>();
   // @ts-expect-error the stock loss is the Keras formula: forward KL only
   new Distiller({ student, teacher, loss: 'stock', divergence: 'jsd' });
   // @ts-expect-error a step's loss is the batch mean: no reduction option
   new Distiller({ student, teacher, reduction: 'sum' });
-  // @ts-expect-error nor ignoreIndex (the Distiller's labels are one per example)
-  new Distiller({ student, teacher, ignoreIndex: -100 });
   // @ts-expect-error nor returnComponents (a step returns the loss)
   new Distiller({ student, teacher, returnComponents: true });
+  // ignoreIndex: padded positions of int32 labels, with the fused loss only
+  new Distiller({ student, teacher, ignoreIndex: -100 });
+  new Distiller({ student, teacher, fusedHead: true, ignoreIndex: -100 });
+  // @ts-expect-error the stock loss is the Keras formula: every position counted
+  new Distiller({ student, teacher, loss: 'stock', ignoreIndex: -100 });
   expectTypeOf<DistillerOptions['divergence']>().toEqualTypeOf<
     'forward-kl' | 'reverse-kl' | 'jsd' | undefined
   >();

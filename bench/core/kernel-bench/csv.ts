@@ -1,5 +1,6 @@
 /** The kernel benchmark's report as the rows of its own CSV file (`npm run bench:kernel`). */
 import { WALL_CLOCK, GPU_CLOCK } from '../lib/loss-timing.js';
+import { linearCsvRows } from './linear-format.js';
 import { reportDivergence } from './losses.js';
 import type { KernelReport } from './report.js';
 
@@ -110,6 +111,9 @@ export function kernelCsvRows(report: KernelReport): Record<string, string | num
         .join('; '),
       ...timed,
     });
+  }
+  for (const r of linearCsvRows(report.adapter.description, report.linear ?? [])) {
+    rows.push({ ...r, ...timed });
   }
   // Every row gets every column (toCsv takes the header from the first row); the columns of
   // older files keep their order, what was timed comes last.

@@ -5,6 +5,7 @@
 import { formatBytes, formatMs, type Spread } from '../lib/stats.js';
 import { GPU_CLOCK, WALL_CLOCK } from '../lib/loss-timing.js';
 import { textTable } from '../protocol/report-output.js';
+import { formatLinearTable } from './linear-format.js';
 import { divergenceLabel, reportDivergence, STOCK_BASELINE_TEXT } from './losses.js';
 import type {
   KernelReport,
@@ -220,7 +221,9 @@ export function formatKernelReport(report: KernelReport): string {
   const { divergence, beta, baseline } = reportDivergence(report);
   const failures = report.failures ?? [];
   const topK = report.topK ?? [];
-  const denseRun = report.results.length > 0 || failures.length > 0 || topK.length === 0;
+  const linear = report.linear ?? [];
+  const denseRun =
+    report.results.length > 0 || failures.length > 0 || (topK.length === 0 && linear.length === 0);
   return [
     ...(denseRun ? [] : [`On ${report.adapter.description}:`]),
     ...(denseRun
@@ -248,10 +251,20 @@ export function formatKernelReport(report: KernelReport): string {
           formatTopKTable(topK),
         ]
       : []),
+    ...(linear.length > 0
+      ? [
+          '',
+          'Linear head, forward+backward w.r.t. hidden, weight and bias per step (median ' +
+            '[p20–p80], ms): the fused linear op with a teacher head, matMul + the fused loss, ' +
+            'matMul + the stock composition' +
+            (report.complete ? '' : ' — INCOMPLETE (stopped early)'),
+          formatLinearTable(linear),
+        ]
+      : []),
     '',
     `(wall) ${report.clocks.wall}.`,
     `(GPU)  ${report.clocks.gpu}.`,
-    ...(denseRun ? [`(stock) ${STOCK_BASELINE_TEXT[baseline]}.`] : []),
+    ...(denseRun || linear.length > 0 ? [`(stock) ${STOCK_BASELINE_TEXT[baseline]}.`] : []),
     ...(phases
       ? [
           '(fwd)  the loss alone, no tape; (bwd) forward+backward − forward of back-to-back ' +

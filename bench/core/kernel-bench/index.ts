@@ -32,6 +32,9 @@
  *   plan.ts      the memory model, the plan within the budget and the time estimate;
  *   measure.ts   inputs, the checked first step and the window schedules;
  *   dense.ts     one dense shape; top-k.ts one top-K shape;
+ *   linear-shapes.ts, linear-report.ts, linear-sides.ts, linear.ts, linear-format.ts: the linear-head mode
+ *                (`--linear`): fusedLinearDistillationLoss against matMul + the fused loss and
+ *                matMul + the stock composition, its sizes, its report, its sides, its text;
  *   runner.ts    the whole run;
  *   format.ts    the printed lines and report; csv.ts the CSV rows.
  */
@@ -50,3 +53,7 @@ export {
 export { runKernelBenchmark } from './runner.js';
 export * from './format.js';
 export * from './csv.js';
+export * from './linear-shapes.js';
+export * from './linear-report.js';
+export * from './linear-format.js';
+export { timeLinearShape } from './linear.js';

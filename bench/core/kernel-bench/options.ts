@@ -1,5 +1,7 @@
 /** What a kernel benchmark run is asked: the device, the shapes, the settings, the callbacks. */
 import type { Divergence } from 'tfjs-fused-distill';
+import type { LinearShapeResult } from './linear-report.js';
+import type { LinearShape } from './linear-shapes.js';
 import type { KernelSweep, TopKShape } from './shapes.js';
 import type {
   KernelBenchMeta,
@@ -25,6 +27,21 @@ export interface KernelBenchOptions {
   topK?: string | readonly TopKShape[] | null;
   /** After each top-K shape: its result, its index and the number of top-K shapes. */
   onTopKShape?(r: TopKShapeResult, i: number, n: number): void;
+  /**
+   * Linear-head sizes `rows × H × V` (`"512x256x32768"`, `"grid"`, or parsed): the fused
+   * linear op against matMul + the fused loss and matMul + the stock composition, forward+
+   * backward w.r.t. hidden, weight and bias (linear.ts). Default: none.
+   */
+  linear?: string | readonly LinearShape[] | null;
+  /** The fused linear op's memoryBudgetBytes (default: the op's own). */
+  linearOpBudgetBytes?: number | null;
+  /**
+   * Run a matMul side whose `[rows, V]` logits or `[H, V]` weight exceed one storage binding
+   * (default false: refused; run anyway, tfjs' matMul returns zeros, which the check reports).
+   */
+  linearTryPastBinding?: boolean;
+  /** After each linear size: its result, its index and the number of linear sizes. */
+  onLinearShape?(r: LinearShapeResult, i: number, n: number): void;
   windows: number;
   windowMs: number;
   alpha: number;

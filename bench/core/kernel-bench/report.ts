@@ -7,6 +7,7 @@ import type { Divergence } from 'tfjs-fused-distill';
 import type { FailureKind } from '../lib/gpu-memory.js';
 import type { Spread } from '../lib/stats.js';
 import type { AdapterDescription } from '../protocol/report.js';
+import type { LinearSettings, LinearShapeResult } from './linear-report.js';
 import type { KernelSweep } from './shapes.js';
 
 export type { FailureKind } from '../lib/gpu-memory.js';
@@ -209,6 +210,8 @@ export interface KernelBenchSettings {
   beta?: number | null;
   /** What the stock side ran (absent in older reports: keras). */
   stockBaseline?: StockBaseline;
+  /** The linear-head mode's settings (`--linear`); absent or null without it. */
+  linear?: LinearSettings | null;
 }
 
 /**
@@ -260,6 +263,8 @@ export interface KernelReport {
   failures?: KernelShapeFailure[];
   /** Sparse (top-K) teacher shapes (absent in older reports). */
   topK?: TopKShapeResult[];
+  /** Linear-head sizes (`--linear`; absent in older reports and without it). */
+  linear?: LinearShapeResult[];
   /** The memory model and the plan (with a budget or a sweep; absent in older reports). */
   plan?: KernelRunPlan | null;
   /** Which clock each figure came from, and why a clock is missing. */

@@ -4,6 +4,9 @@
  */
 import { GPU_CLOCK_TEXT, gpuClockAvailability, WALL_CLOCK_TEXT } from '../lib/loss-timing.js';
 import { timeShape } from './dense.js';
+import { timeLinearShape } from './linear.js';
+import type { LinearSettings, LinearShapeResult } from './linear-report.js';
+import { parseLinearSizes } from './linear-shapes.js';
 import { parseDivergenceOptions, stockBaselineOf } from './losses.js';
 import { Aborted } from './measure.js';
 import type { KernelBenchOptions } from './options.js';
@@ -57,6 +60,12 @@ export async function runKernelBenchmark(options: KernelBenchOptions): Promise<K
           ? parseTopKShapes(options.topK)
           : options.topK.map(([b, c, k]): [number, number, number] => [b, c, k]);
   checkTopKDivergence(topKShapes, sweep, divergence);
+  const linearShapes: [number, number, number][] =
+    options.linear == null
+      ? []
+      : typeof options.linear === 'string'
+        ? parseLinearSizes(options.linear)
+        : options.linear.map(([r, h, v]): [number, number, number] => [r, h, v]);
   const phases = options.phases ?? sweep !== null;
   const memoryBudgetBytes =
     options.memoryBudgetBytes !== undefined
@@ -65,6 +74,16 @@ export async function runKernelBenchmark(options: KernelBenchOptions): Promise<K
         ? DEFAULT_MEMORY_BUDGET_GIB * GiB
         : null;
   const maxSideMs = options.maxSideMs !== undefined ? options.maxSideMs : sweep ? 30_000 : null;
+  const linear: LinearSettings | null =
+    linearShapes.length > 0
+      ? {
+          shapes: linearShapes,
+          opBudgetBytes: options.linearOpBudgetBytes ?? null,
+          capBytes: memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_GIB * GiB,
+          tryPastBinding: options.linearTryPastBinding ?? false,
+          teacherLogits: 'inside-step-constant',
+        }
+      : null;
   const availability = gpuClockAvailability();
   let lostMessage: string | null = null;
   void options.device.lost.then((info) => {
@@ -93,10 +112,12 @@ export async function runKernelBenchmark(options: KernelBenchOptions): Promise<K
       divergence,
       beta,
       stockBaseline: stockBaselineOf(divergence),
+      ...(linear ? { linear } : {}),
     },
     results: [],
     failures: [],
     topK: [],
+    ...(linear ? { linear: [] as LinearShapeResult[] } : {}),
     plan: null,
     clocks: {
       wall: WALL_CLOCK_TEXT,
@@ -171,7 +192,28 @@ export async function runKernelBenchmark(options: KernelBenchOptions): Promise<K
       report.topK!.push(r);
       options.onTopKShape?.(r, i, topKShapes.length);
     }
-    report.complete = done === shapes.length && topKDone === topKShapes.length;
+    let linearDone = 0;
+    for (const [i, shape] of linearShapes.entries()) {
+      if (options.signal?.aborted || !linear) break;
+      let r: LinearShapeResult;
+      try {
+        r = await timeLinearShape(options, shape, linear, {
+          gpuClock: availability.available,
+          maxSideMs: maxSideMs ?? 30_000,
+          deviceLost: () => lostMessage,
+        });
+      } catch (err) {
+        if (err instanceof Aborted) break;
+        throw err;
+      }
+      linearDone++;
+      report.linear!.push(r);
+      options.onLinearShape?.(r, i, linearShapes.length);
+    }
+    report.complete =
+      done === shapes.length &&
+      topKDone === topKShapes.length &&
+      linearDone === linearShapes.length;
     const resolution = report.results.find((r) => r.gpuResolutionMs !== null)?.gpuResolutionMs;
     if (resolution != null && resolution >= 0.001) {
       report.clocks.gpu +=

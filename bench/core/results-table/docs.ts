@@ -6,11 +6,12 @@
  */
 import { distillResultsSection } from './distill-section.js';
 import { kernelResultsSection, vocabResultsSection } from './kernel-section.js';
+import { linearResultsSection } from './linear-section.js';
 import type { ResultRow } from './schema.js';
 import { topKResultsSection } from './top-k-section.js';
 
 /** The generated sections, by name. */
-export const RESULTS_SECTIONS = ['distill', 'kernel', 'vocab', 'topk'] as const;
+export const RESULTS_SECTIONS = ['distill', 'kernel', 'vocab', 'topk', 'linear'] as const;
 export type ResultsSection = (typeof RESULTS_SECTIONS)[number];
 
 /** The file that holds each section, relative to the repository root. */
@@ -19,6 +20,7 @@ export const RESULTS_SECTION_FILES: Readonly<Record<ResultsSection, string>> = {
   kernel: 'docs/kernel-benchmark.md',
   vocab: 'docs/kernel-benchmark.md',
   topk: 'docs/top-k-teachers.md',
+  linear: 'docs/kernel-benchmark.md',
 };
 
 /** Each file with generated sections, and its sections in {@link RESULTS_SECTIONS} order. */
@@ -35,6 +37,7 @@ export function resultsSection(name: ResultsSection, rows: readonly ResultRow[])
   if (name === 'distill') return distillResultsSection(rows);
   if (name === 'vocab') return vocabResultsSection(rows);
   if (name === 'topk') return topKResultsSection(rows);
+  if (name === 'linear') return linearResultsSection(rows);
   return kernelResultsSection(rows);
 }
 

@@ -8,7 +8,9 @@
  *   csv.ts              the CSV text, its validation, and merging without duplicates;
  *   runs.ts             rows grouped by run, and the latest complete run per environment;
  *   markdown.ts         the tables' cells and Markdown layout;
- *   distill-section.ts, kernel-section.ts, top-k-section.ts   the generated sections;
+ *   linear-rows.ts      the linear-head sizes of a kernel report as rows;
+ *   distill-section.ts, kernel-section.ts, top-k-section.ts, linear-section.ts   the
+ *                       generated sections;
  *   docs.ts             which doc file holds which section, and rewriting or checking them;
  *   vocab-plot.ts       the vocabulary sweep's plot (Vega-Lite).
  */
@@ -23,5 +25,7 @@ export { markdownTable } from './markdown.js';
 export { distillResultsSection } from './distill-section.js';
 export { kernelResultsSection, vocabResultsSection } from './kernel-section.js';
 export { topKResultsSection } from './top-k-section.js';
+export { linearResultsSection } from './linear-section.js';
+export { addLinearRows, type LinearShapeInput } from './linear-rows.js';
 export * from './docs.js';
 export { vocabPlotSpec } from './vocab-plot.js';

@@ -13,6 +13,7 @@ import type {
   TopKShapeResult,
 } from '../kernel-bench/report.js';
 import type { Spread } from '../lib/stats.js';
+import { addLinearRows, type LinearShapeInput } from './linear-rows.js';
 import { baseRow, RowSink, type AdapterFields, type ReportProvenance } from './row-sink.js';
 import type { ResultRow } from './schema.js';
 
@@ -85,12 +86,14 @@ export interface KernelReportInput extends ReportProvenance, LegacyKernelReportF
   settings?: Partial<
     Pick<
       KernelReport['settings'],
-      'alpha' | 'temperature' | 'seed' | 'sweep' | 'divergence' | 'beta'
+      'alpha' | 'temperature' | 'seed' | 'sweep' | 'divergence' | 'beta' | 'linear'
     >
   >;
   results: readonly KernelShapeInput[];
   failures?: readonly KernelFailureInput[];
   topK?: readonly TopKShapeInput[];
+  /** Linear-head sizes (absent in older reports and without `--linear`). */
+  linear?: readonly LinearShapeInput[];
 }
 
 /** The kernel benchmark's figures as table rows, per shape. */
@@ -109,6 +112,11 @@ export function kernelResultRows(report: KernelReportInput): ResultRow[] {
     // forward KL's rows read as they did before divergences
     divergence === 'forward-kl' ? '' : `divergence=${divergence}`,
     divergence === 'jsd' && typeof beta === 'number' ? `beta=${beta}` : '',
+    // the linear mode's settings that change its figures
+    typeof report.settings?.linear?.opBudgetBytes === 'number'
+      ? `linear_op_budget=${report.settings.linear.opBudgetBytes}`
+      : '',
+    report.settings?.linear?.tryPastBinding ? 'linear_past_binding=true' : '',
   ]
     .filter((s) => s !== '')
     .join(' ');
@@ -300,5 +308,6 @@ export function kernelResultRows(report: KernelReportInput): ResultRow[] {
     sink.value({ ...bytes, variant: 'sparse' }, r.sparseTeacherBytesPerRow);
     sink.value({ ...bytes, variant: 'dense' }, r.denseTeacherBytesPerRow);
   }
+  addLinearRows(sink, report.linear ?? []);
   return sink.rows;
 }

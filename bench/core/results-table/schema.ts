@@ -69,6 +69,21 @@
  * `fused-sparse/fused-dense` (band: sparse p20 / dense p80 … sparse p80 / dense p20);
  * `speedup` / `gpu_speedup` variant `stock-sparse/fused-sparse`; `teacher_bytes_per_row`
  * (unit `bytes`) variants `sparse` (K·8) and `dense` (C·4). The sweep's rows have `sweep=topk`.
+ *
+ * Linear-head figures of the kernel benchmark (`--linear`): `x_name` `linear_shape`, `x_value`
+ * `RxHxV` (rows, hidden width, vocabulary, e.g. `512x256x32768`); variants `fused-linear`
+ * (fusedLinearDistillationLoss with a teacher head), `matmul-fused` (matMul + bias, then
+ * distillationLoss) and `matmul-stock` (matMul + bias, then the stock composition), each
+ * forward+backward w.r.t. hidden, weight and bias, for `time_ms`, `gpu_time_ms`, `dispatches`,
+ * `peak_bytes` (numBytesInGPU, as above), `profile_peak_bytes` (tf.profile() peakBytes minus
+ * tf.memory().numBytes before the step), `profile_extra_bytes` (that minus the returned
+ * gradients' bytes) and `failure` (a side that failed or was refused, the reason in `note`);
+ * `time_ratio` / `gpu_time_ratio` variant `fused-linear/matmul-fused`; `speedup` /
+ * `gpu_speedup` variant `matmul-stock/fused-linear`; `flops` (unit `count`) variants `student`
+ * (3 products of 2·rows·H·V) and `teacher` (1); variant `matmul` (a plain tf.matMul of the
+ * shape, cut to fit one storage binding, the shape timed in `note`): `time_ms`, `gflops` (unit
+ * `GFLOP/s`, wall and GPU clock) and `floor_ms` (all four products' FLOPs at that
+ * throughput). `linear_op_budget=BYTES` and `linear_past_binding=true` in `config` when set.
  */
 
 /** The columns of the results table, in file order. */
@@ -137,7 +152,12 @@ export type ResultMetric =
   | 'failure'
   | 'time_ratio'
   | 'gpu_time_ratio'
-  | 'teacher_bytes_per_row';
+  | 'teacher_bytes_per_row'
+  | 'profile_peak_bytes'
+  | 'profile_extra_bytes'
+  | 'flops'
+  | 'gflops'
+  | 'floor_ms';
 
 /** One row of the results table; null = an empty cell. */
 export interface ResultRow {

@@ -2,12 +2,17 @@
  * The kernel benchmark panel: the sizes of `npm run bench:kernel`, fused vs stock vs the memory
  * ceiling, forward+backward, on this GPU, in seconds (most visitors run this first). Same code
  * as the CLI (bench/core/kernel-bench/); results fill the table and chart as shapes finish.
- * The top-K sweep (fused sparse vs fused dense vs stock sparse) is shown as the CLI prints it.
+ * The top-K sweep (fused sparse vs fused dense vs stock sparse) and the linear head (the fused
+ * linear op vs matMul + fused loss vs matMul + stock, at small `rows × H × V` sizes) are shown as
+ * the CLI prints them.
  */
 import ceilingShader from '../../core/memory-ceiling.wgsl?raw';
 import {
   DEFAULT_KERNEL_SHAPES,
+  formatLinearLine,
+  formatLinearTable,
   formatTopKLine,
+  parseLinearSizes,
   formatTopKTable,
   parseShapes,
   runKernelBenchmark,
@@ -21,6 +26,9 @@ import { BUILD, pageVersions } from '../build-info.js';
 import { runButtons, type PageContext } from '../context.js';
 import { renderKernelReport, renderKernelResults } from '../views/kernel-view.js';
 import { el, errorText, setStatus } from '../ui.js';
+
+/** The panel's default linear sizes: small, so that one run takes seconds on any adapter. */
+const PAGE_LINEAR_SIZES = '64x32x1024,256x64x8192';
 
 export interface KernelPanel {
   run(params?: URLSearchParams): Promise<boolean>;
@@ -39,7 +47,15 @@ export function createKernelPanel(root: HTMLElement, ctx: PageContext): KernelPa
     el('option', { value: '' }, 'the shapes above'),
     el('option', { value: 'vocab' }, 'vocabulary sweep (C 1k–256k × rows 64/512/2048)'),
     el('option', { value: 'topk' }, 'top-K teacher sweep (256 rows × C 32k/128k × K 8/32/128)'),
+    el('option', { value: 'linear' }, 'linear head at the sizes below (fused linear vs matMul)'),
   );
+  /** The linear head's sizes, rows × H × V: small by default (one size takes seconds). */
+  const linearSizes = el('input', {
+    type: 'text',
+    value: PAGE_LINEAR_SIZES,
+    'aria-label': 'linear sizes',
+    spellcheck: 'false',
+  });
   const windows = el('input', {
     type: 'number',
     min: '3',
@@ -62,6 +78,7 @@ export function createKernelPanel(root: HTMLElement, ctx: PageContext): KernelPa
       'div',
       { class: 'controls' },
       el('label', {}, 'Shapes (B×C) ', shapes),
+      el('label', {}, 'Linear sizes (rows×H×V) ', linearSizes),
       el('label', {}, 'Windows ', windows),
       el('label', {}, 'Run ', sweep),
       start,
@@ -75,19 +92,26 @@ export function createKernelPanel(root: HTMLElement, ctx: PageContext): KernelPa
     if (params?.get('shapes')) shapes.value = params.get('shapes')!;
     if (params?.get('windows')) windows.value = params.get('windows')!;
     if (params?.get('sweep')) sweep.value = params.get('sweep')!;
+    if (params?.get('linear')) {
+      linearSizes.value = params.get('linear')!;
+      sweep.value = 'linear';
+    }
     return ctx
       .run('kernel', async (signal) => {
         const named: KernelSweep | null =
           sweep.value === 'vocab' || sweep.value === 'topk' ? sweep.value : null;
-        const parsed = named ? sweepShapes(named) : parseShapes(shapes.value);
+        const linear = sweep.value === 'linear' ? parseLinearSizes(linearSizes.value) : null;
+        const parsed = named ? sweepShapes(named) : linear ? [] : parseShapes(shapes.value);
         const partial: KernelShapeResult[] = [];
-        const count = parsed.length + (named === 'topk' ? topKSweepShapes().length : 0);
+        const count =
+          parsed.length + (named === 'topk' ? topKSweepShapes().length : 0) + (linear?.length ?? 0);
         setStatus(status, `running ${count} shapes…`);
         const report = await runKernelBenchmark({
           device: ctx.gpu.device,
           ceilingShader,
           shapes: parsed,
           sweep: named,
+          ...(linear ? { topK: null, linear } : {}),
           windows: Number(windows.value),
           windowMs: 250,
           alpha: 0.1,
@@ -116,12 +140,23 @@ export function createKernelPanel(root: HTMLElement, ctx: PageContext): KernelPa
             setStatus(status, line);
             emit({ type: 'progress', task: 'kernel', line });
           },
+          onLinearShape: (r, i, n) => {
+            const line = `${formatLinearLine(r)} (${i + 1}/${n})`;
+            setStatus(status, line);
+            emit({ type: 'progress', task: 'kernel', line });
+          },
         });
         renderKernelReport(out, report);
         if (report.topK && report.topK.length > 0) {
           out.append(
             el('h3', {}, 'Top-K teacher: fused sparse vs fused dense vs stock sparse'),
             el('pre', {}, formatTopKTable(report.topK)),
+          );
+        }
+        if (report.linear && report.linear.length > 0) {
+          out.append(
+            el('h3', {}, 'Linear head: fused linear vs matMul + fused loss vs matMul + stock'),
+            el('pre', {}, formatLinearTable(report.linear)),
           );
         }
         setStatus(
