@@ -126,6 +126,10 @@ const program = new Command()
     '--linear-try-past-binding',
     'run matMul sides whose arrays exceed one storage binding (their zeros are reported)',
   )
+  .option(
+    '--linear-single-step',
+    'one measured step per linear side (wall, peak GPU bytes): for sizes whose step takes minutes',
+  )
   .option('--seed <n>', 'input seed', (v) => parseInt(v, 10), 1234)
   .option('--out <dir>', 'results directory', 'bench/results')
   .option('--append-results', 'add the rows to bench/results/all-results.csv', false);
@@ -151,6 +155,7 @@ async function main(): Promise<void> {
     linearSizes?: string;
     linearOpBudget?: number;
     linearTryPastBinding?: boolean;
+    linearSingleStep?: boolean;
   }>();
   if (opts.sweep !== undefined && !(KERNEL_SWEEPS as readonly string[]).includes(opts.sweep)) {
     throw new Error(
@@ -201,6 +206,7 @@ async function main(): Promise<void> {
       ? {
           linear: linearShapes,
           linearTryPastBinding: opts.linearTryPastBinding === true,
+          linearSingleStep: opts.linearSingleStep === true,
           ...(opts.linearOpBudget !== undefined
             ? { linearOpBudgetBytes: opts.linearOpBudget * 1024 ** 2 }
             : {}),

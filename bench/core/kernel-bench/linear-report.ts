@@ -121,6 +121,11 @@ export interface LinearSettings {
   capBytes: number;
   /** False: a matMul side whose `[rows, V]` or `[H, V]` array exceeds one binding is refused. */
   tryPastBinding: boolean;
+  /**
+   * One checked step per side and one measured step (wall time of that step, peak GPU bytes,
+   * dispatches): no profile and no timed windows. For sizes whose step takes minutes.
+   */
+  singleStep: boolean;
   /** Where the matMul sides' teacher logits come from. */
   teacherLogits: 'inside-step-constant';
 }

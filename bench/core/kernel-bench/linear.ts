@@ -287,6 +287,13 @@ export async function timeLinearShape(
     }
     side.dispatches = stepped.dispatches;
     side.gpuPeakBytes = stepped.peakBytes;
+    if (settings.singleStep) {
+      side.wall = spread([stepped.firstMs]);
+      side.windows = 1;
+      side.status = 'ok';
+      side.error = null;
+      return;
+    }
     progress(`${s}, one step under tf.profile() (peak bytes)`);
     const profiled = await profileLinearStep(stepRun, gradientBytes(shape));
     side.profilePeakBytes = profiled?.raw ?? null;

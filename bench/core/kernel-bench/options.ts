@@ -40,6 +40,8 @@ export interface KernelBenchOptions {
    * (default false: refused; run anyway, tfjs' matMul returns zeros, which the check reports).
    */
   linearTryPastBinding?: boolean;
+  /** One measured step per linear side (see LinearSettings.singleStep). Default false. */
+  linearSingleStep?: boolean;
   /** After each linear size: its result, its index and the number of linear sizes. */
   onLinearShape?(r: LinearShapeResult, i: number, n: number): void;
   windows: number;

@@ -81,6 +81,7 @@ export async function runKernelBenchmark(options: KernelBenchOptions): Promise<K
           opBudgetBytes: options.linearOpBudgetBytes ?? null,
           capBytes: memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_GIB * GiB,
           tryPastBinding: options.linearTryPastBinding ?? false,
+          singleStep: options.linearSingleStep ?? false,
           teacherLogits: 'inside-step-constant',
         }
       : null;
