@@ -13,6 +13,7 @@ import {
   DEFAULT_CONFIG,
   Distiller,
   distillationLoss,
+  fusedLinearDistillationLoss,
   stockDistillationLoss,
   type DistillationLossComponents,
   type DistillationLossConfig,
@@ -102,6 +103,28 @@ export function componentTypes(): void {
   optimizer.minimize(() => distillationLoss(y, s, t, { returnComponents: true }).softLoss);
   // and it is a tensor container, disposed whole
   expectTypeOf<DistillationLossComponents<tf.Tensor1D>>().toExtend<tf.TensorContainer>();
+}
+
+/** The linear head: the same result types, keyed by the hidden states' rank. */
+export function linearHeadTypes(): void {
+  const w = {} as tf.Tensor2D;
+  const b = {} as tf.Tensor1D;
+  const head2 = { hidden: s2, weight: w, bias: b };
+  const head3 = { hidden: s3, weight: w };
+  expectTypeOf(() => fusedLinearDistillationLoss(y, head2, t)).returns.toEqualTypeOf<tf.Scalar>();
+  expectTypeOf(() =>
+    fusedLinearDistillationLoss(y, head3, head2, { reduction: 'none', softCap: 30 }),
+  ).returns.toEqualTypeOf<tf.Tensor2D>();
+  expectTypeOf(() =>
+    fusedLinearDistillationLoss(y, head2, sparse, { returnComponents: true }),
+  ).returns.toEqualTypeOf<DistillationLossComponents<tf.Scalar>>();
+  optimizer.minimize(() =>
+    fusedLinearDistillationLoss(y, head2, t, { ...DEFAULT_CONFIG, memoryBudgetBytes: 1 << 26 }),
+  );
+  // @ts-expect-error the student is a head, not logits
+  fusedLinearDistillationLoss(y, s2, t);
+  // @ts-expect-error no such option
+  fusedLinearDistillationLoss(y, head2, t, { logitsScale: 2 });
 }
 
 /** The defaults are plain user values: spreading them gives a config that means what it says. */
