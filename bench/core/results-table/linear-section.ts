@@ -68,7 +68,14 @@ export function linearResultsSection(rows: readonly ResultRow[]): string {
         r.clock === 'wall' &&
         r.x_value === shape,
     );
-    const extra = (v: string) => bytesCell(get('profile_extra_bytes', v));
+    // The GPU bytes in use at the step's high-water mark, less the gradients it returns
+    // (hidden, weight, bias): what the step holds beyond its inputs and results.
+    const [gr, gh, gv] = linearParts(shape);
+    const returned = (gr * gh + gh * gv + gv) * 4;
+    const extra = (v: string) => {
+      const peak = get('peak_bytes', v);
+      return peak ? bytesCell({ ...peak, p50: peak.p50 - returned }) : DASH;
+    };
     const failed = g.rows
       .filter((r) => r.metric === 'failure' && r.x_value === shape)
       .map((r) => `${r.variant}: ${r.note.replace(/^refused: /, 'refused, ').split(':')[0]}`)
@@ -105,7 +112,7 @@ export function linearResultsSection(rows: readonly ResultRow[]): string {
       'matMul + stock',
       'fused linear / matMul + fused',
       'matMul + stock / fused linear',
-      'extra bytes (profile)',
+      'extra GPU bytes',
       'failed or refused',
       'commit',
       'date',
