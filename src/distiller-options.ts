@@ -63,7 +63,8 @@ export interface DistillerFusedLossOptions extends DistillerCommonOptions {
    * and weights), and the loss computes the logits `hidden · kernel + bias` a chunk of rows at a
    * time from the head's own variables, never holding `[B, C]`. A teacher ending in such a
    * Dense likewise passes its head (per-step teacher logits only; a cache holds logits or a
-   * top-K). The same loss and gradients up to float32 rounding.
+   * top-K). The same loss and gradients up to float32 rounding. The op's memory budget is its
+   * default for the chunks plus the head's weight and hidden gradients, which it holds anyway.
    *
    * false (default): the model's logits. true: fused, and a student without such a head is an
    * error at construction. 'auto': fused when the student has such a head.

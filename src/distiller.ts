@@ -68,6 +68,7 @@ import {
   type DistillerTeacherCache,
 } from './distiller-teacher-cache.js';
 import { fusedLinearDistillationLoss } from './linear/op.js';
+import { DEFAULT_LINEAR_MEMORY_BUDGET_BYTES } from './linear/types.js';
 import type { LinearHead } from './linear/types.js';
 import { distillationLoss } from './op.js';
 import type { SparseTeacher } from './sparse-teacher.js';
@@ -283,12 +284,14 @@ export class Distiller<O extends DistillerOptions = DistillerOptions> {
             head.bias === null
               ? { hidden, weight: head.kernel.read() }
               : { hidden, weight: head.kernel.read(), bias: head.bias.read() };
-          loss = fusedLinearDistillationLoss(
-            y,
-            studentHead,
-            teacherLogits,
-            this.lossConfig,
-          ) as tf.Scalar;
+          // The op's default budget for its chunks, on top of what it must hold whatever the
+          // budget (the weight and hidden gradients' partial sums), so that no head that the
+          // unfused step could train is refused for memory.
+          const held = (studentHead.weight.size + hidden.size) * 4;
+          loss = fusedLinearDistillationLoss(y, studentHead, teacherLogits, {
+            ...this.lossConfig,
+            memoryBudgetBytes: DEFAULT_LINEAR_MEMORY_BUDGET_BYTES + held,
+          }) as tf.Scalar;
         } else {
           const studentLogits = this.student.apply(x, { training: true }) as tf.Tensor2D;
           if (opts.accuracy) keepAccuracy(studentLogits);

@@ -56,6 +56,8 @@ export function workingTensorsPerRow(
     if (gradients === 'recompute') k += 1;
     if (gradients === 'recompute-components') k += 3;
   }
+  // Dense labels: the chunk's slice of them.
+  if (shapes.labelKind === 'dense') k += 1;
   // A teacher head's raw logits beside its transformed ones, and its transform's intermediates.
   if (shapes.teacherKind === 'head') k += transformed ? 1 + (capped ? 4 : 0) : 0;
   return k;

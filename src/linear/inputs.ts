@@ -237,3 +237,41 @@ export function sliceRows(
         : { ...t, hidden: rowsOf(t.hidden) };
   return { labels: rowsOf(inputs.labels), hidden: rowsOf(inputs.hidden), teacher };
 }
+
+/** The op's arguments. */
+export interface LinearArgs {
+  readonly labels: tf.Tensor;
+  readonly student: LinearHead;
+  readonly teacher: LinearTeacher;
+}
+
+/** Every tensor of the arguments, in a fixed order (see {@link argsFromTensors}). */
+export function argTensors({ labels, student, teacher }: LinearArgs): tf.Tensor[] {
+  const heads = (h: LinearHead) => [h.hidden, h.weight, ...(h.bias ? [h.bias] : [])];
+  const teacherTensors = isSparseTeacher(teacher)
+    ? [teacher.indices, teacher.logProbs]
+    : isLinearHead(teacher)
+      ? heads(teacher)
+      : [teacher];
+  return [labels, ...heads(student), ...teacherTensors];
+}
+
+/** The arguments shaped like `like`, with the tensors of `list` (as {@link argTensors} orders them). */
+export function argsFromTensors(list: readonly tf.Tensor[], like: LinearArgs): LinearArgs {
+  let i = 0;
+  const next = () => list[i++]!;
+  const head = (h: LinearHead): LinearHead => {
+    const hidden = next();
+    const weight = next();
+    return h.bias ? { hidden, weight, bias: next() } : { hidden, weight };
+  };
+  const labels = next();
+  const student = head(like.student);
+  const t = like.teacher;
+  const teacher: LinearTeacher = isSparseTeacher(t)
+    ? { indices: next(), logProbs: next() }
+    : isLinearHead(t)
+      ? head(t)
+      : next();
+  return { labels, student, teacher };
+}

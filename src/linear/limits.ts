@@ -13,7 +13,8 @@ function bytesOf(shape: readonly number[]): number {
 
 /**
  * On WebGPU every tensor the op binds whole must fit one storage binding: the head weights
- * (matMul binds them whole), and dense teacher logits or labels (sliced a chunk at a time).
+ * (matMul binds them whole), and the hidden states, dense teacher logits or labels (sliced a
+ * chunk at a time).
  */
 export function checkBindings(
   labels: tf.Tensor,
@@ -25,14 +26,13 @@ export function checkBindings(
 ): void {
   const whole: [string, tf.Tensor | undefined, string][] = [
     ['student.weight', student.weight, 'its gradient is one tensor of the same size'],
+    ['student.hidden', student.hidden, 'sliced a chunk at a time; its gradient is as large'],
     ['labels', shapes.labelKind === 'dense' ? labels : undefined, 'pass int32 class indices'],
   ];
   if (shapes.teacherKind === 'head') {
-    whole.push([
-      'teacher.weight',
-      (teacher as LinearHead).weight,
-      'the teacher head is bound whole',
-    ]);
+    const head = teacher as LinearHead;
+    whole.push(['teacher.weight', head.weight, 'the teacher head is bound whole']);
+    whole.push(['teacher.hidden', head.hidden, 'sliced a chunk at a time']);
   } else if (shapes.teacherKind === 'dense') {
     whole.push([
       'teacher',

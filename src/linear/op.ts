@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { checkConfigForLabels } from '../config.js';
 import type { DistillationLossComponents } from '../composed.js';
+import { effectiveBindingLimit } from '../kernels/plan.js';
 import type { RowLosses } from '../op.js';
 import {
   activeTape,
@@ -24,7 +25,13 @@ import {
 } from './chunk-loop.js';
 import { planLinearChunks, type LinearGradients } from './chunks.js';
 import { resolveLinearConfig } from './config.js';
-import { checkLinearInputs, toRows } from './inputs.js';
+import {
+  argsFromTensors,
+  argTensors,
+  checkLinearInputs,
+  toRows,
+  type LinearArgs,
+} from './inputs.js';
 import { checkBindings } from './limits.js';
 import type { FusedLinearDistillationLossConfig, LinearHead, LinearTeacher } from './types.js';
 
@@ -105,7 +112,9 @@ export function fusedLinearDistillationLoss(
     );
   }
   const webgpu = tf.getBackend() === 'webgpu';
-  const bindingLimit = webgpu ? maxStorageBufferBindingSize() : Number.POSITIVE_INFINITY;
+  const bindingLimit = webgpu
+    ? effectiveBindingLimit(maxStorageBufferBindingSize())
+    : Number.POSITIVE_INFINITY;
   if (webgpu) checkBindings(labels, student, teacher, shapes, bindingLimit, OP);
   const taping = activeTape() !== null;
   // Gradients in the forward pass when one scalar upstream gradient scales them all.
@@ -125,13 +134,14 @@ export function fusedLinearDistillationLoss(
     bindingLimit,
     OP,
   );
-  const rowsOf = () => toRows(labels, student, teacher, shapes);
+  const args: LinearArgs = { labels, student, teacher };
+  const rowsOf = (a: LinearArgs) => toRows(a.labels, a.student, a.teacher, shapes);
   const shape = (outs: tf.Tensor[]) =>
     cfg.loss.returnComponents
       ? { loss: outs[0]!, hardLoss: outs[1]!, softLoss: outs[2]! }
       : outs[0]!;
   if (!taping) {
-    return shape(tf.tidy(() => forwardOnly(rowsOf(), cfg, shapes, plan.rowsPerChunk)));
+    return shape(tf.tidy(() => forwardOnly(rowsOf(args), cfg, shapes, plan.rowsPerChunk)));
   }
 
   // Under a tape: one node whose inputs are everything a gradient could be asked for.
@@ -147,24 +157,32 @@ export function fusedLinearDistillationLoss(
     inputs.teacherLogProbs = (teacher as { logProbs: tf.Tensor }).logProbs;
   }
   const studentNames = ['hidden', 'weight', ...(student.bias ? ['bias'] : [])];
-  const refuse = (name: string) => () => {
+  // A refused gradient throws out of tfjs' backward pass, which then never disposes what the
+  // node saved: dispose it here first.
+  const refuse = (name: string, saved: tf.Tensor[]) => () => {
+    tf.dispose(saved);
     throw new Error(
       `${OP}: ${name} is a constant; no gradient flows into it (labels and teachers are ` +
         'inputs of the loss, not parameters: compute them outside the tape)',
     );
   };
-  const gradientMap = (grads: tf.Tensor[]): LazyGradients => {
+  const gradientMap = (grads: tf.Tensor[], saved: tf.Tensor[]): LazyGradients => {
     const map: LazyGradients = {};
-    for (const name of Object.keys(inputs)) map[name] = refuse(name);
+    for (const name of Object.keys(inputs)) map[name] = refuse(name, saved);
     studentNames.forEach((name, i) => (map[name] = () => grads[i]!));
     return map;
   };
   const outs = runWithGradients({
     inputs,
     forward: (save) => {
-      const rows = rowsOf();
+      const rows = rowsOf(args);
       const scale = reductionScale(rows.labels, cfg, shapes.rows);
-      if (!eager) return forwardOnly(rows, cfg, shapes, plan.rowsPerChunk);
+      if (!eager) {
+        // The backward recomputes from the inputs, which tfjs may dispose before it runs (those
+        // made inside the differentiated function): saved, they are kept (as clones, no copy).
+        save(argTensors(args));
+        return forwardOnly(rows, cfg, shapes, plan.rowsPerChunk);
+      }
       const values: tf.Tensor[] = [];
       const grads = headGradients(
         rows,
@@ -184,9 +202,12 @@ export function fusedLinearDistillationLoss(
       const dy = dys[0]!;
       if (eager) {
         const unit = isUnit(dy);
-        return gradientMap(saved.map((g) => (unit ? tf.clone(g) : tf.mul(g, dy))));
+        return gradientMap(
+          saved.map((g) => (unit ? tf.clone(g) : tf.mul(g, dy))),
+          saved,
+        );
       }
-      const rows = rowsOf();
+      const rows = rowsOf(argsFromTensors(saved, args));
       const scale = reductionScale(rows.labels, cfg, shapes.rows);
       const used = outputNames(cfg)
         .map((name, i) => ({ name, dy: dys[i]! }))
@@ -205,7 +226,7 @@ export function fusedLinearDistillationLoss(
             return { output: name, dy: scale === 1 ? rowsDy : tf.mul(rowsDy, scale) };
           }),
       );
-      return gradientMap(grads);
+      return gradientMap(grads, saved);
     },
   });
   return shape(outs);
